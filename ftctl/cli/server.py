@@ -1,0 +1,55 @@
+"""``ftctl server start|stop|status``: an embedded Redis 8 + Search for trying ftctl locally."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ftctl import server as embedded
+
+
+@click.group()
+def server() -> None:
+    """Run an embedded Redis 8 + Search (needs the 'server' extra)."""
+
+
+_dir_option = click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Working directory and pidfile location [default: $FTCTL_SERVER_DIR or <tmp>/ftctl-server].",
+)
+
+
+@server.command()
+@click.option("--port", type=click.IntRange(0, 65535), default=0, help="Port (0 = a free one).")
+@_dir_option
+def start(port: int, directory: Path | None) -> None:
+    """Start the server in the background and print its URL."""
+    record = embedded.start_detached(port=port, directory=directory)
+    click.echo(record.url)
+    click.echo(f"pid {record.pid}, dir {record.directory}", err=True)
+
+
+@server.command()
+@_dir_option
+def stop(directory: Path | None) -> None:
+    """Stop the server started by 'ftctl server start'."""
+    record = embedded.stop_detached(directory)
+    if record is None:
+        click.echo("no embedded server is running", err=True)
+    else:
+        click.echo(f"stopped {record.url} (pid {record.pid})")
+
+
+@server.command()
+@_dir_option
+def status(directory: Path | None) -> None:
+    """Print the URL of the running server, or exit 1 when none runs."""
+    record = embedded.status(directory)
+    if record is None:
+        click.echo("not running")
+        raise SystemExit(1)
+    click.echo(f"running {record.url} (pid {record.pid})")

@@ -1,0 +1,7 @@
+"""The only code that talks to Redis: it executes the effects steps yield."""
+
+from ftctl.drivers.aio import AsyncDriver
+from ftctl.drivers.connect import async_connect, connect, mask_url
+from ftctl.drivers.sync import SyncDriver
+
+__all__ = ["AsyncDriver", "SyncDriver", "async_connect", "connect", "mask_url"]

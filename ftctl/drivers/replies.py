@@ -1,0 +1,30 @@
+"""Reply normalisation: Redis errors become values or FtctlErrors, once, here."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import redis
+
+from ftctl.errors import ConnectionFailed
+from ftctl.steps.effects import ReplyError
+
+
+def wrap_replies(replies: Sequence[object]) -> list[object]:
+    """Pipeline replies with each ``ResponseError`` turned into a :class:`ReplyError` value."""
+    out: list[object] = []
+    for reply in replies:
+        if isinstance(reply, redis.ResponseError):
+            out.append(ReplyError(str(reply)))
+        elif isinstance(reply, redis.RedisError):
+            raise translate_connection_error(reply)
+        else:
+            out.append(reply)
+    return out
+
+
+def translate_connection_error(exc: BaseException) -> ConnectionFailed:
+    return ConnectionFailed(
+        f"lost the connection to Redis: {exc}",
+        "check the server; re-running the same command resumes from the journal",
+    )

@@ -1,0 +1,82 @@
+"""The one exception family of ftctl, and the exit codes the CLI maps them to.
+
+Every error a user can cause is an :class:`FtctlError` carrying a one-line message, a hint
+that names the fix, and an exit code. The CLI prints ``error: <message> (hint: <hint>)`` and
+exits with that code; it never prints a traceback for these.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+"""The migration ran and failed (validation, timeout, Redis error); a report is still written."""
+EXIT_REFUSED = 2
+"""Bad input or a refused precondition; nothing in Redis was changed."""
+EXIT_INTERRUPTED = 130
+
+
+class FtctlError(Exception):
+    """Base of every error ftctl raises on purpose."""
+
+    exit_code: int = EXIT_REFUSED
+
+    def __init__(self, message: str, hint: str = "", *, exit_code: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        if exit_code is not None:
+            self.exit_code = exit_code
+
+    def one_line(self) -> str:
+        """The message and hint folded into the single line the CLI prints."""
+        text = " ".join(self.message.split())
+        if self.hint:
+            text += f" (hint: {' '.join(self.hint.split())})"
+        return text
+
+
+class UsageError(FtctlError):
+    """Bad input: a file that does not parse, an unknown index, a flag combination."""
+
+
+class RefusedError(FtctlError):
+    """A precondition failed before anything was changed."""
+
+
+class ConnectionFailed(FtctlError):
+    """The Redis server could not be reached."""
+
+
+class RedisCommandError(FtctlError):
+    """Redis answered a command with an error the caller did not expect."""
+
+    exit_code = EXIT_FAILED
+
+    def __init__(self, command: str, reply: str, hint: str = "") -> None:
+        super().__init__(f"{command} failed: {reply}", hint)
+        self.command = command
+        self.reply = reply
+
+
+class ServerUnavailable(FtctlError):
+    """The embedded server cannot be started (missing extra, binary, or module)."""
+
+
+class JournalCorruptError(FtctlError):
+    """The journal has a damaged record before its tail; nothing runs until it is repaired."""
+
+
+class JournalLockedError(FtctlError):
+    """Another ftctl process holds the lock on the backup directory."""
+
+
+class MigrationFailed(FtctlError):
+    """The migration ran and did not reach its target (a check failed or Redis refused)."""
+
+    exit_code = EXIT_FAILED
+
+
+class Interrupted(FtctlError):
+    """The run was stopped at a batch boundary (Ctrl+C); the journal says where to resume."""
+
+    exit_code = EXIT_INTERRUPTED

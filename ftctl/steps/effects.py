@@ -1,0 +1,80 @@
+"""The effects a step yields, and the reply types a driver sends back.
+
+A step is a generator ``Generator[Effect, object, R]``. For each effect the driver sends back:
+
+- ``Commands`` → ``list[object]``: one reply per command, in order. A Redis error reply is
+  delivered as a :class:`ReplyError` value, never raised, so a step decides what it means.
+  Replies are raw (bytes, ints, lists; dicts under RESP3): no client-side callbacks.
+- ``Record`` → ``list[Event]``: the events as appended (sequence number and time stamped),
+  after they were fsync'd.
+- ``Sleep`` → ``None`` after the pause.
+- ``Offload`` → the callable's return value; the async driver runs it in a worker thread so
+  CPU-heavy conversion or file I/O never blocks its event loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeAlias, TypeVar
+
+Arg: TypeAlias = bytes | str | int | float
+Command: TypeAlias = tuple[Arg, ...]
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyError:
+    """An error reply from Redis, delivered to the step as a value."""
+
+    message: str
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@dataclass(frozen=True, slots=True)
+class Commands:
+    """A batch of commands sent as one pipeline (``transaction`` wraps it in MULTI/EXEC)."""
+
+    commands: Sequence[Command]
+    transaction: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """Journal events to append and fsync before the step goes on."""
+
+    events: Sequence[Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Sleep:
+    """Pause (polling); the async driver awaits instead of blocking."""
+
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class Offload(Generic[T]):
+    """CPU-bound or file work the async driver runs in a thread; the sync driver inline."""
+
+    fn: Callable[[], T]
+
+
+Effect: TypeAlias = Commands | Record | Sleep | Offload[Any]
+Step: TypeAlias = Generator[Effect, Any, R]
+
+
+def command_name(command: Command) -> str:
+    """The command's name for messages (``FT.CREATE``), never its arguments."""
+    head = command[0]
+    return head.decode() if isinstance(head, bytes) else str(head)
+
+
+def single(step_reply: list[object]) -> object:
+    """The only reply of a one-command batch."""
+    (reply,) = step_reply
+    return reply

@@ -1,0 +1,83 @@
+"""Drive steps offline with canned replies: for ftctl's own tests and for users'.
+
+>>> scripted = ScriptedRedis([("PING", b"PONG")])
+>>> def step():
+...     (pong,) = yield Commands([("PING",)])
+...     return pong
+>>> scripted.run(step())
+b'PONG'
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from ftctl.steps.effects import Command, Commands, Offload, Record, Sleep, Step
+
+R = TypeVar("R")
+Reply = object
+Responder = Callable[[Command], Reply]
+
+
+def _text(arg: object) -> str:
+    return arg.decode(errors="replace") if isinstance(arg, bytes) else str(arg)
+
+
+@dataclass
+class ScriptedRedis:
+    """Answers commands from a script of ``(pattern, reply)`` pairs, in order.
+
+    ``pattern`` is a glob matched against the command joined by spaces (``"FT.INFO *"``);
+    ``reply`` is the raw reply, or a callable taking the command. Every command sent and
+    every event recorded is kept in ``sent`` and ``recorded`` for assertions. A command that
+    does not match the next scripted pattern fails the test with both shown.
+    """
+
+    script: list[tuple[str, Reply | Responder]]
+    sent: list[Command] = field(default_factory=list)
+    recorded: list[Any] = field(default_factory=list)
+    slept: list[float] = field(default_factory=list)
+
+    def reply_to(self, command: Command) -> Reply:
+        self.sent.append(command)
+        text = " ".join(_text(a) for a in command)
+        if not self.script:
+            raise AssertionError(f"unscripted command: {text}")
+        pattern, reply = self.script.pop(0)
+        if not fnmatch.fnmatchcase(text, pattern):
+            raise AssertionError(f"expected a command like {pattern!r}, got {text!r}")
+        return reply(command) if callable(reply) else reply
+
+    def run(self, step: Step[R]) -> R:
+        """Drive ``step`` to completion against the script and return its value."""
+        reply: object = None
+        while True:
+            try:
+                effect = step.send(reply)
+            except StopIteration as done:
+                value: R = done.value
+                return value
+            match effect:
+                case Commands(commands=commands):
+                    reply = [self.reply_to(tuple(c)) for c in commands]
+                case Record(events=events):
+                    self.recorded.extend(events)
+                    reply = list(events)
+                case Sleep(seconds=seconds):
+                    self.slept.append(seconds)
+                    reply = None
+                case Offload(fn=fn):
+                    reply = fn()
+
+    def assert_done(self) -> None:
+        """Every scripted reply was used."""
+        if self.script:
+            raise AssertionError(f"scripted replies left unused: {[p for p, _ in self.script]}")
+
+
+def commands_matching(sent: Iterable[Command], pattern: str) -> Sequence[Command]:
+    """The sent commands whose space-joined text matches a glob."""
+    return [c for c in sent if fnmatch.fnmatchcase(" ".join(_text(a) for a in c), pattern)]
