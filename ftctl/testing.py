@@ -15,7 +15,16 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from ftctl.steps.effects import Command, Commands, Offload, Record, Sleep, Step
+from ftctl.steps.effects import (
+    Command,
+    Commands,
+    Offload,
+    ReadSegment,
+    Record,
+    Sleep,
+    Step,
+    WriteSegment,
+)
 
 R = TypeVar("R")
 Reply = object
@@ -40,6 +49,8 @@ class ScriptedRedis:
     sent: list[Command] = field(default_factory=list)
     recorded: list[Any] = field(default_factory=list)
     slept: list[float] = field(default_factory=list)
+    segments: list[Any] = field(default_factory=list)
+    """Segments written by the step; a ``ReadSegment`` ref is an index into this list."""
 
     def reply_to(self, command: Command) -> Reply:
         self.sent.append(command)
@@ -71,6 +82,11 @@ class ScriptedRedis:
                     reply = None
                 case Offload(fn=fn):
                     reply = fn()
+                case WriteSegment(payload=payload):
+                    self.segments.append(payload)
+                    reply = len(self.segments) - 1
+                case ReadSegment(ref=ref):
+                    reply = self.segments[ref]
 
     def assert_done(self) -> None:
         """Every scripted reply was used."""

@@ -14,7 +14,16 @@ import redis.asyncio
 
 from ftctl.drivers.replies import translate_connection_error, wrap_replies
 from ftctl.drivers.sync import EventSink
-from ftctl.steps.effects import Commands, Effect, Offload, Record, Sleep, Step
+from ftctl.steps.effects import (
+    Commands,
+    Effect,
+    Offload,
+    ReadSegment,
+    Record,
+    Sleep,
+    Step,
+    WriteSegment,
+)
 
 R = TypeVar("R")
 
@@ -53,12 +62,18 @@ class AsyncDriver:
                     raise translate_connection_error(exc) from None
                 return wrap_replies(replies)
             case Record(events=events):
-                journal = self.journal
-                if journal is None:
-                    raise RuntimeError("this step records events but the driver has no journal")
-                return await asyncio.to_thread(journal.append, events)
+                return await asyncio.to_thread(self._journal().append, events)
             case Sleep(seconds=seconds):
                 await asyncio.sleep(seconds)
                 return None
             case Offload(fn=fn):
                 return await asyncio.to_thread(fn)
+            case WriteSegment(payload=payload):
+                return await asyncio.to_thread(self._journal().write_segment, payload)
+            case ReadSegment(ref=ref):
+                return await asyncio.to_thread(self._journal().read_segment, ref)
+
+    def _journal(self) -> EventSink:
+        if self.journal is None:
+            raise RuntimeError("this step uses the journal but the driver has none")
+        return self.journal

@@ -8,7 +8,16 @@ from typing import Any, Protocol, TypeVar
 import redis
 
 from ftctl.drivers.replies import translate_connection_error, wrap_replies
-from ftctl.steps.effects import Commands, Effect, Offload, Record, Sleep, Step
+from ftctl.steps.effects import (
+    Commands,
+    Effect,
+    Offload,
+    ReadSegment,
+    Record,
+    Sleep,
+    Step,
+    WriteSegment,
+)
 
 R = TypeVar("R")
 
@@ -17,6 +26,10 @@ class EventSink(Protocol):
     """What a driver needs of a journal: append events, fsync, return them stamped."""
 
     def append(self, events: Any) -> list[Any]: ...
+
+    def write_segment(self, payload: Any) -> Any: ...
+
+    def read_segment(self, ref: Any) -> Any: ...
 
 
 class SyncDriver:
@@ -53,11 +66,18 @@ class SyncDriver:
                     raise translate_connection_error(exc) from None
                 return wrap_replies(replies)
             case Record(events=events):
-                if self.journal is None:
-                    raise RuntimeError("this step records events but the driver has no journal")
-                return self.journal.append(events)
+                return self._journal().append(events)
             case Sleep(seconds=seconds):
                 time.sleep(seconds)
                 return None
             case Offload(fn=fn):
                 return fn()
+            case WriteSegment(payload=payload):
+                return self._journal().write_segment(payload)
+            case ReadSegment(ref=ref):
+                return self._journal().read_segment(ref)
+
+    def _journal(self) -> EventSink:
+        if self.journal is None:
+            raise RuntimeError("this step uses the journal but the driver has none")
+        return self.journal

@@ -10,6 +10,8 @@ A step is a generator ``Generator[Effect, object, R]``. For each effect the driv
 - ``Sleep`` → ``None`` after the pause.
 - ``Offload`` → the callable's return value; the async driver runs it in a worker thread so
   CPU-heavy conversion or file I/O never blocks its event loop.
+- ``WriteSegment`` → the ``SegmentRef`` of the fsync'd, compressed segment (the driver's
+  journal writes it); ``ReadSegment`` → the verified, decoded segment payload.
 """
 
 from __future__ import annotations
@@ -64,7 +66,21 @@ class Offload(Generic[T]):
     fn: Callable[[], T]
 
 
-Effect: TypeAlias = Commands | Record | Sleep | Offload[Any]
+@dataclass(frozen=True, slots=True)
+class WriteSegment:
+    """Compress and fsync a backup segment in the journal's directory."""
+
+    payload: Any
+
+
+@dataclass(frozen=True, slots=True)
+class ReadSegment:
+    """Read a segment back, verified against the size and crc its event recorded."""
+
+    ref: Any
+
+
+Effect: TypeAlias = Commands | Record | Sleep | Offload[Any] | WriteSegment | ReadSegment
 Step: TypeAlias = Generator[Effect, Any, R]
 
 
