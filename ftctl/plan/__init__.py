@@ -1,0 +1,1 @@
+"""Pure planning: schema patches, migration plans, diff classification, quantization parameters."""
