@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ftctl.schema.compare import reported_differences
+from ftctl.schema.ftinfo import IndexInfo, IndexStats, parse_ft_info
 from ftctl.schema.model import (
     FIELD_TYPES,
     Algorithm,
@@ -30,6 +32,7 @@ from ftctl.schema.model import (
     load_schema,
     schema_to_builtins,
 )
+from ftctl.schema.render import create_argv
 
 __all__ = [
     "FIELD_TYPES",
@@ -42,8 +45,10 @@ __all__ = [
     "GeoField",
     "GeoShapeAttrs",
     "GeoShapeField",
+    "IndexInfo",
     "IndexSchema",
     "IndexSettings",
+    "IndexStats",
     "NumericAttrs",
     "NumericField",
     "StorageType",
@@ -54,8 +59,11 @@ __all__ = [
     "VectorAttrs",
     "VectorDataType",
     "VectorField",
+    "create_argv",
     "dump_schema",
     "from_builtins",
     "load_schema",
+    "parse_ft_info",
+    "reported_differences",
     "schema_to_builtins",
 ]
