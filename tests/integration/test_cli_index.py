@@ -1,0 +1,114 @@
+"""``ftctl index`` commands against the real server, through click's CliRunner."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import redis
+from click.testing import CliRunner
+
+from ftctl.cli import cli
+
+SCHEMA = b"""
+index: {name: docs, prefix: "doc:", storage_type: hash}
+fields:
+  - {name: title, type: text, attrs: {sortable: true}}
+  - {name: tags, type: tag, attrs: {separator: "|"}}
+  - name: embedding
+    type: vector
+    attrs: {dims: 4, algorithm: HNSW, datatype: float32, distance_metric: cosine}
+"""
+
+
+def _run(redis_url: str, *args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, ["--url", redis_url, "index", *args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def _schema_file(tmp_path: Path, data: bytes = SCHEMA) -> str:
+    path = tmp_path / "schema.yaml"
+    path.write_bytes(data)
+    return str(path)
+
+
+def test_create_info_listall_delete(r: redis.Redis, redis_url: str, tmp_path: Path) -> None:
+    """create prints the name; listall and info show it; delete drops it and keeps documents."""
+    code, out, _ = _run(redis_url, "create", "--schema", _schema_file(tmp_path))
+    assert code == 0 and "docs" in out
+    r.hset("doc:1", mapping={"title": "hello", "tags": "a|b"})
+    code, out, _ = _run(redis_url, "listall")
+    assert code == 0 and "1. docs" in out
+    code, out, _ = _run(redis_url, "info", "--index", "docs")
+    assert code == 0
+    assert "Storage: hash" in out and "'doc:'" in out
+    assert "embedding (vector): hnsw, float32, dims=4, cosine" in out
+    assert "title (text): sortable" in out
+    code, out, _ = _run(redis_url, "info", "--index", "docs", "--json")
+    assert code == 0
+    payload = json.loads(out)
+    assert payload["schema"]["index"]["name"] == "docs"
+    assert payload["stats"]["num_docs"] == 1
+    assert "index.key_separator" in payload["schema"]["unreported"]
+    code, out, _ = _run(redis_url, "delete", "--index", "docs")
+    assert code == 0 and "docs" in out
+    assert r.execute_command("FT._LIST") == []
+    assert r.hget("doc:1", "title") == b"hello"
+
+
+def test_create_refuses_existing(r: redis.Redis, redis_url: str, tmp_path: Path) -> None:
+    """create on an existing index name exits 2 with one line and leaves the index alone."""
+    path = _schema_file(tmp_path)
+    assert _run(redis_url, "create", "--schema", path)[0] == 0
+    code, _, err = _run(redis_url, "create", "--schema", path)
+    assert code == 2
+    assert "already exists" in err and "Traceback" not in err
+    assert r.execute_command("FT._LIST") == [b"docs"]
+
+
+def test_delete_refuses_alias(r: redis.Redis, redis_url: str, tmp_path: Path) -> None:
+    """delete through an alias is refused (exit 2) and names the real index."""
+    assert _run(redis_url, "create", "--schema", _schema_file(tmp_path))[0] == 0
+    r.execute_command("FT.ALIASADD", "current", "docs")
+    code, _, err = _run(redis_url, "delete", "--index", "current")
+    assert code == 2
+    assert "alias" in err and "docs" in err
+    assert r.execute_command("FT._LIST") == [b"docs"]
+
+
+def test_unknown_index_is_one_line(r: redis.Redis, redis_url: str) -> None:
+    """info/delete of an unknown index: one line with the listall hint, exit 2."""
+    for command in ("info", "delete"):
+        code, _, err = _run(redis_url, command, "--index", "nope")
+        assert code == 2
+        assert err.strip() == (
+            "error: index 'nope' does not exist (hint: run 'ftctl index listall')"
+        )
+
+
+def test_bad_yaml_is_one_line(r: redis.Redis, redis_url: str, tmp_path: Path) -> None:
+    """A schema file that is not YAML: one line naming the file, exit 2, nothing created."""
+    path = _schema_file(tmp_path, b"index: [")
+    code, _, err = _run(redis_url, "create", "--schema", path)
+    assert code == 2
+    assert "schema.yaml" in err and "not valid YAML" in err
+    assert len(err.strip().splitlines()) == 1
+    assert r.execute_command("FT._LIST") == []
+
+
+def test_server_refusal_is_usage_error(r: redis.Redis, redis_url: str, tmp_path: Path) -> None:
+    """A schema the server refuses (INT8 on RediSearch 2.10) exits 2 with the server's reason."""
+    data = (
+        b"index: {name: bad}\nfields: [{name: v, type: vector, attrs: {dims: 4, datatype: int8}}]"
+    )
+    code, _, err = _run(redis_url, "create", "--schema", _schema_file(tmp_path, data))
+    assert code == 2
+    assert "refused" in err
+    assert r.execute_command("FT._LIST") == []
+
+
+def test_unreachable_server_is_one_line() -> None:
+    """An unreachable server: one line with a hint, exit 2, no traceback."""
+    result = CliRunner().invoke(cli, ["--url", "redis://127.0.0.1:1", "index", "listall"])
+    assert result.exit_code == 2
+    assert "cannot reach Redis" in result.stderr and "Traceback" not in result.stderr
