@@ -35,7 +35,7 @@ def float_batches(
         max_value=None if max_value is None else float(cast(max_value)),
         allow_nan=False,
         allow_infinity=allow_infinity and min_value is None and max_value is None,
-        width=np.dtype(dtype).itemsize * 8,
+        width={2: 16, 4: 32, 8: 64}[np.dtype(dtype).itemsize],  # type: ignore[arg-type]  # Literal widths, picked by item size
     )
     return hnp.arrays(dtype, shapes(), elements=elements)
 

@@ -146,7 +146,7 @@ def calibrate(
             scheme="symmetric",
             scale=scale,
             calibration=f"p{percentile:g} of |x| {where}",
-            clipped_fraction=clipped / max(values.size, 1),
+            clipped_fraction=float(clipped) / max(values.size, 1),
         )
     if values.size:
         low = min(float(np.percentile(values, 100.0 - percentile)), 0.0)
@@ -162,7 +162,7 @@ def calibrate(
         scale=scale,
         zero_point=zero_point,
         calibration=f"p{100.0 - percentile:g}..p{percentile:g} of x {where}",
-        clipped_fraction=clipped / max(values.size, 1),
+        clipped_fraction=float(clipped) / max(values.size, 1),
     )
 
 
