@@ -1,0 +1,163 @@
+"""Events: stable tags, msgpack round trips, schema evolution."""
+
+from __future__ import annotations
+
+import ast
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+import msgspec
+import pytest
+
+import ftctl.journal
+from ftctl.journal import (
+    EVENT_TYPES,
+    BatchDone,
+    CheckFailed,
+    CheckPassed,
+    ConflictRecorded,
+    Event,
+    Interrupted,
+    KeysEnumerated,
+    Note,
+    RunFinished,
+    RunStarted,
+    SegmentRef,
+    StepFinished,
+    StepSkipped,
+    StepStarted,
+    decode_event,
+    encode_event,
+    segment_refs,
+)
+
+REF = SegmentRef(number=7, size=123, crc32=0xDEADBEEF)
+AT = datetime(2025, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+
+SAMPLES: list[Event] = [
+    RunStarted(
+        seq=1,
+        at=AT,
+        run_id="r1",
+        kind="apply",
+        index_name="idx",
+        plan_yaml="version: 1\nmode: drop_recreate\n",
+        plan_sha256="ab" * 32,
+        mode="drop_recreate",
+        options={"batch_size": 500, "async": False, "ratio": 0.5, "who": "me"},
+        redis_url="redis://:***@localhost:6379",
+        ftctl_version="0.1.0",
+    ),
+    StepStarted(seq=2, at=AT, step="enumerate"),
+    StepFinished(seq=3, at=AT, step="enumerate", counts={"keys": 10}),
+    StepSkipped(seq=4, at=AT, step="quantize", reason="no datatype change"),
+    BatchDone(seq=5, at=AT, step="backup", batch=0, keys=10, segment=REF, counts={"bytes": 4}),
+    KeysEnumerated(seq=6, at=AT, segment=REF, batch=0, keys=10),
+    CheckPassed(seq=7, at=AT, check="doc_count"),
+    CheckFailed(seq=8, at=AT, check="knn", detail="2 not found", count=2),
+    ConflictRecorded(seq=9, at=AT, step="rename_keys", keys=[b"k:\x00\xff"], reason="exists"),
+    Note(seq=10, at=AT, message="aof off", data={"n": 1}),
+    Interrupted(seq=11, at=AT, step="backup", batch=3),
+    RunFinished(seq=12, at=AT, result="failed", error="knn check failed"),
+]
+
+EXPECTED_TAGS = {
+    "RunStarted": "run_started",
+    "StepStarted": "step_started",
+    "StepFinished": "step_finished",
+    "StepSkipped": "step_skipped",
+    "BatchDone": "batch_done",
+    "KeysEnumerated": "keys_enumerated",
+    "CheckPassed": "check_passed",
+    "CheckFailed": "check_failed",
+    "ConflictRecorded": "conflict_recorded",
+    "Note": "note",
+    "Interrupted": "interrupted",
+    "RunFinished": "run_finished",
+}
+
+
+def test_tags_are_explicit_stable_and_unique() -> None:
+    """Every event class carries an explicit snake_case tag; the known tags never change."""
+    tags = {cls.__name__: cls.__struct_config__.tag for cls in EVENT_TYPES}
+    for name, tag in tags.items():
+        assert isinstance(tag, str) and re.fullmatch(r"[a-z][a-z0-9_]*", tag), name
+        assert tag != name, f"{name} relies on the implicit class-name tag"
+    assert len(set(tags.values())) == len(tags)
+    for name, tag in EXPECTED_TAGS.items():
+        assert tags[name] == tag, f"tag of {name} changed: old journals would not load"
+
+
+def test_samples_cover_every_event_type() -> None:
+    """The round-trip samples include one instance of every concrete event class."""
+    assert {type(e) for e in SAMPLES} == set(EVENT_TYPES)
+
+
+@pytest.mark.parametrize("event", SAMPLES, ids=lambda e: type(e).__name__)
+def test_event_round_trips_through_msgpack(event: Event) -> None:
+    """encode_event/decode_event give back an equal event of the same class, time zone kept."""
+    decoded = decode_event(encode_event(event))
+    assert decoded == event
+    assert type(decoded) is type(event)
+    assert decoded.at is not None and decoded.at.tzinfo is not None
+
+
+def test_tag_is_written_under_type() -> None:
+    """The wire form is a msgpack map with the tag under "type" (readable by any msgpack tool)."""
+    raw = msgspec.msgpack.decode(encode_event(StepStarted(step="drop")))
+    assert raw["type"] == "step_started"
+    assert raw["step"] == "drop"
+
+
+def test_old_record_without_new_fields_decodes_with_defaults() -> None:
+    """A record written before a defaulted field existed still decodes (schema evolution)."""
+    old = msgspec.msgpack.encode(
+        {"type": "batch_done", "seq": 4, "step": "backup", "batch": 1, "keys": 3}
+    )
+    event = decode_event(old)
+    assert isinstance(event, BatchDone)
+    assert event.segment is None and event.counts == {} and event.at is None
+
+
+def test_unknown_tag_is_a_validation_error() -> None:
+    """A record of an event type this version does not know is rejected, not misread."""
+    with pytest.raises(msgspec.ValidationError):
+        decode_event(msgspec.msgpack.encode({"type": "from_the_future", "seq": 1}))
+
+
+def test_base_event_cannot_be_encoded() -> None:
+    """Only members of AnyEvent may be written: the untagged base class is refused."""
+    with pytest.raises(TypeError, match="not a journal event"):
+        encode_event(Event())
+
+
+def test_segment_refs_finds_references_by_type() -> None:
+    """segment_refs returns the segments an event references and nothing for others."""
+    assert segment_refs(SAMPLES[4]) == [REF]
+    assert segment_refs(SAMPLES[5]) == [REF]
+    assert segment_refs(BatchDone(step="s", batch=0, keys=0)) == []
+    assert segment_refs(SAMPLES[0]) == []
+
+
+def test_defaults_are_not_shared_between_instances() -> None:
+    """A default dict belongs to its event (no shared mutable default)."""
+    a = StepFinished(step="a")
+    b = StepFinished(step="b")
+    assert a.counts is not b.counts
+
+
+def test_journal_package_depends_only_on_errors() -> None:
+    """ftctl.journal imports no redis, steps, drivers or plan (dependencies point one way)."""
+    forbidden = ("redis", "ftctl.steps", "ftctl.drivers", "ftctl.plan", "ftctl.schema", "pickle")
+    package = Path(ftctl.journal.__file__).parent
+    seen: set[str] = set()
+    for source in package.glob("*.py"):
+        for node in ast.walk(ast.parse(source.read_text())):
+            if isinstance(node, ast.Import):
+                seen.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                seen.add(node.module)
+    assert "ftctl.errors" in seen
+    bad = sorted(m for m in seen if m.startswith(forbidden))
+    assert bad == []

@@ -1,0 +1,123 @@
+"""Backup segments: typed msgpack in one zstd frame, field blocks packed per batch."""
+
+from __future__ import annotations
+
+import zlib
+from pathlib import Path
+
+import msgspec
+import numpy as np
+import pytest
+import zstandard
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ftctl.errors import JournalCorruptError
+from ftctl.journal import SegmentPayload, SegmentRef, pack_field, present_mask, unpack_field
+from ftctl.journal.segments import (
+    decode_segment,
+    encode_segment,
+    read_segment_file,
+    write_segment_file,
+)
+
+VALUES: list[bytes | None] = [
+    b"\x00" * 8,
+    None,
+    b"\x01" * 8,
+    None,
+    None,
+    b"\x02" * 8,
+    b"\x03" * 8,
+    None,
+    b"\x04" * 8,
+]
+
+
+def test_pack_field_stores_bitmap_and_concatenated_present_values() -> None:
+    """Present values are concatenated in key order; absent keys are cleared bits."""
+    block = pack_field(VALUES, dtype="float32", dims=2)
+    assert block.data == b"".join(v for v in VALUES if v is not None)
+    assert block.sizes == b""  # uniform width needs no per-value sizes
+    assert present_mask(block, len(VALUES)).tolist() == [v is not None for v in VALUES]
+    assert unpack_field(block, len(VALUES)) == VALUES
+
+
+@given(st.lists(st.one_of(st.none(), st.binary(max_size=24)), max_size=40))
+def test_pack_unpack_round_trips_any_values(values: list[bytes | None]) -> None:
+    """Any mix of absent, empty and odd-length values comes back byte for byte."""
+    block = pack_field(values, dtype="float32", dims=3)
+    assert unpack_field(block, len(values)) == values
+
+
+def test_unpack_refuses_block_inconsistent_with_bitmap() -> None:
+    """A block whose data does not fit its bitmap is reported as corrupt, not misread."""
+    block = pack_field([b"abcd", b"efgh"], dtype="float32", dims=1)
+    broken = msgspec.structs.replace(block, sizes=np.array([4, 5], dtype="<u4").tobytes())
+    with pytest.raises(JournalCorruptError, match="does not match its presence bitmap"):
+        unpack_field(broken, 2)
+
+
+def test_segment_is_one_zstd_frame_of_plain_msgpack() -> None:
+    """The file is a single zstd frame with its content size; inside is msgpack, not pickle."""
+    payload = SegmentPayload(
+        keys=[b"a", b"b"], fields={"v": pack_field([b"12", None], dtype="int8", dims=2)}
+    )
+    blob = encode_segment(payload, level=1)
+    params = zstandard.get_frame_parameters(blob)
+    inner = zstandard.ZstdDecompressor().decompress(blob)
+    assert params.content_size == len(inner)
+    raw = msgspec.msgpack.decode(inner)
+    assert raw["keys"] == [b"a", b"b"]
+    assert raw["fields"]["v"]["dtype"] == "int8"
+    assert decode_segment(blob) == payload
+
+
+def test_garbage_segment_is_refused() -> None:
+    """Bytes that are not a segment raise JournalCorruptError with the segment's name."""
+    with pytest.raises(JournalCorruptError, match=r"000003\.zst cannot be decoded"):
+        decode_segment(b"not zstd at all", name="segment 000003.zst")
+
+
+def test_segment_file_round_trip_and_mode(tmp_path: Path) -> None:
+    """A written segment reads back equal, is 0600, and its ref matches the file."""
+    payload = SegmentPayload(keys=[f"doc:{i}".encode() for i in range(1000)])
+    ref = write_segment_file(tmp_path, 12, payload)
+    path = tmp_path / "000012.zst"
+    blob = path.read_bytes()
+    assert ref == SegmentRef(number=12, size=len(blob), crc32=zlib.crc32(blob))
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert not (tmp_path / "000012.zst.tmp").exists()
+    assert read_segment_file(tmp_path, ref) == payload
+
+
+def test_segment_with_wrong_crc_is_refused_with_clear_message(tmp_path: Path) -> None:
+    """A segment whose bytes changed is refused before decoding, naming file, size and crc."""
+    ref = write_segment_file(tmp_path, 12, SegmentPayload(keys=[b"a", b"b", b"c"]))
+    path = tmp_path / ref.filename
+    blob = bytearray(path.read_bytes())
+    blob[-1] ^= 0xFF
+    path.write_bytes(bytes(blob))
+    with pytest.raises(JournalCorruptError) as caught:
+        read_segment_file(tmp_path, ref)
+    message = caught.value.message
+    assert message.startswith("segment 000012.zst does not match the journal")
+    assert f"expected {ref.crc32:08x}" in message
+    assert caught.value.hint
+
+
+def test_segment_with_wrong_size_is_refused(tmp_path: Path) -> None:
+    """A truncated segment is refused (size checked along with the crc)."""
+    ref = write_segment_file(tmp_path, 1, SegmentPayload(keys=[b"a"]))
+    path = tmp_path / ref.filename
+    path.write_bytes(path.read_bytes()[:-1])
+    with pytest.raises(JournalCorruptError, match=rf"size {ref.size - 1} \(expected {ref.size}\)"):
+        read_segment_file(tmp_path, ref)
+
+
+def test_missing_segment_is_refused(tmp_path: Path) -> None:
+    """A referenced segment that is gone is reported as such."""
+    with pytest.raises(
+        JournalCorruptError, match=r"000004\.zst referenced by the journal is missing"
+    ):
+        read_segment_file(tmp_path, SegmentRef(number=4, size=1, crc32=0))
