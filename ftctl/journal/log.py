@@ -17,7 +17,7 @@ import errno
 import fcntl
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -311,6 +311,11 @@ class Journal:
     def read_segment(self, ref: SegmentRef) -> SegmentPayload:
         """A segment's payload, after checking its size and crc32 against ``ref``."""
         return read_segment_file(self.segments_dir, ref)
+
+    def iter_segments(self, refs: Iterable[SegmentRef]) -> Iterator[SegmentPayload]:
+        """Verified payloads of ``refs``, one at a time (streams keys without holding them all)."""
+        for ref in refs:
+            yield self.read_segment(ref)
 
     # -- writing -------------------------------------------------------------------------
 

@@ -382,3 +382,14 @@ def test_exists(tmp_path: Path, jdir: Path) -> None:
     assert not Journal.exists(tmp_path / "nothing")
     with Journal.create(jdir, first=_first()):
         assert Journal.exists(jdir)
+
+
+def test_iter_segments_streams_key_batches_in_order(journal: Journal) -> None:
+    """Key segments are read back one batch at a time, in the order of their refs."""
+    refs = [
+        journal.write_segment(SegmentPayload(keys=[f"k{b}:{i}".encode() for i in range(3)]))
+        for b in range(4)
+    ]
+    batches = journal.iter_segments(reversed(refs))
+    assert next(batches).keys == [b"k3:0", b"k3:1", b"k3:2"]
+    assert [p.keys[0] for p in batches] == [b"k2:0", b"k1:0", b"k0:0"]
