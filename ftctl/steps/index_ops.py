@@ -1,0 +1,157 @@
+"""The index-level steps: preflight, drop, create, wait."""
+
+from __future__ import annotations
+
+import secrets
+
+from ftctl.errors import MigrationFailed, RefusedError
+from ftctl.journal.events import CheckFailed, CheckPassed
+from ftctl.schema.compare import reported_differences
+from ftctl.schema.ftinfo import IndexInfo, IndexStats, parse_ft_info
+from ftctl.schema.model import IndexSchema
+from ftctl.schema.render import create_argv
+from ftctl.steps.effects import Command, Commands, Record, ReplyError, Sleep, Step
+from ftctl.steps.enumerate import SCAN_COUNT, glob_escape
+from ftctl.steps.replies import is_unknown_index, ok
+from ftctl.steps.spec import RunSpec
+
+THROWAWAY_PREFIX = "__ftctl_check_"
+
+
+def throwaway_create(schema: IndexSchema, token: str | None = None) -> list[Command]:
+    """FT.CREATE of ``schema`` under a throwaway name on a prefix no key matches, then its drop."""
+    name = f"{THROWAWAY_PREFIX}{token or secrets.token_hex(6)}"
+    return [
+        tuple(create_argv(schema, name=name, prefixes=[f"{name}:"])),
+        ("FT.DROPINDEX", name),
+    ]
+
+
+def _count_keys(prefix: str, limit: int = 1) -> Step[int]:
+    """How many keys start with ``prefix`` (stops counting at ``limit``)."""
+    cursor, found = 0, 0
+    while True:
+        (reply,) = yield Commands(
+            [("SCAN", str(cursor), "MATCH", glob_escape(prefix) + "*", "COUNT", str(SCAN_COUNT))]
+        )
+        page = ok(reply, "SCAN")
+        assert isinstance(page, list)
+        cursor = int(page[0])
+        found += len(page[1])
+        if cursor == 0 or found >= limit:
+            return found
+
+
+def preflight(spec: RunSpec) -> Step[None]:
+    """Refuse (RefusedError, nothing changed) unless the drop can safely go ahead.
+
+    The live source must still match the plan, the server must accept the target schema
+    (throwaway FT.CREATE), and rename destinations must be free.
+    """
+    commands: list[Command] = [("FT.INFO", spec.source_index)]
+    commands += throwaway_create(spec.target_schema)
+    renaming = spec.target_index != spec.source_index
+    if renaming:
+        commands.append(("FT.INFO", spec.target_index))
+    replies = yield Commands(commands)
+    problems: list[tuple[str, str]] = []
+    source = replies[0]
+    if is_unknown_index(source):
+        problems.append(("source_exists", f"index '{spec.source_index}' does not exist"))
+    else:
+        info = parse_ft_info(ok(source, "FT.INFO"))
+        if info.index_name != spec.source_index:
+            problems.append(
+                ("source_not_alias", f"'{spec.source_index}' is an alias of '{info.index_name}'")
+            )
+        differences = reported_differences(spec.source_schema, info.schema)
+        if differences:
+            problems.append(
+                ("source_schema_match", "source schema mismatch: " + "; ".join(differences))
+            )
+    if isinstance(replies[1], ReplyError):
+        problems.append(("target_accepted", f"the server rejects the target schema: {replies[1]}"))
+    if renaming and not is_unknown_index(replies[3]):
+        problems.append(
+            ("target_name_free", f"an index or alias named '{spec.target_index}' already exists")
+        )
+    if spec.prefix_change is not None:
+        existing = yield from _count_keys(spec.prefix_change.new)
+        if existing:
+            problems.append(
+                (
+                    "prefix_free",
+                    f"keys already exist under the new prefix '{spec.prefix_change.new}'",
+                )
+            )
+    events: list[object] = [CheckFailed(check=c, detail=d, count=1) for c, d in problems]
+    if not problems:
+        events.append(CheckPassed(check="preflight"))
+    yield Record(events)
+    if problems:
+        raise RefusedError(
+            "preflight refused: " + "; ".join(d for _, d in problems),
+            "nothing was changed; re-plan against the live index (ftctl migrate plan)",
+        )
+
+
+def drop_source(spec: RunSpec) -> Step[bool]:
+    """FT.DROPINDEX the source, never with DD and never through an alias.
+
+    Returns False when the index was already gone (a resumed run after the drop).
+    """
+    (reply,) = yield Commands([("FT.INFO", spec.source_index)])
+    if is_unknown_index(reply):
+        return False
+    info = parse_ft_info(ok(reply, "FT.INFO"))
+    if info.index_name != spec.source_index:
+        raise RefusedError(
+            f"'{spec.source_index}' now names an alias of '{info.index_name}'",
+            "ftctl never drops through an alias; re-plan against the real index",
+        )
+    (dropped,) = yield Commands([("FT.DROPINDEX", spec.source_index)])
+    ok(dropped, f"FT.DROPINDEX {spec.source_index}")
+    return True
+
+
+def live_info(name: str) -> Step[IndexInfo | None]:
+    (reply,) = yield Commands([("FT.INFO", name)])
+    if is_unknown_index(reply):
+        return None
+    return parse_ft_info(ok(reply, f"FT.INFO {name}"))
+
+
+def create_index(schema: IndexSchema) -> Step[None]:
+    """FT.CREATE ``schema``; an existing index with the same reported schema counts as done."""
+    (reply,) = yield Commands([tuple(create_argv(schema))])
+    if not isinstance(reply, ReplyError):
+        return
+    if "already exists" not in reply.message.lower():
+        raise MigrationFailed(f"FT.CREATE {schema.name} failed: {reply.message}")
+    info = yield from live_info(schema.name)
+    differences = reported_differences(schema, info.schema) if info else ["missing"]
+    if info is None or info.index_name != schema.name or differences:
+        raise MigrationFailed(
+            f"an index '{schema.name}' exists with another schema: {'; '.join(differences)}",
+            "inspect it with 'ftctl index info'; the migration never drops an index it did not create",
+        )
+
+
+def wait_ready(name: str, timeout: float) -> Step[IndexStats]:
+    """Poll FT.INFO until the index is fully indexed; the interval starts short and backs off."""
+    delay, waited = 0.002, 0.0
+    while True:
+        info = yield from live_info(name)
+        if info is None:
+            raise MigrationFailed(f"index '{name}' disappeared while it was being built")
+        if not info.stats.indexing and info.stats.percent_indexed >= 1.0:
+            return info.stats
+        if waited >= timeout:
+            raise MigrationFailed(
+                f"timeout waiting for index ready: '{name}' is "
+                f"{info.stats.percent_indexed:.0%} indexed after {timeout:.0f}s",
+                "re-run the same command to keep waiting, or pass a larger --timeout",
+            )
+        yield Sleep(delay)
+        waited += delay
+        delay = min(delay * 2, 0.25)

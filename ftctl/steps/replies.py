@@ -1,0 +1,76 @@
+"""Small readers for raw replies (RESP2 lists or RESP3 maps), shared by the steps."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ftctl.errors import MigrationFailed
+from ftctl.steps.effects import ReplyError
+
+
+def text(value: object) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+
+
+def as_map(reply: object) -> dict[str, Any]:
+    """A RESP3 map or a RESP2 flat key/value list as a dict with str keys."""
+    if isinstance(reply, dict):
+        return {text(k): v for k, v in reply.items()}
+    if isinstance(reply, list):
+        return {text(k): v for k, v in zip(reply[::2], reply[1::2], strict=False)}
+    return {}
+
+
+def ok(reply: object, what: str) -> object:
+    """The reply, or MigrationFailed naming ``what`` when Redis answered with an error."""
+    if isinstance(reply, ReplyError):
+        raise MigrationFailed(f"{what} failed: {reply.message}")
+    return reply
+
+
+def is_unknown_index(reply: object) -> bool:
+    if not isinstance(reply, ReplyError):
+        return False
+    message = reply.message.lower()
+    return "unknown index" in message or "no such index" in message or "not found" in message
+
+
+def aggregate_keys(reply: object) -> tuple[list[bytes], int]:
+    """Keys (``@__key``) and the cursor id of one FT.AGGREGATE/FT.CURSOR READ page."""
+    if not isinstance(reply, list) or len(reply) != 2:
+        raise MigrationFailed(f"unexpected FT.AGGREGATE reply: {reply!r:.200}")
+    page, cursor = reply
+    keys: list[bytes] = []
+    if isinstance(page, dict):
+        for row in as_map(page).get("results", []):
+            attributes = as_map(as_map(row).get("extra_attributes", {}))
+            key = attributes.get("__key")
+            if isinstance(key, bytes):
+                keys.append(key)
+    elif isinstance(page, list):
+        for row in page[1:]:
+            key = as_map(row).get("__key")
+            if isinstance(key, bytes):
+                keys.append(key)
+    return keys, int(cursor)
+
+
+def search_hits(reply: object) -> list[tuple[bytes, dict[str, Any]]]:
+    """(id, returned fields) of each FT.SEARCH hit, RESP2 or RESP3."""
+    hits: list[tuple[bytes, dict[str, Any]]] = []
+    if isinstance(reply, dict):
+        for row in as_map(reply).get("results", []):
+            row_map = as_map(row)
+            doc_id = row_map.get("id")
+            if isinstance(doc_id, bytes):
+                hits.append((doc_id, as_map(row_map.get("extra_attributes", {}))))
+    elif isinstance(reply, list) and reply:
+        rest = reply[1:]
+        with_fields = len(rest) >= 2 and isinstance(rest[1], list)
+        step = 2 if with_fields else 1
+        for i in range(0, len(rest), step):
+            doc_id = rest[i]
+            fields = as_map(rest[i + 1]) if with_fields else {}
+            if isinstance(doc_id, bytes):
+                hits.append((doc_id, fields))
+    return hits

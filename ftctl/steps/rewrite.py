@@ -1,0 +1,156 @@
+"""The document rewrites that run after the drop: rename_fields, rename_keys, quantize.
+
+Each batch is one server-side script call (see :mod:`ftctl.steps.scripts`): atomic per key,
+idempotent when redone, and never overwriting what someone else wrote. Keys whose state does
+not match what the migration expects are recorded as conflicts, not touched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Sequence
+
+from ftctl.journal.events import BatchDone, ConflictRecorded, SegmentRef
+from ftctl.journal.segments import SegmentPayload, unpack_field
+from ftctl.steps import scripts
+from ftctl.steps.codecs import convert_batch
+from ftctl.steps.effects import Arg, Commands, Offload, ReadSegment, Record, Step
+from ftctl.steps.replies import ok
+from ftctl.steps.spec import Conversion, RunSpec
+
+_STATUS_NAMES = {
+    scripts.WRITTEN: "written",
+    scripts.ALREADY: "already",
+    scripts.CONFLICT: "conflicts",
+    scripts.ABSENT: "absent",
+}
+
+
+def _finish(
+    step: str, batch: int, keys: Sequence[bytes], statuses: object, reason: str
+) -> Step[BatchDone]:
+    """Journal a batch's outcome: conflicts first (with their keys), then the batch itself."""
+    if not isinstance(statuses, list) or len(statuses) != len(keys):
+        raise AssertionError(f"{step}: script returned {statuses!r:.100} for {len(keys)} keys")
+    counts = Counter(_STATUS_NAMES[int(s)] for s in statuses)
+    events: list[object] = []
+    conflicted = [k for k, s in zip(keys, statuses, strict=True) if int(s) == scripts.CONFLICT]
+    if conflicted:
+        events.append(ConflictRecorded(step=step, keys=conflicted, reason=reason))
+    events.append(BatchDone(step=step, batch=batch, keys=len(keys), counts=dict(counts)))
+    recorded = yield Record(events)
+    done: BatchDone = recorded[-1]
+    return done
+
+
+def rename_fields_batch(spec: RunSpec, batch: int, keys_ref: SegmentRef) -> Step[BatchDone]:
+    """Rename document fields of one key batch (the keys still have their source names)."""
+    segment: SegmentPayload = yield ReadSegment(keys_ref)
+    script = (
+        scripts.RENAME_JSON_FIELDS if spec.storage_type == "json" else scripts.RENAME_HASH_FIELDS
+    )
+    pairs: list[Arg] = [name for r in spec.field_renames for name in (r.old, r.new)]
+    (statuses,) = yield Commands([("EVAL", script, len(segment.keys), *segment.keys, *pairs)])
+    return (
+        yield from _finish(
+            "rename_fields",
+            batch,
+            segment.keys,
+            ok(statuses, "rename_fields"),
+            "the destination field already existed beside the source field",
+        )
+    )
+
+
+def rename_keys_batch(spec: RunSpec, batch: int, keys_ref: SegmentRef) -> Step[BatchDone]:
+    """RENAMENX each key of one batch to its new prefix; an existing destination is a conflict."""
+    assert spec.prefix_change is not None
+    segment: SegmentPayload = yield ReadSegment(keys_ref)
+    pairs: list[Arg] = []
+    for key in segment.keys:
+        pairs += [key, spec.prefix_change.rename(key)]
+    (statuses,) = yield Commands([("EVAL", scripts.RENAME_KEYS, len(pairs), *pairs)])
+    return (
+        yield from _finish(
+            "rename_keys",
+            batch,
+            segment.keys,
+            ok(statuses, "rename_keys"),
+            "a key already existed at the destination name",
+        )
+    )
+
+
+def sha1(value: bytes) -> str:
+    return hashlib.sha1(value, usedforsecurity=False).hexdigest()
+
+
+def convert_block(
+    originals: list[bytes | None], conversion: Conversion
+) -> tuple[list[str], list[bytes]]:
+    """(sha1 of each original, its conversion) for one field of a batch; ``""`` = skip.
+
+    Vectors of the wrong length (the source index could not have held them) are skipped.
+    """
+    from ftctl.plan.quantization import element_size
+
+    width = conversion.dims * element_size(conversion.source)
+    index = [i for i, v in enumerate(originals) if v is not None and len(v) == width]
+    converted = convert_batch(
+        b"".join(originals[i] or b"" for i in index),
+        conversion.source,
+        conversion.target,
+        conversion.dims,
+        conversion.params,
+    )
+    size = len(converted) // len(index) if index else 0
+    expected = [""] * len(originals)
+    wanted = [b""] * len(originals)
+    for n, i in enumerate(index):
+        original = originals[i]
+        assert original is not None
+        expected[i] = sha1(original)
+        wanted[i] = converted[n * size : (n + 1) * size]
+    return expected, wanted
+
+
+def cas_arguments(
+    fields: Sequence[str], columns: Sequence[tuple[list[str], list[bytes]]], count: int, force: bool
+) -> list[Arg]:
+    """ARGV of :data:`scripts.CAS_HSET`: force, field names, then (expected, wanted) per key."""
+    args: list[Arg] = ["1" if force else "0", len(fields), *fields]
+    for k in range(count):
+        for expected, wanted in columns:
+            args += [expected[k], wanted[k]]
+    return args
+
+
+def quantize_batch(spec: RunSpec, batch: int, backup_ref: SegmentRef) -> Step[BatchDone]:
+    """Convert one backup segment and write it with compare-and-set against the original.
+
+    The conversion starts from the backed-up bytes, never from what is in Redis now, so a
+    redone batch writes exactly the same bytes (also for float16↔bfloat16, int8↔uint8).
+    """
+    segment: SegmentPayload = yield ReadSegment(backup_ref)
+    count = len(segment.keys)
+
+    def prepare() -> list[Arg]:
+        columns = [
+            convert_block(unpack_field(segment.fields[c.backup_field], count), c)
+            for c in spec.conversions
+        ]
+        return cas_arguments([c.field for c in spec.conversions], columns, count, force=False)
+
+    args = yield Offload(prepare)
+    final_keys = [spec.final_key(k) for k in segment.keys]
+    (statuses,) = yield Commands([("EVAL", scripts.CAS_HSET, count, *final_keys, *args)])
+    return (
+        yield from _finish(
+            "quantize",
+            batch,
+            final_keys,
+            ok(statuses, "quantize"),
+            "the vector changed after it was backed up; the newer value was kept",
+        )
+    )

@@ -1,0 +1,211 @@
+"""validate: every check is a journal event; the run succeeds only if all of them pass.
+
+- ``schema_match``: the live target equals the plan's target on everything FT.INFO reports;
+- ``doc_count``: ``num_docs + hash_indexing_failures`` equals the journaled enumeration;
+- ``keys_exist``: every enumerated key exists under its final name;
+- ``indexing_failures``: not more than the source had;
+- ``vector_bytes``: a sample of vectors equals the conversion of their backup, byte for byte;
+- ``knn_self``: a KNN query with each sampled stored vector finds that document first (or
+  within its exact-distance tie);
+- ``concurrent_writes``: no key was left unconverted because someone wrote it meanwhile.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+
+from ftctl.journal.events import CheckFailed, CheckPassed, SegmentRef
+from ftctl.journal.segments import SegmentPayload, unpack_field
+from ftctl.schema.compare import reported_differences
+from ftctl.schema.model import IndexSchema, VectorField
+from ftctl.steps.codecs import encode
+from ftctl.steps.effects import Arg, Command, Commands, ReadSegment, Record, Step
+from ftctl.steps.index_ops import live_info
+from ftctl.steps.replies import search_hits, text
+from ftctl.steps.rewrite import convert_block
+from ftctl.steps.spec import RunSpec
+
+KNN_K = 10
+
+
+class Outcome:
+    """Collects check results as events."""
+
+    def __init__(self) -> None:
+        self.events: list[CheckPassed | CheckFailed] = []
+
+    def check(self, name: str, failures: int, detail: str) -> None:
+        if failures:
+            self.events.append(CheckFailed(check=name, detail=detail, count=failures))
+        else:
+            self.events.append(CheckPassed(check=name, detail=detail))
+
+    @property
+    def passed(self) -> bool:
+        return all(isinstance(e, CheckPassed) for e in self.events)
+
+
+def _spread(count: int, want: int) -> list[int]:
+    if count <= want:
+        return list(range(count))
+    return sorted({round(i * (count - 1) / max(want - 1, 1)) for i in range(want)})
+
+
+def validate(
+    spec: RunSpec,
+    *,
+    schema: IndexSchema,
+    expected_docs: int,
+    source_failures: int,
+    key_segments: Sequence[SegmentRef],
+    backup_segments: Sequence[SegmentRef],
+    conflicts: int,
+) -> Step[bool]:
+    """Run every check against the live index ``schema.name`` and journal each result."""
+    out = Outcome()
+    info = yield from live_info(schema.name)
+    if info is None:
+        out.check("schema_match", 1, f"index '{schema.name}' does not exist")
+        yield Record(out.events)
+        return False
+    differences = reported_differences(schema, info.schema)
+    out.check("schema_match", len(differences), "; ".join(differences) or "matches the plan")
+    counted = info.stats.num_docs + info.stats.hash_indexing_failures
+    out.check(
+        "doc_count",
+        abs(counted - expected_docs),
+        f"num_docs + hash_indexing_failures = {counted}, expected {expected_docs}",
+    )
+    out.check(
+        "indexing_failures",
+        max(0, info.stats.hash_indexing_failures - source_failures),
+        f"{info.stats.hash_indexing_failures} failures (source had {source_failures})",
+    )
+    missing = 0
+    for ref in key_segments:
+        segment: SegmentPayload = yield ReadSegment(ref)
+        final = [spec.final_key(k) for k in segment.keys]
+        (present,) = yield Commands([("EXISTS", *final)])
+        missing += len(final) - int(present)
+    out.check("keys_exist", missing, f"{missing} enumerated keys missing under their final name")
+    sample = yield from _sample_keys(spec, schema, key_segments, backup_segments)
+    yield from _check_vectors(spec, backup_segments, out)
+    yield from _check_knn(spec, schema, sample, out)
+    out.check("concurrent_writes", conflicts, f"{conflicts} keys changed by others meanwhile")
+    yield Record(out.events)
+    return out.passed
+
+
+def _sample_keys(
+    spec: RunSpec,
+    schema: IndexSchema,
+    key_segments: Sequence[SegmentRef],
+    backup_segments: Sequence[SegmentRef],
+) -> Step[list[bytes]]:
+    segments = list(backup_segments) or list(key_segments)
+    want = spec.validation_sample
+    if segments:
+        picked = _spread(len(segments), min(len(segments), want))
+        per = max(1, math.ceil(want / len(picked)))
+        keys: list[bytes] = []
+        for index in picked:
+            segment: SegmentPayload = yield ReadSegment(segments[index])
+            keys += [spec.final_key(k) for k in segment.keys[:per]]
+        return keys[:want]
+    (reply,) = yield Commands(
+        [("FT.SEARCH", schema.name, "*", "NOCONTENT", "LIMIT", "0", str(want), "DIALECT", "2")]
+    )
+    return [doc_id for doc_id, _ in search_hits(reply)]
+
+
+def _check_vectors(
+    spec: RunSpec, backup_segments: Sequence[SegmentRef], out: Outcome
+) -> Step[None]:
+    if not spec.conversions or not backup_segments:
+        return
+    mismatched, checked = 0, 0
+    for index in _spread(len(backup_segments), min(len(backup_segments), 5)):
+        segment: SegmentPayload = yield ReadSegment(backup_segments[index])
+        keys = segment.keys[: spec.validation_sample]
+        final = [spec.final_key(k) for k in keys]
+        fields = [c.field for c in spec.conversions]
+        replies = yield Commands([("HMGET", key, *fields) for key in final])
+        for column, conversion in enumerate(spec.conversions):
+            originals = unpack_field(segment.fields[conversion.backup_field], len(segment.keys))
+            _, wanted = convert_block(originals[: len(keys)], conversion)
+            for row, (reply, expected) in enumerate(zip(replies, wanted, strict=True)):
+                if originals[row] is None or not expected:
+                    continue
+                checked += 1
+                live = reply[column] if isinstance(reply, list) else None
+                if live != expected:
+                    mismatched += 1
+    out.check(
+        "vector_bytes",
+        mismatched,
+        f"{checked - mismatched} of {checked} sampled vectors equal the conversion of their backup",
+    )
+
+
+def _query_vector(schema: IndexSchema, f: VectorField, reply: object) -> bytes | None:
+    if schema.storage_type == "hash":
+        return reply if isinstance(reply, bytes) and reply else None
+    if not isinstance(reply, bytes | str):
+        return None
+    values = json.loads(reply)
+    if not values or not isinstance(values[0], list):
+        return None
+    return encode([values[0]], f.attrs.datatype)
+
+
+def _check_knn(spec: RunSpec, schema: IndexSchema, sample: list[bytes], out: Outcome) -> Step[None]:
+    vector_fields = schema.vector_fields()
+    if not vector_fields or not sample:
+        return
+    keys = sample[: max(1, min(len(sample), 20))]
+    failures, asked = 0, 0
+    for f in vector_fields:
+        path = schema.field_path(f)
+        getter: list[Command] = [
+            ("HGET", key, path) if schema.storage_type == "hash" else ("JSON.GET", key, path)
+            for key in keys
+        ]
+        stored = yield Commands(getter)
+        queries: list[Command] = []
+        asked_keys: list[bytes] = []
+        for key, reply in zip(keys, stored, strict=True):
+            vector = _query_vector(schema, f, reply)
+            if vector is None:
+                continue
+            query = f"*=>[KNN {KNN_K} @{f.name} $v AS __ftctl_d]"
+            args: list[Arg] = [
+                "FT.SEARCH", schema.name, query, "PARAMS", "2", "v", vector,
+                "SORTBY", "__ftctl_d", "RETURN", "1", "__ftctl_d", "LIMIT", "0", str(KNN_K),
+                "DIALECT", "2",
+            ]  # fmt: skip
+            queries.append(tuple(args))
+            asked_keys.append(key)
+        results = yield Commands(queries)
+        for key, reply in zip(asked_keys, results, strict=True):
+            asked += 1
+            hits = search_hits(reply)
+            if not hits:
+                failures += 1
+                continue
+            best = _distance(hits[0][1])
+            if not any(doc == key and abs(_distance(fs) - best) <= 1e-6 for doc, fs in hits):
+                failures += 1
+    out.check(
+        "knn_self",
+        failures,
+        f"{asked - failures} of {asked} sampled vectors find their own document first",
+    )
+
+
+def _distance(fields: dict[str, object]) -> float:
+    try:
+        return float(text(fields.get("__ftctl_d", "nan")))
+    except ValueError:
+        return math.nan
