@@ -1,0 +1,79 @@
+"""What the planner learned from the server: pure data gathered by ``ftctl.steps.snapshot``.
+
+Planning is a pure function of (:class:`LiveSnapshot`, request, capabilities); tests build
+snapshots by hand. Gathering happens in two rounds: :class:`SnapshotRequest` says what the
+second round must look up once the target schema is known.
+"""
+
+from __future__ import annotations
+
+import msgspec
+import numpy as np
+import numpy.typing as npt
+
+from ftctl.schema.ftinfo import IndexInfo
+from ftctl.schema.model import IndexSchema
+
+
+class VectorSample(msgspec.Struct, frozen=True, kw_only=True):
+    """Stored vectors of one source field, decoded to float64 (``count`` rows of ``dims``)."""
+
+    field: str
+    datatype: str
+    dims: int
+    count: int
+    values: bytes = b""
+    """float64 little-endian, row-major."""
+
+    def array(self) -> npt.NDArray[np.float64]:
+        return np.frombuffer(self.values, dtype="<f8").reshape(self.count, self.dims)
+
+    @classmethod
+    def of(cls, field: str, datatype: str, dims: int, rows: npt.ArrayLike) -> VectorSample:
+        data = np.asarray(rows, dtype="<f8").reshape(-1, dims)
+        return cls(
+            field=field, datatype=datatype, dims=dims, count=data.shape[0], values=data.tobytes()
+        )
+
+
+class SnapshotRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """The second round of reads, derived from the target schema (pure)."""
+
+    names: list[str] = msgspec.field(default_factory=list)
+    """Index names that must be free (rename destination): FT.INFO resolves aliases too."""
+    prefixes: list[str] = msgspec.field(default_factory=list)
+    """Prefixes whose existing keys must be counted (prefix-change destination)."""
+    field_paths: dict[str, str] = msgspec.field(default_factory=dict)
+    """Rename destination field → its hash field / JSON path, to sample for existing values."""
+    vector_fields: dict[str, str] = msgspec.field(default_factory=dict)
+    """Source vector field name → its hash field / JSON path, to sample stored vectors."""
+
+
+class LiveSnapshot(msgspec.Struct, frozen=True, kw_only=True):
+    """The live state planning depends on, as gathered from the server."""
+
+    requested_name: str
+    """The name the user gave (an alias resolves to ``source.index_name``)."""
+    source: IndexInfo
+    index_names: list[str] = msgspec.field(default_factory=list)
+    """FT._LIST at planning time."""
+    other_indexes: list[IndexSchema] = msgspec.field(default_factory=list)
+    """Schemas of every other live index (for the shared-keys check)."""
+    key_sample: list[str] = msgspec.field(default_factory=list)
+    history: IndexSchema | None = None
+    """The schema ftctl recorded for this index (``ftctl:schema:<index>``), if any."""
+    taken_names: list[str] = msgspec.field(default_factory=list)
+    """Requested names that already exist as an index or an alias."""
+    prefix_key_counts: dict[str, int] = msgspec.field(default_factory=dict)
+    field_collisions: dict[str, list[str]] = msgspec.field(default_factory=dict)
+    """Rename destination field → sampled keys that already hold it."""
+    collision_sample_size: int = 0
+    vector_samples: dict[str, VectorSample] = msgspec.field(default_factory=dict)
+    target_rejection: str | None = None
+    """The server's error for the throwaway FT.CREATE of the target; None when accepted."""
+    target_validated: bool = False
+    redis_url: str = ""
+    """Masked."""
+
+
+__all__ = ["LiveSnapshot", "SnapshotRequest", "VectorSample"]
