@@ -1,0 +1,148 @@
+"""MigrationPlanner / AsyncMigrationPlanner: snapshot the live index through a driver, then plan.
+
+Both run the same sans-IO step (:func:`planning_step`); only the driver differs. Planning
+changes nothing in Redis: the capability probe and the target validation create throwaway
+indexes on prefixes no key matches and drop them in the same pipeline.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import redis
+import redis.asyncio
+
+from ftctl.drivers import AsyncDriver, SyncDriver, async_connect, connect, mask_url
+from ftctl.drivers.connect import resolve_url
+from ftctl.errors import UsageError
+from ftctl.plan.build import build_plan, merge_request, resolve_source, snapshot_request
+from ftctl.plan.models import MigrationPlan, SchemaPatch, load_patch
+from ftctl.schema.model import IndexSchema, load_schema
+from ftctl.steps.effects import Step
+from ftctl.steps.probe import probe_capabilities
+from ftctl.steps.snapshot import read_source, read_target
+
+
+def ftctl_version() -> str:
+    try:
+        return version("ftctl")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def planning_step(
+    index: str,
+    request: SchemaPatch | IndexSchema,
+    *,
+    redis_url: str = "",
+    created_at: str | None = None,
+) -> Step[MigrationPlan]:
+    """Snapshot, probe, merge, second snapshot round, then the pure :func:`build_plan`."""
+    snapshot = yield from read_source(index, redis_url=mask_url(redis_url) if redis_url else "")
+    capabilities = yield from probe_capabilities()
+    source, _ = resolve_source(snapshot)
+    merged = merge_request(source, request)
+    wanted = snapshot_request(source, merged)
+    snapshot = yield from read_target(snapshot, wanted, merged.target, source=source)
+    return build_plan(
+        snapshot,
+        request,
+        capabilities,
+        merged=merged,
+        created_at=created_at or datetime.now(UTC).isoformat(timespec="seconds"),
+        ftctl_version=ftctl_version(),
+    )
+
+
+def resolve_request(
+    *,
+    schema_patch_path: str | Path | None = None,
+    target_schema_path: str | Path | None = None,
+    schema_patch: SchemaPatch | None = None,
+    target_schema: IndexSchema | None = None,
+) -> SchemaPatch | IndexSchema:
+    """Exactly one of the four ways to say what should change; otherwise a UsageError."""
+    given = [
+        x
+        for x in (schema_patch_path, target_schema_path, schema_patch, target_schema)
+        if x is not None
+    ]
+    if len(given) != 1:
+        raise UsageError(
+            "give exactly one of a schema patch or a target schema"
+            + (f" (got {len(given)})" if given else ""),
+            "use --schema-patch FILE or --target-schema FILE",
+        )
+    if schema_patch is not None:
+        return schema_patch
+    if target_schema is not None:
+        return target_schema
+    if schema_patch_path is not None:
+        return load_patch(schema_patch_path)
+    assert target_schema_path is not None
+    return load_schema(target_schema_path)
+
+
+class MigrationPlanner:
+    """Plans a migration of one index (RedisVL's ``MigrationPlanner`` signature)."""
+
+    def create_plan(
+        self,
+        index: str,
+        *,
+        redis_url: str | None = None,
+        redis_client: redis.Redis | None = None,
+        schema_patch_path: str | Path | None = None,
+        target_schema_path: str | Path | None = None,
+        schema_patch: SchemaPatch | None = None,
+        target_schema: IndexSchema | None = None,
+    ) -> MigrationPlan:
+        """Snapshot ``index`` and plan the change; a blocked plan is returned, not raised."""
+        request = resolve_request(
+            schema_patch_path=schema_patch_path,
+            target_schema_path=target_schema_path,
+            schema_patch=schema_patch,
+            target_schema=target_schema,
+        )
+        url = resolve_url(redis_url) if redis_client is None else (redis_url or "")
+        client = redis_client or connect(url)
+        try:
+            return SyncDriver(client).run(planning_step(index, request, redis_url=url))
+        finally:
+            if redis_client is None:
+                client.close()
+
+
+class AsyncMigrationPlanner:
+    """The asyncio twin of :class:`MigrationPlanner` (same step, same plan)."""
+
+    async def create_plan(
+        self,
+        index: str,
+        *,
+        redis_url: str | None = None,
+        redis_client: redis.asyncio.Redis | None = None,
+        schema_patch_path: str | Path | None = None,
+        target_schema_path: str | Path | None = None,
+        schema_patch: SchemaPatch | None = None,
+        target_schema: IndexSchema | None = None,
+    ) -> MigrationPlan:
+        """Snapshot ``index`` and plan the change; a blocked plan is returned, not raised."""
+        request = resolve_request(
+            schema_patch_path=schema_patch_path,
+            target_schema_path=target_schema_path,
+            schema_patch=schema_patch,
+            target_schema=target_schema,
+        )
+        url = resolve_url(redis_url) if redis_client is None else (redis_url or "")
+        client = redis_client or await async_connect(url)
+        try:
+            return await AsyncDriver(client).run(planning_step(index, request, redis_url=url))
+        finally:
+            if redis_client is None:
+                await client.aclose()
+
+
+__all__ = ["AsyncMigrationPlanner", "MigrationPlanner", "planning_step", "resolve_request"]

@@ -1,0 +1,267 @@
+"""Read what planning needs from the live server (read-only, except a throwaway index).
+
+Two rounds, both sans-IO steps:
+
+1. :func:`read_source` — FT.INFO of the index (an alias resolves to its index), FT._LIST and
+   FT.INFO of every other index (shared-keys check), ftctl's schema history, a key sample.
+2. :func:`read_target` — what the target schema makes relevant (a
+   :class:`~ftctl.plan.live.SnapshotRequest`): whether a rename destination name exists,
+   keys already under a new prefix (counted with a prefix-scoped SCAN), sampled documents
+   that already hold a rename destination field, sampled stored vectors of re-encoded
+   fields, and the server's verdict on the target schema from a throwaway ``FT.CREATE`` on a
+   prefix no key matches, dropped again at once (:func:`validate_schema`).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Mapping
+
+import msgspec
+import numpy as np
+
+from ftctl.errors import RedisCommandError, UsageError
+from ftctl.plan.live import LiveSnapshot, SnapshotRequest, VectorSample
+from ftctl.schema.ftinfo import parse_ft_info
+from ftctl.schema.model import IndexSchema, VectorField
+from ftctl.schema.render import create_argv
+from ftctl.steps.codecs import CodecError, decode
+from ftctl.steps.effects import Command, Commands, ReplyError, Step
+from ftctl.steps.history import history_key, read_history
+
+KEY_SAMPLE_SIZE = 5
+VECTOR_SAMPLE_SIZE = 256
+COLLISION_SAMPLE_SIZE = 100
+SCAN_COUNT = 1000
+VALIDATION_INDEX_PREFIX = "__ftctl_validate_"
+
+
+def _text(value: object) -> str:
+    return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else str(value)
+
+
+def _is_unknown_index(error: ReplyError) -> bool:
+    text = error.message.lower()
+    return "unknown index" in text or "no such index" in text or "not found" in text
+
+
+def glob_escape(prefix: str) -> str:
+    """``prefix`` with glob metacharacters escaped, for ``SCAN MATCH``."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in prefix)
+
+
+def search_keys(reply: object) -> list[str]:
+    """Document ids of an ``FT.SEARCH … NOCONTENT`` reply (RESP2 list or RESP3 map)."""
+    if isinstance(reply, Mapping):
+        results = {_text(k): v for k, v in reply.items()}.get("results", [])
+        out: list[str] = []
+        for entry in results if isinstance(results, list) else []:
+            if isinstance(entry, Mapping):
+                ident = {_text(k): v for k, v in entry.items()}.get("id")
+                if ident is not None:
+                    out.append(_text(ident))
+        return out
+    if isinstance(reply, list) and reply:
+        return [_text(k) for k in reply[1:] if isinstance(k, bytes | str)]
+    return []
+
+
+def _sample_keys(index: str, count: int) -> Command:
+    return ("FT.SEARCH", index, "*", "NOCONTENT", "LIMIT", "0", str(count), "DIALECT", "2")
+
+
+def read_source(
+    index: str, *, key_sample_size: int = KEY_SAMPLE_SIZE, redis_url: str = ""
+) -> Step[LiveSnapshot]:
+    """Round 1: the source index, the other indexes, history, a key sample.
+
+    An unknown index is a :class:`UsageError` (nothing was changed).
+    """
+    info_reply, list_reply = yield Commands([("FT.INFO", index), ("FT._LIST",)])
+    if isinstance(info_reply, ReplyError):
+        if _is_unknown_index(info_reply):
+            raise UsageError(
+                f"index '{index}' does not exist", "run 'ftctl index listall' to see the indexes"
+            )
+        raise RedisCommandError("FT.INFO", info_reply.message)
+    source = parse_ft_info(info_reply)
+    names = (
+        sorted(_text(n) for n in list_reply)
+        if isinstance(list_reply, list | set | tuple)
+        else [source.index_name]
+    )
+    others = [n for n in names if n != source.index_name]
+    commands: list[Command] = [("FT.INFO", n) for n in others]
+    commands.append(_sample_keys(source.index_name, key_sample_size))
+    replies = yield Commands(commands)
+    other_schemas: list[IndexSchema] = []
+    for reply in replies[: len(others)]:
+        if isinstance(reply, ReplyError):
+            continue  # dropped between FT._LIST and FT.INFO
+        other_schemas.append(parse_ft_info(reply).schema)
+    sample_reply = replies[-1]
+    key_sample = [] if isinstance(sample_reply, ReplyError) else search_keys(sample_reply)
+    history = yield from read_history(source.index_name)
+    return LiveSnapshot(
+        requested_name=index,
+        source=source,
+        index_names=names,
+        other_indexes=other_schemas,
+        key_sample=key_sample[:key_sample_size],
+        history=history,
+        redis_url=redis_url,
+    )
+
+
+def validate_schema(schema: IndexSchema, token: str | None = None) -> Step[str | None]:
+    """Does the server accept ``schema``? A throwaway FT.CREATE on an unmatched prefix.
+
+    Returns None when accepted, else the server's error. The throwaway index is dropped in
+    the same pipeline (without DD; it holds no documents), so nothing remains either way.
+    """
+    token = token or secrets.token_hex(6)
+    name = f"{VALIDATION_INDEX_PREFIX}{token}"
+    argv = create_argv(schema, name=name, prefixes=[f"{name}:"])
+    created, _dropped = yield Commands([tuple(argv), ("FT.DROPINDEX", name)])
+    if isinstance(created, ReplyError):
+        return created.message
+    return None
+
+
+def count_keys(prefix: str, *, count: int = SCAN_COUNT) -> Step[int]:
+    """Keys whose names start with ``prefix`` (a full prefix-scoped SCAN)."""
+    pattern = glob_escape(prefix) + "*"
+    cursor: object = b"0"
+    total = 0
+    while True:
+        (reply,) = yield Commands([("SCAN", _text(cursor), "MATCH", pattern, "COUNT", str(count))])
+        if isinstance(reply, ReplyError):
+            raise RedisCommandError("SCAN", reply.message)
+        cursor, keys = reply
+        total += len(keys)
+        if _text(cursor) == "0":
+            return total
+
+
+def _json_vector(reply: object) -> list[float] | None:
+    if reply is None or isinstance(reply, ReplyError):
+        return None
+    try:
+        value = json.loads(_text(reply))
+    except ValueError:
+        return None
+    if isinstance(value, list) and value and isinstance(value[0], list):
+        value = value[0]  # JSONPath queries return a list of matches
+    if isinstance(value, list) and all(isinstance(x, int | float) for x in value):
+        return [float(x) for x in value]
+    return None
+
+
+def _json_path(path: str) -> str:
+    return path if path.startswith("$") else f"$.{path}"
+
+
+def read_vectors(
+    schema: IndexSchema, field: VectorField, path: str, keys: list[str]
+) -> Step[VectorSample]:
+    """Stored vectors of ``field`` in ``keys`` (documents without a valid vector skipped)."""
+    rows: list[np.ndarray] = []
+    dims = field.attrs.dims
+    if schema.storage_type == "json":
+        replies = yield Commands([("JSON.GET", k, _json_path(path)) for k in keys])
+        for reply in replies:
+            vector = _json_vector(reply)
+            if vector is not None and len(vector) == dims:
+                rows.append(np.asarray(vector, dtype=np.float64))
+    else:
+        replies = yield Commands([("HGET", k, path) for k in keys])
+        for reply in replies:
+            if not isinstance(reply, bytes):
+                continue
+            try:
+                rows.append(decode(reply, field.attrs.datatype, dims)[0].astype(np.float64))
+            except CodecError:
+                continue
+    values = np.vstack(rows) if rows else np.zeros((0, dims))
+    return VectorSample.of(field.name, field.attrs.datatype, dims, values)
+
+
+def _holds(schema: IndexSchema, reply: object) -> bool:
+    if isinstance(reply, ReplyError) or reply is None:
+        return False
+    if schema.storage_type == "json":
+        return isinstance(reply, list) and len(reply) > 0 and reply[0] is not None
+    return bool(reply)
+
+
+def read_target(
+    snapshot: LiveSnapshot,
+    request: SnapshotRequest,
+    target: IndexSchema,
+    *,
+    source: IndexSchema | None = None,
+    vector_sample_size: int = VECTOR_SAMPLE_SIZE,
+    collision_sample_size: int = COLLISION_SAMPLE_SIZE,
+    token: str | None = None,
+) -> Step[LiveSnapshot]:
+    """Round 2: rename destinations, new-prefix key counts, samples, target validation."""
+    schema = source or snapshot.source.schema
+    taken: list[str] = []
+    if request.names:
+        replies = yield Commands([("FT.INFO", n) for n in request.names])
+        for name, reply in zip(request.names, replies, strict=True):
+            if not (isinstance(reply, ReplyError) and _is_unknown_index(reply)):
+                taken.append(name)
+    counts: dict[str, int] = {}
+    for prefix in request.prefixes:
+        counts[prefix] = yield from count_keys(prefix)
+    keys: list[str] = []
+    wanted = max(
+        vector_sample_size if request.vector_fields else 0,
+        collision_sample_size if request.field_paths else 0,
+    )
+    if wanted:
+        (reply,) = yield Commands([_sample_keys(snapshot.source.index_name, wanted)])
+        keys = [] if isinstance(reply, ReplyError) else search_keys(reply)
+    collisions: dict[str, list[str]] = {}
+    collision_keys = keys[:collision_sample_size]
+    for new_name, path in request.field_paths.items() if collision_keys else ():
+        if schema.storage_type == "json":
+            commands: list[Command] = [("JSON.TYPE", k, _json_path(path)) for k in collision_keys]
+        else:
+            commands = [("HEXISTS", k, path) for k in collision_keys]
+        replies = yield Commands(commands)
+        hits = [k for k, r in zip(collision_keys, replies, strict=True) if _holds(schema, r)]
+        if hits:
+            collisions[new_name] = hits
+    samples: dict[str, VectorSample] = {}
+    for name, path in request.vector_fields.items():
+        f = schema.field(name)
+        if isinstance(f, VectorField):
+            samples[name] = yield from read_vectors(schema, f, path, keys[:vector_sample_size])
+    rejection = yield from validate_schema(target, token)
+    return msgspec.structs.replace(
+        snapshot,
+        taken_names=taken,
+        prefix_key_counts=counts,
+        field_collisions=collisions,
+        collision_sample_size=len(collision_keys),
+        vector_samples=samples,
+        target_rejection=rejection,
+        target_validated=True,
+    )
+
+
+__all__ = [
+    "KEY_SAMPLE_SIZE",
+    "VALIDATION_INDEX_PREFIX",
+    "count_keys",
+    "glob_escape",
+    "history_key",
+    "read_source",
+    "read_target",
+    "read_vectors",
+    "search_keys",
+    "validate_schema",
+]
