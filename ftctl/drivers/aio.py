@@ -1,13 +1,14 @@
 """The asyncio driver: runs the same steps with redis.asyncio.
 
-CPU-heavy ``Offload`` work and journal fsyncs run in worker threads, so the event loop is
-never blocked by a conversion or a disk flush.
+CPU-heavy ``Offload`` work, journal fsyncs and segment I/O run in worker threads, so the
+event loop is never blocked by a conversion or a disk flush.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import TypeVar
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any, TypeVar
 
 import redis
 import redis.asyncio
@@ -18,6 +19,7 @@ from ftctl.steps.effects import (
     Commands,
     Effect,
     Offload,
+    Parallel,
     ReadSegment,
     Record,
     Sleep,
@@ -29,11 +31,21 @@ R = TypeVar("R")
 
 
 class AsyncDriver:
-    """Executes effects against one redis.asyncio client (and one journal)."""
+    """Executes effects against redis.asyncio clients; ``workers`` tasks run Parallel steps."""
 
-    def __init__(self, client: redis.asyncio.Redis, journal: EventSink | None = None) -> None:
+    def __init__(
+        self,
+        client: redis.asyncio.Redis,
+        journal: EventSink | None = None,
+        *,
+        workers: int = 1,
+        connect_worker: Callable[[], Coroutine[Any, Any, redis.asyncio.Redis]] | None = None,
+    ) -> None:
         self.client = client
         self.journal = journal
+        self.workers = max(1, workers)
+        self._connect_worker = connect_worker
+        self._helpers: list[AsyncDriver] = []
 
     async def run(self, step: Step[R]) -> R:
         """Drive ``step`` to completion and return its value."""
@@ -72,8 +84,48 @@ class AsyncDriver:
                 return await asyncio.to_thread(self._journal().write_segment, payload)
             case ReadSegment(ref=ref):
                 return await asyncio.to_thread(self._journal().read_segment, ref)
+            case Parallel(steps=steps):
+                return await self._parallel(steps)
 
     def _journal(self) -> EventSink:
         if self.journal is None:
             raise RuntimeError("this step uses the journal but the driver has none")
         return self.journal
+
+    async def _drivers(self) -> list[AsyncDriver]:
+        if self._connect_worker is None or self.workers == 1:
+            return [self]
+        while len(self._helpers) < self.workers - 1:
+            self._helpers.append(AsyncDriver(await self._connect_worker(), self.journal))
+        return [self, *self._helpers]
+
+    async def _parallel(self, steps: Sequence[Step[Any]]) -> list[Any]:
+        drivers = await self._drivers()
+        results: list[Any] = [None] * len(steps)
+        position = iter(range(len(steps)))
+        failed = asyncio.Event()
+
+        async def work(driver: AsyncDriver) -> None:
+            while not failed.is_set():
+                index = next(position, None)
+                if index is None:
+                    return
+                try:
+                    results[index] = await driver.run(steps[index])
+                except BaseException:
+                    failed.set()
+                    raise
+
+        outcomes = await asyncio.gather(*(work(d) for d in drivers), return_exceptions=True)
+        for step in steps:
+            step.close()
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        return results
+
+    async def close(self) -> None:
+        """Close the extra worker connections (not the caller's client)."""
+        for helper in self._helpers:
+            await helper.client.aclose()
+        self._helpers.clear()

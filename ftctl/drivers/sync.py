@@ -1,8 +1,11 @@
-"""The sync driver: runs a step's effects with redis-py."""
+"""The sync driver: runs a step's effects with redis-py (threads for ``workers > 1``)."""
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol, TypeVar
 
 import redis
@@ -12,6 +15,7 @@ from ftctl.steps.effects import (
     Commands,
     Effect,
     Offload,
+    Parallel,
     ReadSegment,
     Record,
     Sleep,
@@ -23,7 +27,7 @@ R = TypeVar("R")
 
 
 class EventSink(Protocol):
-    """What a driver needs of a journal: append events, fsync, return them stamped."""
+    """What a driver needs of a journal: append events (fsync'd), write and read segments."""
 
     def append(self, events: Any) -> list[Any]: ...
 
@@ -33,11 +37,25 @@ class EventSink(Protocol):
 
 
 class SyncDriver:
-    """Executes effects against one redis-py client (and one journal, when the step records)."""
+    """Executes effects against redis-py clients and one journal.
 
-    def __init__(self, client: redis.Redis, journal: EventSink | None = None) -> None:
+    ``workers`` connections run the sub-steps of a :class:`Parallel` effect in threads; the
+    extra connections come from ``connect_worker`` (made on first use, closed by ``close``).
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        journal: EventSink | None = None,
+        *,
+        workers: int = 1,
+        connect_worker: Callable[[], redis.Redis] | None = None,
+    ) -> None:
         self.client = client
         self.journal = journal
+        self.workers = max(1, workers)
+        self._connect_worker = connect_worker
+        self._helpers: list[SyncDriver] = []
 
     def run(self, step: Step[R]) -> R:
         """Drive ``step`` to completion and return its value."""
@@ -76,8 +94,54 @@ class SyncDriver:
                 return self._journal().write_segment(payload)
             case ReadSegment(ref=ref):
                 return self._journal().read_segment(ref)
+            case Parallel(steps=steps):
+                return self._parallel(steps)
 
     def _journal(self) -> EventSink:
         if self.journal is None:
             raise RuntimeError("this step uses the journal but the driver has none")
         return self.journal
+
+    def _drivers(self) -> list[SyncDriver]:
+        if self._connect_worker is None or self.workers == 1:
+            return [self]
+        while len(self._helpers) < self.workers - 1:
+            self._helpers.append(SyncDriver(self._connect_worker(), self.journal))
+        return [self, *self._helpers]
+
+    def _parallel(self, steps: Sequence[Step[Any]]) -> list[Any]:
+        drivers = self._drivers()
+        if len(drivers) == 1:
+            return [self.run(step) for step in steps]
+        results: list[Any] = [None] * len(steps)
+        lock = threading.Lock()
+        position = iter(range(len(steps)))
+        failed = threading.Event()
+
+        def work(driver: SyncDriver) -> None:
+            while not failed.is_set():
+                with lock:
+                    index = next(position, None)
+                if index is None:
+                    return
+                try:
+                    results[index] = driver.run(steps[index])
+                except BaseException:
+                    failed.set()
+                    raise
+
+        with ThreadPoolExecutor(max_workers=len(drivers)) as pool:
+            futures = [pool.submit(work, d) for d in drivers]
+            errors = [f.exception() for f in futures]
+        for step in steps:
+            step.close()
+        for error in errors:
+            if error is not None:
+                raise error
+        return results
+
+    def close(self) -> None:
+        """Close the extra worker connections (not the caller's client)."""
+        for helper in self._helpers:
+            helper.client.close()
+        self._helpers.clear()

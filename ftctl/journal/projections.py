@@ -77,6 +77,7 @@ class RunState:
     """Key-enumeration segments, in batch order."""
     keys_enumerated: int = 0
     conflicts: int = 0
+    conflicts_by_step: dict[str, int] = field(default_factory=dict)
     checks_passed: list[str] = field(default_factory=list)
     checks_failed: list[FailedCheck] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -153,6 +154,13 @@ def project_run(events: Iterable[AnyEvent]) -> RunState:
                 state.error = ""
                 state.finished_at = None
             case StepStarted():
+                if event.step == "enumerate" and "enumerate" not in state.steps_finished:
+                    # An unfinished enumeration cannot resume its cursor: it starts over.
+                    keys_by_batch.clear()
+                    state.keys_enumerated = 0
+                if event.step in ("validate", "validate_source"):
+                    state.checks_passed = []
+                    state.checks_failed = []
                 if event.step not in state.steps_started:
                     state.steps_started.append(event.step)
             case StepFinished():
@@ -175,6 +183,8 @@ def project_run(events: Iterable[AnyEvent]) -> RunState:
                 state.checks_failed.append(FailedCheck(event.check, event.detail, event.count))
             case ConflictRecorded():
                 state.conflicts += len(event.keys)
+                by_step = state.conflicts_by_step
+                by_step[event.step] = by_step.get(event.step, 0) + len(event.keys)
             case Note():
                 state.notes.append(event.message)
             case Interrupted():
@@ -187,3 +197,19 @@ def project_run(events: Iterable[AnyEvent]) -> RunState:
                 assert_never(event)
     state.key_segments = [keys_by_batch[batch] for batch in sorted(keys_by_batch)]
     return state
+
+
+def run_events(events: Iterable[AnyEvent], kind: str) -> list[AnyEvent]:
+    """The events of every run of ``kind`` (``apply`` or ``rollback``), in order.
+
+    A resumed run continues the work of the earlier runs of its kind, so their events fold
+    together; runs of the other kind are left out.
+    """
+    out: list[AnyEvent] = []
+    current: str | None = None
+    for event in events:
+        if isinstance(event, RunStarted):
+            current = event.kind
+        if current == kind:
+            out.append(event)
+    return out

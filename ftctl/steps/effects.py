@@ -10,6 +10,7 @@ A step is a generator ``Generator[Effect, object, R]``. For each effect the driv
 - ``Sleep`` → ``None`` after the pause.
 - ``Offload`` → the callable's return value; the async driver runs it in a worker thread so
   CPU-heavy conversion or file I/O never blocks its event loop.
+- ``Parallel`` → the sub-steps' return values, in order (see :class:`Parallel`).
 - ``WriteSegment`` → the ``SegmentRef`` of the fsync'd, compressed segment (the driver's
   journal writes it); ``ReadSegment`` → the verified, decoded segment payload.
 """
@@ -80,7 +81,18 @@ class ReadSegment:
     ref: Any
 
 
-Effect: TypeAlias = Commands | Record | Sleep | Offload[Any] | WriteSegment | ReadSegment
+@dataclass(frozen=True, slots=True)
+class Parallel:
+    """Independent sub-steps (batches over disjoint keys) the driver may run concurrently.
+
+    The driver runs them on up to ``workers`` connections and sends back their results in
+    order. If one fails, no further sub-step starts; running ones finish, then it raises.
+    """
+
+    steps: Sequence[Generator[Any, Any, Any]]
+
+
+Effect: TypeAlias = Commands | Record | Sleep | Offload[Any] | WriteSegment | ReadSegment | Parallel
 Step: TypeAlias = Generator[Effect, Any, R]
 
 

@@ -129,7 +129,7 @@ def _by_scan(spec: RunSpec, batches: _KeyBatches) -> Step[None]:
                 ]
             )
             page = ok(reply, "SCAN")
-            assert isinstance(page, list)
+            assert isinstance(page, list | tuple)
             cursor = int(page[0])
             fresh = []
             for key in page[1]:

@@ -35,7 +35,7 @@ def _count_keys(prefix: str, limit: int = 1) -> Step[int]:
             [("SCAN", str(cursor), "MATCH", glob_escape(prefix) + "*", "COUNT", str(SCAN_COUNT))]
         )
         page = ok(reply, "SCAN")
-        assert isinstance(page, list)
+        assert isinstance(page, list | tuple)
         cursor = int(page[0])
         found += len(page[1])
         if cursor == 0 or found >= limit:

@@ -1,0 +1,255 @@
+"""Reports are projections: rendered from the journal's events, reproducible at any time.
+
+:func:`project_report` gives the :class:`MigrationReport` (RedisVL's report fields: result,
+timings incl. downtime, validation, benchmark summary, backup info, warnings, manual
+actions); :func:`project_benchmark` the per-step throughput. Regenerating either from the
+same journal gives the same content.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+
+import msgspec
+
+from ftctl.journal.events import AnyEvent, CheckFailed, CheckPassed, ConflictRecorded, RunStarted
+from ftctl.journal.projections import RunState, project_run, run_events
+
+DOWNTIME_OPENS = "drop"
+DOWNTIME_CLOSES = "wait"
+
+
+class CheckResult(msgspec.Struct, frozen=True, kw_only=True):
+    check: str
+    passed: bool
+    detail: str = ""
+    count: int = 0
+
+
+class ReportValidation(msgspec.Struct, frozen=True, kw_only=True):
+    schema_match: bool | None = None
+    doc_count_match: bool | None = None
+    keys_exist: bool | None = None
+    indexing_failures_ok: bool | None = None
+    vector_sample_match: bool | None = None
+    knn_self_match: bool | None = None
+    concurrent_writes: int = 0
+    checks: list[CheckResult] = msgspec.field(default_factory=list)
+
+
+class ReportTimings(msgspec.Struct, frozen=True, kw_only=True):
+    total_migration_duration_seconds: float = 0.0
+    downtime_duration_seconds: float = 0.0
+    steps: dict[str, float] = msgspec.field(default_factory=dict)
+    """Wall-clock seconds of each step that ran."""
+
+
+class BenchmarkSummary(msgspec.Struct, frozen=True, kw_only=True):
+    documents: int = 0
+    docs_per_second: dict[str, float] = msgspec.field(default_factory=dict)
+    """Documents per second of each batched step (backup, quantize, renames)."""
+
+
+class BackupInfo(msgspec.Struct, frozen=True, kw_only=True):
+    backup_dir: str = ""
+    journal: str = ""
+    segments: int = 0
+    segment_bytes: int = 0
+
+
+class MigrationReport(msgspec.Struct, frozen=True, kw_only=True):
+    """What happened, from the journal alone."""
+
+    version: int = 1
+    index_name: str = ""
+    kind: str = "apply"
+    mode: str = "drop_recreate"
+    result: str = "in_progress"
+    """succeeded | failed | interrupted | in_progress | rolled_back."""
+    error: str = ""
+    started_at: str = ""
+    finished_at: str = ""
+    plan_sha256: str = ""
+    timings: ReportTimings = msgspec.field(default_factory=ReportTimings)
+    validation: ReportValidation = msgspec.field(default_factory=ReportValidation)
+    benchmark_summary: BenchmarkSummary = msgspec.field(default_factory=BenchmarkSummary)
+    backup: BackupInfo = msgspec.field(default_factory=BackupInfo)
+    conflicts: int = 0
+    conflict_sample: list[str] = msgspec.field(default_factory=list)
+    warnings: list[str] = msgspec.field(default_factory=list)
+    manual_actions: list[str] = msgspec.field(default_factory=list)
+
+
+def _iso(at: datetime | None) -> str:
+    return at.isoformat() if at is not None else ""
+
+
+def _seconds(a: datetime | None, b: datetime | None) -> float:
+    return round((b - a).total_seconds(), 6) if a is not None and b is not None else 0.0
+
+
+def _step_seconds(state: RunState) -> dict[str, float]:
+    return {
+        step: _seconds(timing.first, timing.last)
+        for step, timing in state.step_times.items()
+        if step in state.steps_started
+    }
+
+
+def _validation(events: Sequence[AnyEvent]) -> ReportValidation:
+    """The checks of the latest validate step (earlier attempts are superseded)."""
+    latest: dict[str, CheckResult] = {}
+    in_validate = False
+    for event in events:
+        step = getattr(event, "step", None)
+        if step is not None:
+            in_validate = step in ("validate", "validate_source")
+            if in_validate and type(event).__name__ == "StepStarted":
+                latest = {}
+        if isinstance(event, CheckPassed | CheckFailed) and in_validate:
+            latest[event.check] = CheckResult(
+                check=event.check,
+                passed=isinstance(event, CheckPassed),
+                detail=event.detail,
+                count=event.count if isinstance(event, CheckFailed) else 0,
+            )
+
+    def passed(name: str) -> bool | None:
+        found = latest.get(name)
+        return None if found is None else found.passed
+
+    writes = latest.get("concurrent_writes")
+    return ReportValidation(
+        schema_match=passed("schema_match"),
+        doc_count_match=passed("doc_count"),
+        keys_exist=passed("keys_exist"),
+        indexing_failures_ok=passed("indexing_failures"),
+        vector_sample_match=passed("vector_bytes"),
+        knn_self_match=passed("knn_self"),
+        concurrent_writes=writes.count if writes is not None else 0,
+        checks=list(latest.values()),
+    )
+
+
+def _result(state: RunState) -> str:
+    if state.result is not None:
+        return state.result
+    if state.interrupted_at is not None:
+        return "interrupted"
+    return "in_progress"
+
+
+def project_report(
+    events: Sequence[AnyEvent],
+    *,
+    backup_dir: str | Path = "",
+    warnings: Sequence[str] = (),
+    kind: str | None = None,
+) -> MigrationReport:
+    """The migration report of a journal's events (``kind`` picks apply or rollback runs)."""
+    first = next((e for e in events if isinstance(e, RunStarted)), None)
+    wanted = kind or (first.kind if first else "apply")
+    selected = run_events(events, wanted)
+    state = project_run(selected)
+    step_seconds = _step_seconds(state)
+    drop = state.step_times.get(DOWNTIME_OPENS)
+    ready = state.step_times.get(DOWNTIME_CLOSES)
+    downtime = _seconds(drop.first if drop else None, ready.last if ready else None)
+    documents = state.keys_enumerated
+    rates = {}
+    for step, batches in state.batches_done.items():
+        seconds = step_seconds.get(step, 0.0)
+        if seconds > 0 and batches:
+            rates[step] = round(documents / seconds, 1)
+    conflict_keys = [
+        key.decode(errors="replace")
+        for e in selected
+        if isinstance(e, ConflictRecorded)
+        for key in e.keys
+    ]
+    segments = {ref.number: ref.size for ref in state.key_segments}
+    for refs in state.batch_segments.values():
+        segments.update({ref.number: ref.size for ref in refs.values()})
+    root = Path(backup_dir) if backup_dir else None
+    manual: list[str] = []
+    if state.conflicts:
+        manual.append(
+            f"{state.conflicts} keys were written by others during the migration and were not "
+            "converted; see the journal (ftctl migrate journal inspect) and fix them by hand"
+        )
+    result = _result(state)
+    if result in ("failed", "interrupted", "in_progress"):
+        manual.append(
+            "re-run the same apply (or 'ftctl migrate resume --backup-dir ...') to continue, "
+            "or 'ftctl migrate rollback --backup-dir ...' to undo"
+        )
+    return MigrationReport(
+        index_name=state.index_name or "",
+        kind=wanted,
+        mode=state.mode or "drop_recreate",
+        result=result,
+        error=state.error,
+        started_at=_iso(selected[0].at if selected else None),
+        finished_at=_iso(state.finished_at),
+        plan_sha256=state.plan_sha256 or "",
+        timings=ReportTimings(
+            total_migration_duration_seconds=_seconds(
+                selected[0].at if selected else None, selected[-1].at if selected else None
+            ),
+            downtime_duration_seconds=downtime,
+            steps=step_seconds,
+        ),
+        validation=_validation(selected),
+        benchmark_summary=BenchmarkSummary(documents=documents, docs_per_second=rates),
+        backup=BackupInfo(
+            backup_dir=str(root.parent) if root else "",
+            journal=str(root / "journal.log") if root else "",
+            segments=len(segments),
+            segment_bytes=sum(segments.values()),
+        ),
+        conflicts=len(conflict_keys),
+        conflict_sample=conflict_keys[:20],
+        warnings=list(warnings),
+        manual_actions=manual,
+    )
+
+
+class StepBenchmark(msgspec.Struct, frozen=True, kw_only=True):
+    seconds: float
+    batches: int = 0
+    documents: int = 0
+    docs_per_second: float = 0.0
+
+
+class BenchmarkReport(msgspec.Struct, frozen=True, kw_only=True):
+    version: int = 1
+    index_name: str = ""
+    documents: int = 0
+    total_seconds: float = 0.0
+    downtime_seconds: float = 0.0
+    steps: dict[str, StepBenchmark] = msgspec.field(default_factory=dict)
+
+
+def project_benchmark(events: Sequence[AnyEvent]) -> BenchmarkReport:
+    """Per-step durations and throughput of the apply runs of a journal."""
+    report = project_report(events, kind="apply")
+    state = project_run(run_events(events, "apply"))
+    steps = {}
+    for step, seconds in report.timings.steps.items():
+        batches = len(state.batches_done.get(step, ()))
+        documents = state.keys_enumerated if batches or step == "enumerate" else 0
+        steps[step] = StepBenchmark(
+            seconds=seconds,
+            batches=batches,
+            documents=documents,
+            docs_per_second=round(documents / seconds, 1) if seconds > 0 and documents else 0.0,
+        )
+    return BenchmarkReport(
+        index_name=report.index_name,
+        documents=report.benchmark_summary.documents,
+        total_seconds=report.timings.total_migration_duration_seconds,
+        downtime_seconds=report.timings.downtime_duration_seconds,
+        steps=steps,
+    )
