@@ -419,15 +419,24 @@ def report_of(run: Run, kind: str = "apply") -> MigrationReport:
 
 
 def _worker_factory(client: redis.Redis) -> Callable[[], redis.Redis]:
-    kwargs = dict(client.connection_pool.connection_kwargs)
-    return lambda: redis.Redis(**kwargs)
+    """Extra connections to the same server, with the same settings, for worker threads."""
+    pool = client.connection_pool
+    kwargs = dict(pool.connection_kwargs)
+    return lambda: redis.Redis(
+        connection_pool=redis.ConnectionPool(connection_class=pool.connection_class, **kwargs)
+    )
 
 
-def _async_worker_factory(url: str | None, client: redis.asyncio.Redis) -> Callable[[], Any]:
-    kwargs = dict(client.connection_pool.connection_kwargs)
+def _async_worker_factory(client: redis.asyncio.Redis) -> Callable[[], Any]:
+    pool = client.connection_pool
+    kwargs = dict(pool.connection_kwargs)
 
     async def make() -> redis.asyncio.Redis:
-        return redis.asyncio.Redis(**kwargs)
+        return redis.asyncio.Redis(
+            connection_pool=redis.asyncio.ConnectionPool(
+                connection_class=pool.connection_class, **kwargs
+            )
+        )
 
     return make
 
@@ -471,7 +480,7 @@ async def _run_async(
 ) -> MigrationReport:
     tap = JournalTap(run.journal, progress=options.progress)
     driver = AsyncDriver(
-        client, tap, workers=options.workers, connect_worker=_async_worker_factory(None, client)
+        client, tap, workers=options.workers, connect_worker=_async_worker_factory(client)
     )
     try:
         passed = await driver.run(build(run, tap, options))
