@@ -78,6 +78,7 @@ def _register() -> None:
 
     cli.add_command(server_commands.server)
     cli.add_command(index_commands.index)
+    cli.add_command(__import__("ftctl.cli.migrate", fromlist=["migrate"]).migrate)
 
 
 _register()
