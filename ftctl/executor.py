@@ -413,9 +413,8 @@ def _interrupted(run: Run, kind: str) -> None:
 
 
 def report_of(run: Run, kind: str = "apply") -> MigrationReport:
-    return project_report(
-        run.events(), backup_dir=run.directory, warnings=run.plan.warnings, kind=kind
-    )
+    warnings = run.plan.warnings if kind == "apply" else []
+    return project_report(run.events(), backup_dir=run.directory, warnings=warnings, kind=kind)
 
 
 def _worker_factory(client: redis.Redis) -> Callable[[], redis.Redis]:

@@ -78,7 +78,10 @@ def _register() -> None:
 
     cli.add_command(server_commands.server)
     cli.add_command(index_commands.index)
-    cli.add_command(__import__("ftctl.cli.migrate", fromlist=["migrate"]).migrate)
+    from ftctl.cli import migrate as migrate_commands
+    from ftctl.cli import migrate_run as _run_commands  # noqa: F401 - registers on `migrate`
+
+    cli.add_command(migrate_commands.migrate)
 
 
 _register()

@@ -17,8 +17,8 @@ import msgspec
 from ftctl.journal.events import AnyEvent, CheckFailed, CheckPassed, ConflictRecorded, RunStarted
 from ftctl.journal.projections import RunState, project_run, run_events
 
-DOWNTIME_OPENS = "drop"
-DOWNTIME_CLOSES = "wait"
+DOWNTIME_STEPS = {"apply": ("drop", "wait"), "rollback": ("drop_target", "wait_source")}
+"""The steps whose start and end bound the window with no index, per run kind."""
 
 
 class CheckResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -154,8 +154,9 @@ def project_report(
     selected = run_events(events, wanted)
     state = project_run(selected)
     step_seconds = _step_seconds(state)
-    drop = state.step_times.get(DOWNTIME_OPENS)
-    ready = state.step_times.get(DOWNTIME_CLOSES)
+    opens, closes = DOWNTIME_STEPS.get(wanted, ("drop", "wait"))
+    drop = state.step_times.get(opens)
+    ready = state.step_times.get(closes)
     downtime = _seconds(drop.first if drop else None, ready.last if ready else None)
     documents = state.keys_enumerated
     rates = {}

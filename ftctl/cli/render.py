@@ -1,0 +1,95 @@
+"""Rendering for humans: progress lines on stderr, report summaries, timelines."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import click
+import msgspec
+
+from ftctl.errors import UsageError
+from ftctl.journal.inspect import InspectRow
+from ftctl.journal.report import MigrationReport
+
+
+@dataclass
+class Progress:
+    """``step  done/total docs  rate/s  ETA`` on one stderr line, only when it is a TTY."""
+
+    enabled: bool = field(default_factory=lambda: sys.stderr.isatty())
+    _step: str = ""
+    _started: float = 0.0
+    _last: float = 0.0
+
+    def __call__(self, step: str, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if step != self._step:
+            if self._step:
+                click.echo("", err=True)
+            self._step, self._started, self._last = step, now, 0.0
+        if now - self._last < 0.1 and done < total:
+            return
+        self._last = now
+        elapsed = max(now - self._started, 1e-6)
+        rate = done / elapsed
+        eta = f"ETA {max(total - done, 0) / rate:.0f}s" if rate > 0 and total > done else ""
+        line = f"\r{step:<14} {done:>10,}/{total:,} docs  {rate:>10,.0f}/s  {eta:<12}"
+        click.echo(line, err=True, nl=False)
+
+    def close(self) -> None:
+        if self.enabled and self._step:
+            click.echo("", err=True)
+
+
+def write_yaml(path: str | Path, value: object) -> None:
+    try:
+        Path(path).write_bytes(msgspec.yaml.encode(value))
+    except OSError as exc:
+        raise UsageError(f"cannot write '{path}': {exc.strerror}", "check the path") from None
+
+
+def report_summary(report: MigrationReport, echo: Callable[[str], None] = click.echo) -> None:
+    """A short human summary of a report: result, timings, failed checks, what to do."""
+    echo(f"Index: {report.index_name}  ({report.kind}, {report.mode})")
+    echo(f"Result: {report.result}" + (f" — {report.error}" if report.error else ""))
+    timings = report.timings
+    if timings.total_migration_duration_seconds:
+        echo(
+            f"Duration: {timings.total_migration_duration_seconds:.2f}s"
+            f" (downtime {timings.downtime_duration_seconds:.2f}s)"
+        )
+    if report.benchmark_summary.documents:
+        echo(f"Documents: {report.benchmark_summary.documents:,}")
+    for check in report.validation.checks:
+        mark = "ok  " if check.passed else "FAIL"
+        echo(f"  [{mark}] {check.check}: {check.detail}")
+    if report.conflicts:
+        echo(f"Concurrent writes kept (not converted): {report.conflicts}")
+        for key in report.conflict_sample[:5]:
+            echo(f"  - {key}")
+    for warning in report.warnings:
+        echo(f"Warning: {warning}")
+    for action in report.manual_actions:
+        echo(f"Next: {action}")
+
+
+def timeline(rows: list[InspectRow], echo: Callable[[str], None] = click.echo) -> None:
+    """The journal as a table: seq, time, event, step, batch, keys, detail/counts."""
+    echo(
+        f"{'seq':>5}  {'time (UTC)':<15} {'event':<18} {'step':<16} {'batch':>5} {'keys':>6}  detail"
+    )
+    for row in rows:
+        at = row.at[11:26] if row.at else ""
+        counts = " ".join(f"{k}={v}" for k, v in sorted(row.counts.items()))
+        detail = " · ".join(x for x in (counts, row.detail) if x)
+        batch = "" if row.batch is None else str(row.batch)
+        keys = "" if row.keys is None else str(row.keys)
+        echo(
+            f"{row.seq:>5}  {at:<15} {row.event:<18} {row.step:<16} {batch:>5} {keys:>6}  {detail}"
+        )
