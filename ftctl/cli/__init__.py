@@ -73,6 +73,7 @@ def cli(
 
 
 def _register() -> None:
+    from ftctl.cli import demo as demo_commands
     from ftctl.cli import index as index_commands
     from ftctl.cli import server as server_commands
 
@@ -82,6 +83,7 @@ def _register() -> None:
     from ftctl.cli import migrate_run as _run_commands  # noqa: F401 - registers on `migrate`
 
     cli.add_command(migrate_commands.migrate)
+    cli.add_command(demo_commands.demo)
 
 
 _register()
