@@ -1,0 +1,37 @@
+"""ftctl: journaled, crash-proof schema migrations for Redis Search (FT.*) indexes.
+
+The public API mirrors RedisVL's migrator (planners, executors, batch) and adds what the
+journal makes possible (:class:`Journal`, :func:`project_state`, :func:`rollback`).
+"""
+
+from ftctl.errors import FtctlError, MigrationFailed, RefusedError, UsageError
+from ftctl.executor import AsyncMigrationExecutor, MigrationExecutor, rollback
+from ftctl.journal import Journal
+from ftctl.journal.projections import project_run as project_state
+from ftctl.journal.report import MigrationReport
+from ftctl.plan.models import MigrationPlan, SchemaPatch, load_patch, load_plan
+from ftctl.planner import AsyncMigrationPlanner, MigrationPlanner
+from ftctl.schema.model import IndexSchema, load_schema
+from ftctl.validator import MigrationValidator
+
+__all__ = [
+    "AsyncMigrationExecutor",
+    "AsyncMigrationPlanner",
+    "FtctlError",
+    "IndexSchema",
+    "Journal",
+    "MigrationExecutor",
+    "MigrationFailed",
+    "MigrationPlan",
+    "MigrationPlanner",
+    "MigrationReport",
+    "MigrationValidator",
+    "RefusedError",
+    "SchemaPatch",
+    "UsageError",
+    "load_patch",
+    "load_plan",
+    "load_schema",
+    "project_state",
+    "rollback",
+]
