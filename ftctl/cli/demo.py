@@ -15,6 +15,7 @@ import numpy as np
 import redis
 
 from ftctl.cli.render import report_summary, timeline
+from ftctl.drivers import SyncDriver
 from ftctl.errors import MigrationFailed
 from ftctl.executor import MigrationExecutor, rollback
 from ftctl.journal import Journal
@@ -22,8 +23,8 @@ from ftctl.journal.inspect import inspect_rows
 from ftctl.plan.models import load_patch
 from ftctl.planner import MigrationPlanner
 from ftctl.schema.model import load_schema
-from ftctl.schema.render import create_argv
 from ftctl.server import EmbeddedServer
+from ftctl.steps.catalog import create_with_history
 
 _REPO_FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 
@@ -60,7 +61,7 @@ def demo(docs: int, fixtures: Path) -> None:
         echo(f"Embedded Redis 8 + Search at {server.url}")
         client = redis.Redis.from_url(server.url, protocol=3)
         schema = load_schema(fixtures / "schemas" / "demo_docs.yaml")
-        client.execute_command(*create_argv(schema))
+        SyncDriver(client).run(create_with_history(schema))
         texts, vectors = _load_documents(fixtures, docs)
         pipe = client.pipeline(transaction=False)
         for i, (text, vector) in enumerate(zip(texts, vectors, strict=True)):

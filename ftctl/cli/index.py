@@ -3,25 +3,32 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TypeVar
 
 import click
 import msgspec
-import redis
 
 from ftctl.cli import AppState, pass_state
-from ftctl.errors import RedisCommandError, RefusedError, UsageError
+from ftctl.drivers import SyncDriver
+from ftctl.executor import ftctl_version
 from ftctl.schema import (
     GeoShapeField,
-    IndexInfo,
     TagField,
     TextField,
     VectorField,
-    create_argv,
     load_schema,
-    parse_ft_info,
     schema_to_builtins,
 )
 from ftctl.schema.model import Field
+from ftctl.steps.catalog import (
+    create_with_history,
+    delete_keeping_documents,
+    index_info,
+    list_indexes,
+)
+from ftctl.steps.effects import Step
+
+T = TypeVar("T")
 
 
 @click.group()
@@ -29,28 +36,8 @@ def index() -> None:
     """Inspect and manage Search indexes."""
 
 
-def _names(client: redis.Redis) -> list[str]:
-    return sorted(
-        n.decode() if isinstance(n, bytes) else str(n) for n in client.execute_command("FT._LIST")
-    )
-
-
-def _is_unknown_index(exc: redis.ResponseError) -> bool:
-    text = str(exc).lower()
-    return "unknown index" in text or "no such index" in text or "not found" in text
-
-
-def fetch_info(client: redis.Redis, name: str) -> IndexInfo:
-    """FT.INFO of ``name`` parsed; an unknown index is a UsageError with a hint."""
-    try:
-        reply = client.execute_command("FT.INFO", name)
-    except redis.ResponseError as exc:
-        if _is_unknown_index(exc):
-            raise UsageError(
-                f"index '{name}' does not exist", "run 'ftctl index listall'"
-            ) from None
-        raise RedisCommandError("FT.INFO", str(exc)) from None
-    return parse_ft_info(reply)
+def _run(state: AppState, step: Step[T]) -> T:
+    return SyncDriver(state.client()).run(step)
 
 
 @index.command()
@@ -58,7 +45,7 @@ def fetch_info(client: redis.Redis, name: str) -> IndexInfo:
 def listall(state: AppState) -> None:
     """List the indexes on the server."""
     click.echo("Indices:")
-    for number, name in enumerate(_names(state.client()), start=1):
+    for number, name in enumerate(_run(state, list_indexes()), start=1):
         click.echo(f"{number}. {name}")
 
 
@@ -91,7 +78,7 @@ def _field_summary(f: Field) -> str:
 @pass_state
 def info(state: AppState, name: str, as_json: bool) -> None:
     """Show an index's schema and statistics."""
-    parsed = fetch_info(state.client(), name)
+    parsed = _run(state, index_info(name))
     if as_json:
         payload = {
             "index_name": parsed.index_name,
@@ -125,18 +112,7 @@ def info(state: AppState, name: str, as_json: bool) -> None:
 def create(state: AppState, schema_path: Path) -> None:
     """Create an index from a schema YAML file."""
     schema = load_schema(schema_path)
-    client = state.client()
-    if schema.name in _names(client):
-        raise RefusedError(
-            f"index '{schema.name}' already exists",
-            "delete it first (ftctl index delete) or change index.name",
-        )
-    try:
-        client.execute_command(*create_argv(schema))
-    except redis.ResponseError as exc:
-        raise UsageError(
-            f"the server refused the schema in '{schema_path}': {exc}", "fix the schema file"
-        ) from None
+    _run(state, create_with_history(schema, version=ftctl_version()))
     click.echo(f"Index created: {schema.name}")
 
 
@@ -145,15 +121,5 @@ def create(state: AppState, schema_path: Path) -> None:
 @pass_state
 def delete(state: AppState, name: str) -> None:
     """Drop an index definition; documents are kept (FT.DROPINDEX without DD)."""
-    client = state.client()
-    parsed = fetch_info(client, name)
-    if parsed.index_name != name:
-        raise RefusedError(
-            f"'{name}' is an alias of index '{parsed.index_name}'; refusing to drop through an alias",
-            f"run 'ftctl index delete --index {parsed.index_name}' to drop the index itself",
-        )
-    try:
-        client.execute_command("FT.DROPINDEX", name)
-    except redis.ResponseError as exc:
-        raise RedisCommandError("FT.DROPINDEX", str(exc)) from None
+    _run(state, delete_keeping_documents(name))
     click.echo(f"Index deleted: {name} (documents kept)")

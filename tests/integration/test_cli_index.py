@@ -112,3 +112,22 @@ def test_unreachable_server_is_one_line() -> None:
     result = CliRunner().invoke(cli, ["--url", "redis://127.0.0.1:1", "index", "listall"])
     assert result.exit_code == 2
     assert "cannot reach Redis" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_create_records_schema_history_and_delete_forgets_it(
+    redis_url: str, r: redis.Redis, tmp_path: Path
+) -> None:
+    """`index create` stores the full schema under ftctl:schema:<index>; `delete` removes it."""
+    schema = tmp_path / "s.yaml"
+    schema.write_text(
+        "index: {name: hist, prefix: 'h:'}\n"
+        "fields:\n  - {name: title, type: text, attrs: {phonetic_matcher: 'dm:en'}}\n"
+    )
+    runner = CliRunner()
+    created = runner.invoke(cli, ["--url", redis_url, "index", "create", "--schema", str(schema)])
+    assert created.exit_code == 0, created.output
+    stored = r.get("ftctl:schema:hist")
+    assert stored is not None and b"dm:en" in stored
+    deleted = runner.invoke(cli, ["--url", redis_url, "index", "delete", "--index", "hist"])
+    assert deleted.exit_code == 0, deleted.output
+    assert r.get("ftctl:schema:hist") is None
