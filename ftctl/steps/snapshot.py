@@ -191,6 +191,10 @@ def _holds(schema: IndexSchema, reply: object) -> bool:
     if isinstance(reply, ReplyError) or reply is None:
         return False
     if schema.storage_type == "json":
+        # JSON.TYPE on a JSONPath: RESP2 answers [] / [b"integer"], RESP3 wraps that once more
+        # ([[]] / [[b"integer"]]), so a missing path is an empty list either way.
+        if isinstance(reply, list) and len(reply) == 1 and isinstance(reply[0], list):
+            reply = reply[0]
         return isinstance(reply, list) and len(reply) > 0 and reply[0] is not None
     return bool(reply)
 
