@@ -139,6 +139,14 @@ class RunFinished(Event, frozen=True, kw_only=True, tag="run_finished"):
     error: str = ""
 
 
+# Batch events live with their projections; imported here, after the classes they build on.
+from ftctl.journal.batch import (  # noqa: E402
+    BatchIndexFinished,
+    BatchIndexInterrupted,
+    BatchIndexStarted,
+    BatchStarted,
+)
+
 AnyEvent: TypeAlias = (
     RunStarted
     | StepStarted
@@ -152,6 +160,10 @@ AnyEvent: TypeAlias = (
     | Note
     | Interrupted
     | RunFinished
+    | BatchStarted
+    | BatchIndexStarted
+    | BatchIndexFinished
+    | BatchIndexInterrupted
 )
 
 EVENT_TYPES: tuple[type[Event], ...] = AnyEvent.__args__

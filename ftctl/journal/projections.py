@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import assert_never
 
+from ftctl.journal.batch import BATCH_EVENT_TYPES
 from ftctl.journal.events import (
     AnyEvent,
     BatchDone,
@@ -125,6 +126,8 @@ def _step_of(event: AnyEvent) -> str | None:
             return "enumerate"
         case RunStarted() | CheckPassed() | CheckFailed() | Note() | RunFinished():
             return None
+        case _ if isinstance(event, BATCH_EVENT_TYPES):
+            return None  # batch journals only; see ftctl.journal.batch
         case _:
             assert_never(event)
 
@@ -193,6 +196,8 @@ def project_run(events: Iterable[AnyEvent]) -> RunState:
                 state.result = event.result
                 state.error = event.error
                 state.finished_at = event.at
+            case _ if isinstance(event, BATCH_EVENT_TYPES):
+                pass  # batch journals only; see ftctl.journal.batch
             case _:
                 assert_never(event)
     state.key_segments = [keys_by_batch[batch] for batch in sorted(keys_by_batch)]

@@ -31,6 +31,13 @@ from ftctl.journal import (
     encode_event,
     segment_refs,
 )
+from ftctl.journal.batch import (
+    BatchIndexEntry,
+    BatchIndexFinished,
+    BatchIndexInterrupted,
+    BatchIndexStarted,
+    BatchStarted,
+)
 
 REF = SegmentRef(number=7, size=123, crc32=0xDEADBEEF)
 AT = datetime(2025, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
@@ -60,6 +67,23 @@ SAMPLES: list[Event] = [
     Note(seq=10, at=AT, message="aof off", data={"n": 1}),
     Interrupted(seq=11, at=AT, step="backup", batch=3),
     RunFinished(seq=12, at=AT, result="failed", error="knn check failed"),
+    BatchStarted(
+        seq=13,
+        at=AT,
+        batch_id="batch_1",
+        plan_path="/p/batch_plan.yaml",
+        backup_dir="/b",
+        failure_policy="fail_fast",
+        indexes=[
+            BatchIndexEntry(name="a", applicable=True, plan_path="/p/a.yaml", plan_sha256="cd"),
+            BatchIndexEntry(name="b", applicable=False, skip_reason="field not found"),
+        ],
+    ),
+    BatchIndexStarted(
+        seq=14, at=AT, name="a", position=1, total=1, journal="/b/a", plan_sha256="cd"
+    ),
+    BatchIndexFinished(seq=15, at=AT, name="a", status="failed", result="failed", error="boom"),
+    BatchIndexInterrupted(seq=16, at=AT, name="a", error="ctrl+c"),
 ]
 
 EXPECTED_TAGS = {
