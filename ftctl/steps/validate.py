@@ -18,6 +18,7 @@ from collections.abc import Sequence
 
 from ftctl.journal.events import CheckFailed, CheckPassed, SegmentRef
 from ftctl.journal.segments import SegmentPayload, unpack_field
+from ftctl.plan.quantization import element_size
 from ftctl.schema.compare import reported_differences
 from ftctl.schema.model import IndexSchema, VectorField
 from ftctl.steps.codecs import encode
@@ -150,12 +151,15 @@ def _check_vectors(
 
 
 def _query_vector(schema: IndexSchema, f: VectorField, reply: object) -> bytes | None:
+    """The stored vector as a query blob; None when the index could not have held it (a
+    document with a wrong-size vector is an indexing failure, not a KNN miss)."""
     if schema.storage_type == "hash":
-        return reply if isinstance(reply, bytes) and reply else None
+        width = f.attrs.dims * element_size(f.attrs.datatype)
+        return reply if isinstance(reply, bytes) and len(reply) == width else None
     if not isinstance(reply, bytes | str):
         return None
     values = json.loads(reply)
-    if not values or not isinstance(values[0], list):
+    if not values or not isinstance(values[0], list) or len(values[0]) != f.attrs.dims:
         return None
     return encode([values[0]], f.attrs.datatype)
 

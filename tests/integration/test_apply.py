@@ -25,9 +25,14 @@ from helpers import (
     run_apply,
     source,
     state,
+    wait_indexed,
 )
 
+from ftctl.errors import RefusedError
 from ftctl.executor import rollback
+from ftctl.journal import Journal
+from ftctl.journal.events import Note
+from ftctl.planner import MigrationPlanner
 from ftctl.schema.compare import reported_differences
 
 
@@ -182,3 +187,117 @@ def test_combined_change_every_runner(
     assert undone.result == "rolled_back", (undone.error, undone.validation.checks)
     assert state(r) == before
     assert reported_differences(made.source.schema_snapshot, info(r).schema) == []
+
+
+# --- refusals: nothing in Redis changes ---------------------------------------------------
+
+
+def _refused(
+    r: redis.Redis, redis_url: str, backup_dir: Path, made: Any, match: str, **options: Any
+) -> None:
+    before = state(r)
+    with pytest.raises(RefusedError, match=match):
+        run_apply(RUNNERS[0], made, redis_url=redis_url, backup_dir=backup_dir, **options)
+    assert state(r) == before
+
+
+def test_blocked_plan_is_refused(r: redis.Redis, redis_url: str, tmp_path: Path) -> None:
+    """A blocked plan (vector dimensions change) is refused before anything runs."""
+    source(r, "hash")
+    made = MigrationPlanner().create_plan(
+        INDEX,
+        redis_url=redis_url,
+        schema_patch=patch(update_fields=[{"name": "emb", "attrs": {"dims": 16}}]),
+    )
+    assert not made.supported
+    _refused(r, redis_url, tmp_path, made, "blocked")
+    assert not list(tmp_path.iterdir())
+
+
+def test_lossy_plan_needs_accept_data_loss(r: redis.Redis, redis_url: str, tmp_path: Path) -> None:
+    """A lossy quantization without accept_data_loss is refused and writes no journal."""
+    source(r, "hash")
+    made = plan(redis_url, patch(update_fields=[{"name": "emb", "attrs": {"datatype": "float16"}}]))
+    _refused(r, redis_url, tmp_path, made, "lossily", accept_data_loss=False)
+    assert not list(tmp_path.iterdir())
+
+
+def test_backup_dir_of_another_plan_is_refused(
+    r: redis.Redis, redis_url: str, tmp_path: Path
+) -> None:
+    """A backup dir holding the journal of another plan for the same index is refused."""
+    source(r, "hash")
+    first = plan(redis_url, patch(add_fields=[{"name": "color", "type": "tag"}]))
+    assert run_apply(RUNNERS[0], first, redis_url=redis_url, backup_dir=tmp_path).result == (
+        "succeeded"
+    )
+    second = plan(redis_url, patch(add_fields=[{"name": "rating", "type": "numeric"}]))
+    _refused(r, redis_url, tmp_path, second, "backup does not match plan")
+
+
+@pytest.mark.parametrize("storage", ["hash", "json"])
+@pytest.mark.parametrize("obstacle", ["prefix_taken", "name_taken", "source_changed"])
+def test_preflight_refusals_change_nothing(
+    r: redis.Redis, redis_url: str, tmp_path: Path, obstacle: str, storage: str
+) -> None:
+    """What changed between planning and apply (keys under the new prefix, an index with the
+    new name, a different live source) is refused at preflight, before the drop."""
+    source(r, storage)
+    made = plan(
+        redis_url,
+        patch(
+            index={"name": "catalog", "prefix": "item:"},
+            update_fields=[{"name": "emb", "attrs": {"datatype": "float16"}}],
+        ),
+    )
+    match obstacle:
+        case "prefix_taken":
+            r.set("item:x", "someone else's")
+            words = "keys already exist under the new prefix 'item:'"
+        case "name_taken":
+            r.execute_command("FT.CREATE", "catalog", "PREFIX", "1", "zzz:", "SCHEMA", "t", "TEXT")
+            words = "named 'catalog' already exists"
+        case _:
+            extra = ["$.extra", "AS", "extra"] if storage == "json" else ["extra"]
+            r.execute_command("FT.ALTER", INDEX, "SCHEMA", "ADD", *extra, "TEXT")
+            words = "source schema mismatch"
+    _refused(r, redis_url, tmp_path, made, f"preflight refused: .*{words}")
+
+
+# --- indexes with indexing failures -------------------------------------------------------
+
+
+def test_indexing_failures_enumerate_by_scan_and_validate(
+    r: redis.Redis, redis_url: str, tmp_path: Path
+) -> None:
+    """A document the source could not index (wrong-size vector) is found by the prefix-scoped
+    SCAN fallback, moved with the others and left byte-identical; the run validates with
+    doc_count = num_docs + failures, and rollback restores everything."""
+    source(r, "hash")
+    r.hset("doc:bad", mapping={"title": "broken", "emb": b"\x01\x02\x03"})
+    r.hset("other:1", mapping={"title": "not under the prefix", "emb": b"\x00" * 32})
+    assert wait_indexed(r).stats.hash_indexing_failures == 1
+    made = plan(
+        redis_url,
+        patch(
+            index={"prefix": "item:"},
+            update_fields=[{"name": "emb", "attrs": {"datatype": "float16"}}],
+        ),
+    )
+    before = state(r)
+
+    report = run_apply(RUNNERS[1], made, redis_url=redis_url, backup_dir=tmp_path)
+
+    assert report.result == "succeeded", (report.error, report.validation.checks)
+    assert report.benchmark_summary.documents == DOCS + 1
+    checks = {c.check: c for c in report.validation.checks}
+    assert checks["doc_count"].passed and f"expected {DOCS + 1}" in checks["doc_count"].detail
+    notes = [e for e in Journal.read(tmp_path / INDEX) if isinstance(e, Note)]
+    assert any("SCAN" in n.message for n in notes)
+    assert r.hgetall("item:bad") == {b"title": b"broken", b"emb": b"\x01\x02\x03"}
+    assert r.hget("other:1", "title") == b"not under the prefix"
+    live = info(r)
+    assert (live.stats.num_docs, live.stats.hash_indexing_failures) == (DOCS, 1)
+
+    assert rollback(tmp_path, redis_url=redis_url).result == "rolled_back"
+    assert state(r) == before
