@@ -29,6 +29,7 @@ from ftctl.steps.rewrite import convert_block
 from ftctl.steps.spec import RunSpec
 
 KNN_K = 10
+KNN_EF_RUNTIME = 500
 
 
 class Outcome:
@@ -183,7 +184,9 @@ def _check_knn(spec: RunSpec, schema: IndexSchema, sample: list[bytes], out: Out
             vector = _query_vector(schema, f, reply)
             if vector is None:
                 continue
-            query = f"*=>[KNN {KNN_K} @{f.name} $v AS __ftctl_d]"
+            # HNSW is approximate: search wide so a miss means a broken index, not bad luck.
+            ef = f" EF_RUNTIME {KNN_EF_RUNTIME}" if f.attrs.algorithm == "hnsw" else ""
+            query = f"*=>[KNN {KNN_K} @{f.name} $v{ef} AS __ftctl_d]"
             args: list[Arg] = [
                 "FT.SEARCH", schema.name, query, "PARAMS", "2", "v", vector,
                 "SORTBY", "__ftctl_d", "RETURN", "1", "__ftctl_d", "LIMIT", "0", str(KNN_K),
