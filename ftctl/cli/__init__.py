@@ -79,6 +79,7 @@ def _register() -> None:
 
     cli.add_command(server_commands.server)
     cli.add_command(index_commands.index)
+    from ftctl.cli import batch as _batch_commands  # noqa: F401 - registers batch-* on `migrate`
     from ftctl.cli import migrate as migrate_commands
     from ftctl.cli import migrate_run as _run_commands  # noqa: F401 - registers on `migrate`
 

@@ -1,0 +1,210 @@
+"""``ftctl migrate batch-plan | batch-apply | batch-resume | batch-status``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+import msgspec
+
+from ftctl.batch import (
+    BatchMigrationExecutor,
+    BatchMigrationPlanner,
+    BatchPlan,
+    BatchReport,
+    OverlapError,
+    batch_status,
+    regenerate,
+    render_status,
+)
+from ftctl.cli import AppState, pass_state
+from ftctl.cli.migrate import migrate
+from ftctl.drivers.connect import resolve_url
+from ftctl.errors import EXIT_FAILED, EXIT_REFUSED
+
+
+def _progress(name: str, position: int, total: int, status: str) -> None:
+    click.echo(f"[{position}/{total}] {name}: {status}")
+
+
+def _summary(batch: BatchPlan, plan_out: str) -> None:
+    click.echo(f"Batch plan written to {plan_out}")
+    click.echo(f"Batch ID: {batch.batch_id}")
+    click.echo(f"Failure policy: {batch.failure_policy}")
+    applicable = batch.applicable
+    click.echo(f"Applicable: {len(applicable)}")
+    for entry in applicable:
+        click.echo(f"  - {entry.name}: {entry.plan_path}")
+    skipped = [i for i in batch.indexes if not i.applicable]
+    click.echo(f"Skipped: {len(skipped)}")
+    for entry in skipped:
+        click.echo(f"  - {entry.name}: {entry.skip_reason}")
+
+
+def _finish(report: BatchReport) -> None:
+    s = report.summary
+    click.echo(
+        f"Batch {report.batch_id}: {report.status} ({s.successful} succeeded, {s.failed} failed, "
+        f"{s.skipped} skipped, {s.remaining} not run)"
+    )
+    for index in report.indexes:
+        if index.status == "failed":
+            click.echo(f"  - {index.name}: failed - {index.error}")
+    if report.status != "completed":
+        click.get_current_context().exit(EXIT_FAILED)
+
+
+@migrate.command("batch-plan")
+@click.option("--pattern", help="Glob over index names (e.g. '*_idx').")
+@click.option("--indexes", help="Comma-separated index names.")
+@click.option("--indexes-file", type=click.Path(dir_okay=False), help="One index name a line.")
+@click.option("--schema-patch", required=True, type=click.Path(dir_okay=False))
+@click.option(
+    "--failure-policy",
+    type=click.Choice(["fail_fast", "continue_on_error"]),
+    default="fail_fast",
+    show_default=True,
+)
+@click.option("--plan-out", required=True, type=click.Path(dir_okay=False))
+@pass_state
+def batch_plan_command(
+    state: AppState,
+    pattern: str | None,
+    indexes: str | None,
+    indexes_file: str | None,
+    schema_patch: str,
+    failure_policy: Any,
+    plan_out: str,
+) -> None:
+    """Plan one shared patch over many indexes; writes plans/<index>.yaml beside --plan-out."""
+    try:
+        batch = BatchMigrationPlanner().create_batch_plan(
+            redis_client=state.client(),
+            redis_url=resolve_url(state.url),
+            pattern=pattern,
+            indexes=indexes,
+            indexes_file=indexes_file,
+            schema_patch_path=schema_patch,
+            failure_policy=failure_policy,
+            plan_out=plan_out,
+        )
+    except OverlapError as exc:
+        click.echo(f"Error: {exc.message}", err=True)
+        click.get_current_context().exit(EXIT_REFUSED)
+    _summary(batch, plan_out)
+
+
+_run_options = [
+    click.option("--accept-data-loss", is_flag=True, help="Required for lossy vector changes."),
+    click.option("--batch-size", type=click.IntRange(1), default=500, show_default=True),
+    click.option("--workers", type=click.IntRange(1), default=1, show_default=True),
+]
+
+
+@migrate.command("batch-apply")
+@click.option("--plan", "plan_path", required=True, type=click.Path(dir_okay=False))
+@click.option("--backup-dir", required=True, type=click.Path(file_okay=False))
+@click.option(
+    "--state", "state_path", default="batch_state.yaml", show_default=True, type=click.Path()
+)
+@click.option("--report-dir", default="./reports/", show_default=True, type=click.Path())
+@_run_options[0]
+@_run_options[1]
+@_run_options[2]
+@pass_state
+def batch_apply_command(
+    state: AppState,
+    plan_path: str,
+    backup_dir: str,
+    state_path: str,
+    report_dir: str,
+    accept_data_loss: bool,
+    batch_size: int,
+    workers: int,
+) -> None:
+    """Migrate every applicable index of a batch plan, one after another (exit 1 if any failed)."""
+    report = BatchMigrationExecutor().apply(
+        plan_path,
+        client=state.client(),
+        redis_url=resolve_url(state.url),
+        backup_dir=backup_dir,
+        state_path=state_path,
+        report_dir=report_dir,
+        accept_data_loss=accept_data_loss,
+        batch_size=batch_size,
+        num_workers=workers,
+        progress_callback=_progress,
+    )
+    _finish(report)
+
+
+@migrate.command("batch-resume")
+@click.option(
+    "--state", "state_path", default="batch_state.yaml", show_default=True, type=click.Path()
+)
+@click.option("--retry-failed", is_flag=True, help="Run failed indexes again.")
+@click.option("--backup-dir", type=click.Path(file_okay=False), help="Must be the batch's own.")
+@click.option("--report-dir", type=click.Path(), help="[default: the one batch-apply used]")
+@_run_options[0]
+@_run_options[1]
+@_run_options[2]
+@pass_state
+def batch_resume_command(
+    state: AppState,
+    state_path: str,
+    retry_failed: bool,
+    backup_dir: str | None,
+    report_dir: str | None,
+    accept_data_loss: bool,
+    batch_size: int,
+    workers: int,
+) -> None:
+    """Continue an interrupted batch from its journal (exit 1 if any index failed)."""
+    report = BatchMigrationExecutor().resume(
+        state_path,
+        client=state.client(),
+        redis_url=resolve_url(state.url),
+        backup_dir=backup_dir,
+        retry_failed=retry_failed,
+        accept_data_loss=accept_data_loss,
+        report_dir=report_dir,
+        batch_size=batch_size,
+        num_workers=workers,
+        progress_callback=_progress,
+    )
+    _finish(report)
+
+
+@migrate.command("batch-status")
+@click.option(
+    "--state", "state_path", default="batch_state.yaml", show_default=True, type=click.Path()
+)
+@click.option("--backup-dir", type=click.Path(file_okay=False), help="Find the batch journal here.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option(
+    "--regenerate",
+    "regenerate_files",
+    is_flag=True,
+    help="Re-render batch_state.yaml and batch_report.yaml from the journal.",
+)
+def batch_status_command(
+    state_path: str, backup_dir: str | None, as_json: bool, regenerate_files: bool
+) -> None:
+    """Progress of a batch, from its journal (no Redis needed)."""
+    if regenerate_files:
+        for path in regenerate(state_path, backup_dir=backup_dir):
+            click.echo(f"Rendered {path}", err=True)
+    status = batch_status(state_path, backup_dir=backup_dir)
+    if as_json:
+        click.echo(msgspec.json.encode(status).decode())
+    else:
+        for line in render_status(status):
+            click.echo(line)
+
+
+__all__ = [
+    "batch_apply_command",
+    "batch_plan_command",
+    "batch_resume_command",
+    "batch_status_command",
+]
