@@ -204,3 +204,33 @@ def run_apply(
     if kind == "sync":
         return MigrationExecutor().apply(plan, **kwargs)
     return asyncio.run(AsyncMigrationExecutor().apply(plan, **kwargs))
+
+
+def ft_info_reply(
+    name: str = INDEX,
+    *,
+    prefixes: Sequence[str] = (PREFIX,),
+    key_type: str = "HASH",
+    num_docs: int = 5,
+    failures: int = 0,
+    indexing: bool = False,
+    percent: float = 1.0,
+) -> dict[bytes, Any]:
+    """A minimal RESP3 FT.INFO reply (``title`` TEXT, ``tag`` TAG) for scripted unit tests."""
+    return {
+        b"index_name": name.encode(),
+        b"index_definition": [
+            b"key_type",
+            key_type.encode(),
+            b"prefixes",
+            [p.encode() for p in prefixes],
+        ],
+        b"attributes": [
+            [b"identifier", b"title", b"attribute", b"title", b"type", b"TEXT"],
+            [b"identifier", b"tag", b"attribute", b"tag", b"type", b"TAG", b"SEPARATOR", b","],
+        ],
+        b"num_docs": num_docs,
+        b"hash_indexing_failures": failures,
+        b"indexing": int(indexing),
+        b"percent_indexed": str(percent).encode(),
+    }

@@ -1,0 +1,116 @@
+"""enumerate from scripted replies: aggregate pages and cursor, prefix-scoped SCAN fallback."""
+
+from __future__ import annotations
+
+import msgspec
+import pytest
+from helpers import ft_info_reply
+
+from ftctl.errors import MigrationFailed
+from ftctl.journal.events import KeysEnumerated, Note
+from ftctl.schema.ftinfo import parse_ft_info
+from ftctl.steps.effects import Command, ReplyError
+from ftctl.steps.enumerate import enumerate_keys, glob_escape
+from ftctl.steps.spec import RunSpec
+from ftctl.testing import Responder, ScriptedRedis, commands_matching
+
+
+def _spec(prefixes: tuple[str, ...] = ("doc:",), storage: str = "hash", batch: int = 2) -> RunSpec:
+    schema = parse_ft_info(ft_info_reply(prefixes=prefixes)).schema
+    schema = msgspec.structs.replace(
+        schema, index=msgspec.structs.replace(schema.index, storage_type=storage)
+    )
+    return RunSpec(
+        source_index="docs",
+        target_index="docs",
+        storage_type=storage,
+        source_schema=schema,
+        target_schema=schema,
+        batch_size=batch,
+    )
+
+
+def _resp3_page(keys: list[bytes], cursor: int) -> list[object]:
+    rows = [{b"extra_attributes": {b"__key": k}, b"values": []} for k in keys]
+    return [{b"total_results": 99, b"results": rows}, cursor]
+
+
+def _resp2_page(keys: list[bytes], cursor: int) -> list[object]:
+    return [[99, *([b"__key", k] for k in keys)], cursor]
+
+
+def _scan(cursor: str, match: str, key_type: str, reply: object) -> Responder:
+    """A responder that checks the exact SCAN arguments (globs cannot match backslashes)."""
+
+    def respond(command: Command) -> object:
+        assert command == ("SCAN", cursor, "MATCH", match, "COUNT", "1000", "TYPE", key_type)
+        return reply
+
+    return respond
+
+
+def _batches(scripted: ScriptedRedis) -> list[list[bytes]]:
+    events = [e for e in scripted.recorded if isinstance(e, KeysEnumerated)]
+    assert [e.batch for e in events] == list(range(len(events)))
+    return [scripted.segments[e.segment].keys for e in events]
+
+
+@pytest.mark.parametrize("page", [_resp3_page, _resp2_page], ids=["resp3", "resp2"])
+def test_aggregate_pages_follow_the_cursor_into_full_batches(page: object) -> None:
+    """Keys of every FT.AGGREGATE / FT.CURSOR READ page land in segments of batch_size keys
+    (the last one shorter), one KeysEnumerated event each; the cursor is read until 0."""
+    assert callable(page)
+    keys = [f"doc:{i}".encode() for i in range(5)]
+    scripted = ScriptedRedis(
+        [
+            ("FT.INFO docs", ft_info_reply()),
+            ("FT.AGGREGATE docs * LOAD 1 @__key WITHCURSOR COUNT 2 MAXIDLE *", page(keys[:3], 7)),
+            ("FT.CURSOR READ docs 7 COUNT 2", page(keys[3:4], 8)),
+            ("FT.CURSOR READ docs 8 COUNT 2", page(keys[4:], 0)),
+        ]
+    )
+    assert scripted.run(enumerate_keys(_spec())) == 5
+    scripted.assert_done()
+    assert _batches(scripted) == [keys[:2], keys[2:4], keys[4:]]
+    assert not commands_matching(scripted.sent, "SCAN *")
+
+
+@pytest.mark.parametrize(
+    ("stats", "storage", "key_type"),
+    [
+        ({"failures": 2}, "hash", "hash"),
+        ({"indexing": True, "percent": 0.4}, "json", "ReJSON-RL"),
+    ],
+    ids=["failures", "still-indexing"],
+)
+def test_scan_fallback_is_prefix_scoped_typed_and_deduplicated(
+    stats: dict[str, object], storage: str, key_type: str
+) -> None:
+    """With indexing failures or an index still building, keys come from SCAN on each prefix
+    (glob-escaped, of the index's key type), a Note says why, and a key that SCAN returns
+    twice or that two overlapping prefixes both match is enumerated once."""
+    spec = _spec(prefixes=("doc:", "doc:[1]"), storage=storage)
+    scripted = ScriptedRedis(
+        [
+            ("FT.INFO docs", ft_info_reply(**stats)),  # type: ignore[arg-type]
+            ("SCAN *", _scan("0", "doc:*", key_type, [b"17", [b"doc:a", b"doc:[1]x"]])),
+            ("SCAN *", _scan("17", "doc:*", key_type, [b"0", [b"doc:a", b"doc:b"]])),
+            ("SCAN *", _scan("0", "doc:\\[1\\]*", key_type, [b"0", [b"doc:[1]x"]])),
+        ]
+    )
+    assert scripted.run(enumerate_keys(spec)) == 3
+    scripted.assert_done()
+    assert _batches(scripted) == [[b"doc:a", b"doc:[1]x"], [b"doc:b"]]
+    (note,) = [e for e in scripted.recorded if isinstance(e, Note)]
+    assert "SCAN" in note.message
+    assert glob_escape("a*b?[c]\\") == "a\\*b\\?\\[c\\]\\\\"
+
+
+def test_aggregate_error_fails_the_step() -> None:
+    """An error reply from FT.AGGREGATE is a MigrationFailed naming the command, no segment."""
+    scripted = ScriptedRedis(
+        [("FT.INFO docs", ft_info_reply()), ("FT.AGGREGATE *", ReplyError("Cursors disabled"))]
+    )
+    with pytest.raises(MigrationFailed, match=r"FT\.AGGREGATE failed: Cursors disabled"):
+        scripted.run(enumerate_keys(_spec()))
+    assert scripted.segments == []

@@ -1,0 +1,88 @@
+"""Document rewrites from scripted replies: what each batch sends and how it journals."""
+
+from __future__ import annotations
+
+import numpy as np
+from helpers import ft_info_reply
+
+from ftctl.journal.events import BatchDone, ConflictRecorded
+from ftctl.journal.segments import SegmentPayload, pack_field
+from ftctl.schema.ftinfo import parse_ft_info
+from ftctl.steps import scripts
+from ftctl.steps.codecs import convert_many
+from ftctl.steps.rewrite import convert_block, quantize_batch, rename_keys_batch, sha1
+from ftctl.steps.spec import Conversion, PrefixChange, RunSpec
+from ftctl.testing import ScriptedRedis
+
+DIMS = 4
+F16 = Conversion(backup_field="emb", field="vec", source="float32", target="float16", dims=DIMS)
+
+
+def _spec() -> RunSpec:
+    schema = parse_ft_info(ft_info_reply()).schema
+    return RunSpec(
+        source_index="docs",
+        target_index="docs",
+        storage_type="hash",
+        source_schema=schema,
+        target_schema=schema,
+        prefix_change=PrefixChange(old="doc:", new="item:"),
+        conversions=[F16],
+    )
+
+
+def _vectors(count: int) -> list[bytes]:
+    rng = np.random.default_rng(3)
+    return [rng.standard_normal(DIMS).astype(np.float32).tobytes() for _ in range(count)]
+
+
+def test_convert_block_skips_absent_and_wrong_size_vectors() -> None:
+    """Valid originals get their sha1 and exact conversion; an absent field or a vector of
+    the wrong size (one the source index could not hold) gets "" (= leave it alone)."""
+    a, b = _vectors(2)
+    expected, wanted = convert_block([a, None, b"\x00" * 3, b], F16)
+    assert expected == [sha1(a), "", "", sha1(b)]
+    assert wanted == [
+        *convert_many([a], "float32", "float16", DIMS),
+        b"",
+        b"",
+        convert_many([b], "float32", "float16", DIMS)[0],
+    ]
+
+
+def test_quantize_batch_writes_from_backup_under_final_names() -> None:
+    """quantize converts the backed-up bytes, compare-and-sets them on the renamed keys and
+    field (never forced), and journals a conflict with its final key name before the batch."""
+    a, b = _vectors(2)
+    scripted = ScriptedRedis([("EVAL *", [scripts.WRITTEN, scripts.CONFLICT])])
+    scripted.segments.append(
+        SegmentPayload(
+            keys=[b"doc:1", b"doc:2"],
+            fields={"emb": pack_field([a, b], dtype="float32", dims=DIMS)},
+        )
+    )
+    done = scripted.run(quantize_batch(_spec(), 4, 0))  # type: ignore[arg-type]
+    (command,) = scripted.sent
+    wanted = convert_many([a, b], "float32", "float16", DIMS)
+    assert command == (
+        "EVAL", scripts.CAS_HSET, 2, b"item:1", b"item:2",
+        "0", 1, "vec", sha1(a), wanted[0], sha1(b), wanted[1],
+    )  # fmt: skip
+    conflict, batch = scripted.recorded
+    assert conflict == ConflictRecorded(step="quantize", keys=[b"item:2"], reason=conflict.reason)
+    assert batch == BatchDone(
+        step="quantize", batch=4, keys=2, counts={"written": 1, "conflicts": 1}
+    )
+    assert done == batch
+
+
+def test_rename_keys_batch_pairs_source_and_destination() -> None:
+    """rename_keys sends (old, new) key pairs to the RENAMENX script; "already" and "absent"
+    are counted, not conflicts."""
+    scripted = ScriptedRedis([("EVAL *", [scripts.ALREADY, scripts.ABSENT])])
+    scripted.segments.append(SegmentPayload(keys=[b"doc:1", b"doc:2"]))
+    scripted.run(rename_keys_batch(_spec(), 0, 0))  # type: ignore[arg-type]
+    (command,) = scripted.sent
+    assert command == ("EVAL", scripts.RENAME_KEYS, 4, b"doc:1", b"item:1", b"doc:2", b"item:2")
+    (batch,) = scripted.recorded
+    assert batch.counts == {"already": 1, "absent": 1}

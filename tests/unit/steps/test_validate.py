@@ -1,0 +1,92 @@
+"""validate from scripted replies: each check is an event, any failure fails the run."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from helpers import ft_info_reply
+
+from ftctl.journal.events import CheckFailed, CheckPassed
+from ftctl.schema.ftinfo import parse_ft_info
+from ftctl.schema.model import VectorField, from_builtins
+from ftctl.steps.codecs import encode
+from ftctl.steps.effects import ReplyError
+from ftctl.steps.spec import RunSpec
+from ftctl.steps.validate import _query_vector, validate
+from ftctl.testing import ScriptedRedis
+
+
+def _spec() -> RunSpec:
+    schema = parse_ft_info(ft_info_reply()).schema
+    return RunSpec(
+        source_index="docs",
+        target_index="docs",
+        storage_type="hash",
+        source_schema=schema,
+        target_schema=schema,
+    )
+
+
+def _validate(scripted: ScriptedRedis, expected_docs: int = 5) -> bool:
+    spec = _spec()
+    passed: bool = scripted.run(
+        validate(
+            spec,
+            schema=spec.target_schema,
+            expected_docs=expected_docs,
+            source_failures=0,
+            key_segments=[],
+            backup_segments=[],
+            conflicts=0,
+        )
+    )
+    return passed
+
+
+def test_missing_target_fails_schema_match() -> None:
+    """A target index that does not exist fails validation with schema_match, nothing else."""
+    scripted = ScriptedRedis([("FT.INFO docs", ReplyError("Unknown index name"))])
+    assert not _validate(scripted)
+    (failed,) = scripted.recorded
+    assert isinstance(failed, CheckFailed) and failed.check == "schema_match"
+
+
+def test_doc_count_counts_failures_and_must_match() -> None:
+    """doc_count compares num_docs + hash_indexing_failures with the enumeration; a new
+    indexing failure fails indexing_failures too."""
+    scripted = ScriptedRedis(
+        [
+            ("FT.INFO docs", ft_info_reply(num_docs=4, failures=1)),
+            ("FT.SEARCH docs * NOCONTENT *", {b"total_results": 0, b"results": []}),
+        ]
+    )
+    assert not _validate(scripted, expected_docs=5)
+    checks = {e.check: e for e in scripted.recorded}
+    assert isinstance(checks["doc_count"], CheckPassed)
+    assert isinstance(checks["indexing_failures"], CheckFailed)
+    assert isinstance(checks["schema_match"], CheckPassed)
+
+
+def test_query_vector_skips_vectors_the_index_cannot_hold() -> None:
+    """KNN self-checks use only stored vectors of the field's size: a wrong-size hash blob or
+    JSON list (an indexing failure) is not a query, a right one is (JSON re-encoded)."""
+    raw = {
+        "index": {"name": "docs", "prefix": "doc:", "storage_type": "hash"},
+        "fields": [
+            {"name": "emb", "type": "vector",
+             "attrs": {"dims": 4, "algorithm": "flat", "datatype": "float16"}},
+        ],
+    }  # fmt: skip
+    hash_schema = from_builtins(raw)
+    json_schema = from_builtins({**raw, "index": {**raw["index"], "storage_type": "json"}})
+    (f,) = hash_schema.vector_fields()
+    assert isinstance(f, VectorField)
+    good = np.ones(4, dtype=np.float16).tobytes()
+    assert _query_vector(hash_schema, f, good) == good
+    assert _query_vector(hash_schema, f, b"\x01\x02\x03") is None
+    assert _query_vector(hash_schema, f, None) is None
+    assert _query_vector(json_schema, f, json.dumps([[1, 2, 3, 4]]).encode()) == encode(
+        [[1, 2, 3, 4]], "float16"
+    )
+    assert _query_vector(json_schema, f, json.dumps([[1, 2, 3]]).encode()) is None
