@@ -1,0 +1,148 @@
+"""Reports and the inspect timeline are pure projections of journal events."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from ftctl.journal.events import (
+    AnyEvent,
+    BatchDone,
+    CheckFailed,
+    CheckPassed,
+    ConflictRecorded,
+    KeysEnumerated,
+    RunFinished,
+    RunStarted,
+    SegmentRef,
+    StepFinished,
+    StepStarted,
+)
+from ftctl.journal.inspect import inspect_rows
+from ftctl.journal.report import project_benchmark, project_report
+
+T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+
+def _stamp(events: list[AnyEvent]) -> list[AnyEvent]:
+    import msgspec
+
+    return [
+        msgspec.structs.replace(e, seq=i + 1, at=T0 + timedelta(seconds=i))
+        for i, e in enumerate(events)
+    ]
+
+
+def _run(kind: str = "apply") -> RunStarted:
+    return RunStarted(
+        run_id="r1",
+        kind=kind,
+        index_name="docs",
+        plan_yaml="",
+        plan_sha256="abc",
+        mode="drop_recreate",
+    )
+
+
+def _apply_events(validation_ok: bool = True) -> list[AnyEvent]:
+    ref = SegmentRef(number=1, size=100, crc32=7)
+    check: AnyEvent = (
+        CheckPassed(check="doc_count", detail="ok")
+        if validation_ok
+        else CheckFailed(check="doc_count", detail="3 != 4", count=1)
+    )
+    return _stamp(
+        [
+            _run(),
+            StepStarted(step="enumerate"),
+            KeysEnumerated(segment=ref, batch=0, keys=4),
+            StepFinished(step="enumerate"),
+            StepStarted(step="drop"),
+            StepFinished(step="drop"),
+            StepStarted(step="quantize"),
+            ConflictRecorded(step="quantize", keys=[b"doc:3"], reason="changed"),
+            BatchDone(step="quantize", batch=0, keys=4, counts={"written": 3, "conflicts": 1}),
+            StepFinished(step="quantize"),
+            StepStarted(step="wait"),
+            StepFinished(step="wait"),
+            StepStarted(step="validate"),
+            check,
+            StepFinished(step="validate"),
+            RunFinished(result="succeeded" if validation_ok else "failed"),
+        ]
+    )
+
+
+def test_report_is_a_deterministic_projection() -> None:
+    """The same events always give the same report (files can be regenerated at any time)."""
+    events = _apply_events()
+    assert project_report(events, backup_dir="/b/docs") == project_report(
+        events, backup_dir="/b/docs"
+    )
+
+
+def test_report_timings_downtime_and_conflicts() -> None:
+    """Downtime spans drop start → wait end; conflicts are counted and named."""
+    report = project_report(_apply_events(), backup_dir="/b/docs", warnings=["w"])
+    assert report.result == "succeeded"
+    assert report.timings.downtime_duration_seconds == 7.0  # seq 5 (drop) → seq 12 (wait end)
+    assert report.conflicts == 1 and report.conflict_sample == ["doc:3"]
+    assert report.benchmark_summary.documents == 4
+    assert report.backup.segments == 1 and report.backup.segment_bytes == 100
+    assert report.warnings == ["w"]
+    assert any("by hand" in action for action in report.manual_actions)
+
+
+def test_latest_validation_attempt_wins() -> None:
+    """A failed validation followed by a passing re-run reports the passing checks."""
+    failed = _apply_events(validation_ok=False)
+    rerun = _stamp(
+        [
+            *failed,
+            _run(),
+            StepStarted(step="validate"),
+            CheckPassed(check="doc_count", detail="ok"),
+            StepFinished(step="validate"),
+            RunFinished(result="succeeded"),
+        ]
+    )
+    assert project_report(failed).validation.doc_count_match is False
+    report = project_report(rerun)
+    assert report.validation.doc_count_match is True and report.result == "succeeded"
+
+
+def test_rollback_report_uses_rollback_runs_only() -> None:
+    """kind='rollback' projects only the rollback runs; apply's steps are not in it."""
+    events = _stamp(
+        [
+            *_apply_events(),
+            _run("rollback"),
+            StepStarted(step="drop_target"),
+            StepFinished(step="drop_target"),
+            StepStarted(step="wait_source"),
+            StepFinished(step="wait_source"),
+            RunFinished(result="rolled_back"),
+        ]
+    )
+    report = project_report(events, kind="rollback")
+    assert report.result == "rolled_back"
+    assert set(report.timings.steps) == {"drop_target", "wait_source"}
+    assert report.timings.downtime_duration_seconds == 3.0
+
+
+def test_benchmark_throughput_per_step() -> None:
+    """The benchmark report gives docs/s of batched steps from event timestamps."""
+    bench = project_benchmark(_apply_events())
+    assert bench.steps["quantize"].batches == 1
+    assert bench.steps["quantize"].docs_per_second == round(4 / 3, 1)
+
+
+def test_inspect_rows_one_per_event() -> None:
+    """journal inspect shows every event with its step, batch and counts."""
+    events = _apply_events()
+    rows = inspect_rows(events)
+    assert [r.seq for r in rows] == list(range(1, len(events) + 1))
+    batch = next(r for r in rows if r.event == "batch_done")
+    assert batch.step == "quantize" and batch.batch == 0 and batch.counts["conflicts"] == 1
+    conflict = next(r for r in rows if r.event == "conflict_recorded")
+    assert "doc:3" in conflict.detail and conflict.keys == 1
+    assert inspect_rows(events, index="other") == []
