@@ -25,6 +25,7 @@ from ftctl.journal.segments import SegmentPayload, unpack_field
 from ftctl.steps import index_ops, rewrite, scripts
 from ftctl.steps.effects import Commands, Offload, Parallel, ReadSegment, Record, Step
 from ftctl.steps.replies import is_unknown_index, ok
+from ftctl.steps.sequence import record_history
 from ftctl.steps.spec import Conversion, DocFieldRename, RunSpec
 from ftctl.steps.validate import validate
 
@@ -205,6 +206,7 @@ def rollback_sequence(
                 yield Parallel(pending)
             case "recreate_source":
                 yield from index_ops.create_index(spec.source_schema)
+                yield from record_history(spec.source_schema, forget=spec.target_index)
             case "wait_source":
                 stats = yield from index_ops.wait_ready(spec.source_index, spec.timeout)
                 counts["num_docs"] = stats.num_docs

@@ -11,9 +11,11 @@ from typing import Any
 
 from ftctl.journal.events import SegmentRef, StepFinished, StepSkipped, StepStarted
 from ftctl.journal.projections import RunState, project_run
+from ftctl.schema.model import IndexSchema
 from ftctl.steps import backup, index_ops, rewrite
 from ftctl.steps.effects import Parallel, Record, Step
 from ftctl.steps.enumerate import enumerate_keys
+from ftctl.steps.history import delete_history, write_history
 from ftctl.steps.spec import RunSpec
 from ftctl.steps.validate import validate
 
@@ -59,6 +61,14 @@ def _batches(
     ]
     yield Parallel(pending)
     return {"batches": len(segments)}
+
+
+def record_history(schema: IndexSchema, *, forget: str) -> Step[None]:
+    """Remember the schema an index was created with (``ftctl:schema:<index>``); an index
+    that no longer exists under ``forget`` loses its record."""
+    yield from write_history(schema)
+    if forget != schema.name:
+        yield from delete_history(forget)
 
 
 def drop_recreate(
@@ -111,6 +121,7 @@ def drop_recreate(
                 counts = yield from _batches(spec, state, step, rewrite.quantize_batch, ordered)
             case "create":
                 yield from index_ops.create_index(spec.target_schema)
+                yield from record_history(spec.target_schema, forget=spec.source_index)
             case "wait":
                 stats = yield from index_ops.wait_ready(spec.target_index, spec.timeout)
                 counts["num_docs"] = stats.num_docs

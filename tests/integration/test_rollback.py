@@ -54,3 +54,22 @@ def test_field_and_key_ttls_survive_migration_and_rollback(
     assert _field_ttls(r, "doc:3", "price", "title") == [FIELD_TTL_MS + 1, -1]
     assert r.execute_command("PEXPIRETIME", "doc:2") == KEY_TTL_MS
     assert snapshot(r) == before
+
+
+def test_schema_history_follows_the_index(r: redis.Redis, redis_url: str, tmp_path: Path) -> None:
+    """A migration records the target schema under ftctl:schema:<target> and forgets the old
+    name; rollback records the source schema again and forgets the target's."""
+    from ftctl.steps.history import decode_history
+
+    source(r, "hash")
+    made = plan(redis_url, patch(index={"name": "catalog"}))
+    report = run_apply(RUNNERS[0], made, redis_url=redis_url, backup_dir=tmp_path)
+    assert report.result == "succeeded", report.error
+    recorded = decode_history(r.get("ftctl:schema:catalog"))
+    assert recorded is not None and recorded.name == "catalog"
+    assert r.get(f"ftctl:schema:{made.source.index_name}") is None
+
+    assert rollback(tmp_path, redis_url=redis_url).result == "rolled_back"
+    restored = decode_history(r.get(f"ftctl:schema:{made.source.index_name}"))
+    assert restored is not None and restored.name == made.source.index_name
+    assert r.get("ftctl:schema:catalog") is None

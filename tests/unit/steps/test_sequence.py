@@ -64,6 +64,8 @@ def test_index_only_change_touches_no_document() -> None:
             ("FT.INFO docs", ft_info_reply()),
             ("FT.DROPINDEX docs", b"OK"),
             ("FT.CREATE catalog ON HASH PREFIX 1 doc: SCHEMA title TEXT *", b"OK"),
+            ("SET ftctl:schema:catalog *", b"OK"),
+            ("DEL ftctl:schema:docs", 1),
             ("FT.INFO catalog", ft_info_reply("catalog")),
             ("FT.INFO catalog", ft_info_reply("catalog")),
             ("FT.SEARCH catalog * NOCONTENT *", EMPTY_SEARCH),
