@@ -42,6 +42,7 @@ from ftctl.journal.events import (
 
 if TYPE_CHECKING:
     from ftctl.journal.events import AnyEvent
+from ftctl.journal.online import ONLINE_EVENT_TYPES
 
 # --- events ---------------------------------------------------------------------------------
 
@@ -250,6 +251,8 @@ def project_batch(events: Iterable[AnyEvent]) -> BatchProgress:
                 | Interrupted()
             ):
                 pass  # index-run events live in the index journals, never in a batch journal
+            case _ if isinstance(event, ONLINE_EVENT_TYPES):
+                pass  # online-mode index-run events, likewise
             case _:
                 assert_never(event)
     return state

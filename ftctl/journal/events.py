@@ -146,6 +146,12 @@ from ftctl.journal.batch import (  # noqa: E402
     BatchIndexStarted,
     BatchStarted,
 )
+from ftctl.journal.online import (  # noqa: E402
+    CutoverApproved,
+    CutoverDone,
+    ShadowCreated,
+    ShadowReady,
+)
 
 AnyEvent: TypeAlias = (
     RunStarted
@@ -164,6 +170,10 @@ AnyEvent: TypeAlias = (
     | BatchIndexStarted
     | BatchIndexFinished
     | BatchIndexInterrupted
+    | ShadowCreated
+    | ShadowReady
+    | CutoverApproved
+    | CutoverDone
 )
 
 EVENT_TYPES: tuple[type[Event], ...] = AnyEvent.__args__

@@ -29,6 +29,7 @@ from ftctl.journal.events import (
     StepSkipped,
     StepStarted,
 )
+from ftctl.journal.online import CutoverApproved, CutoverDone, ShadowCreated, ShadowReady
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +121,10 @@ def _step_of(event: AnyEvent) -> str | None:
             | BatchDone(step=step)
             | ConflictRecorded(step=step)
             | Interrupted(step=step)
+            | ShadowCreated(step=step)
+            | ShadowReady(step=step)
+            | CutoverApproved(step=step)
+            | CutoverDone(step=step)
         ):
             return step
         case KeysEnumerated():
@@ -192,6 +197,8 @@ def project_run(events: Iterable[AnyEvent]) -> RunState:
                 state.notes.append(event.message)
             case Interrupted():
                 state.interrupted_at = (event.step, event.batch)
+            case ShadowCreated() | ShadowReady() | CutoverApproved() | CutoverDone():
+                pass  # online mode; see ftctl.journal.online and ftctl.journal.report
             case RunFinished():
                 state.result = event.result
                 state.error = event.error

@@ -38,6 +38,7 @@ from ftctl.journal.batch import (
     BatchIndexStarted,
     BatchStarted,
 )
+from ftctl.journal.online import CutoverApproved, CutoverDone, ShadowCreated, ShadowReady
 
 REF = SegmentRef(number=7, size=123, crc32=0xDEADBEEF)
 AT = datetime(2025, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
@@ -84,6 +85,12 @@ SAMPLES: list[Event] = [
     ),
     BatchIndexFinished(seq=15, at=AT, name="a", status="failed", result="failed", error="boom"),
     BatchIndexInterrupted(seq=16, at=AT, name="a", error="ctrl+c"),
+    ShadowCreated(seq=17, at=AT, step="shadow_create", index="docs__ftctl_1", serving="docs"),
+    ShadowReady(seq=18, at=AT, step="shadow_wait", index="docs__ftctl_1", num_docs=3),
+    CutoverApproved(seq=19, at=AT),
+    CutoverDone(
+        seq=20, at=AT, step="cutover", dropped="docs", index="docs__ftctl_1", names=["docs"]
+    ),
 ]
 
 EXPECTED_TAGS = {
@@ -99,6 +106,10 @@ EXPECTED_TAGS = {
     "Note": "note",
     "Interrupted": "interrupted",
     "RunFinished": "run_finished",
+    "ShadowCreated": "shadow_created",
+    "ShadowReady": "shadow_ready",
+    "CutoverApproved": "cutover_approved",
+    "CutoverDone": "cutover_done",
 }
 
 
