@@ -50,7 +50,9 @@ ProgressCallback = Callable[[str, int, int], None]
 FAULT_ENV = "FTCTL_FAULT"
 """Fault injection for crash tests: ``before|after:<event tag>:<step>[:<batch>]`` SIGKILLs
 the process just before or after that event is appended (e.g. ``before:batch_done:quantize:1``
-is the middle of quantize batch 1: its writes are in Redis, its event is not)."""
+is the middle of quantize batch 1: its writes are in Redis, its event is not;
+``after:check_passed:validate`` is the middle of validation). An event without a step field
+matches the step that is running."""
 
 
 def ftctl_version() -> str:
@@ -156,12 +158,17 @@ def check_plan(plan: MigrationPlan, *, accept_data_loss: bool) -> None:
 # --- the journal, seen by the drivers -------------------------------------------------------
 
 
-def _fault_matches(spec: str, phase: str, event: object) -> bool:
+def _fault_matches(spec: str, phase: str, event: object, step: str) -> bool:
+    """Whether ``event`` is the one :data:`FAULT_ENV` names; ``step`` is the step running.
+
+    Events without a step of their own (``keys_enumerated``, ``check_passed``, ``note``…)
+    belong to the step running when they are appended.
+    """
     parts = spec.split(":")
     if len(parts) < 3 or parts[0] != phase:
         return False
     tag = type(event).__struct_config__.tag  # type: ignore[attr-defined]
-    if parts[1] != tag or parts[2] != getattr(event, "step", "enumerate"):
+    if parts[1] != tag or parts[2] != getattr(event, "step", step):
         return False
     return len(parts) < 4 or str(getattr(event, "batch", "")) == parts[3]
 
@@ -177,10 +184,14 @@ class JournalTap:
     _done: dict[str, int] = field(default_factory=dict)
     _fault: str = field(default_factory=lambda: os.environ.get(FAULT_ENV, ""))
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _step: str = ""
 
     def append(self, events: Sequence[Any]) -> list[Any]:
         self._maybe_fault("before", events)
         stamped = self.journal.append(events)
+        for event in stamped:
+            if isinstance(event, StepStarted):
+                self._step = event.step
         self._maybe_fault("after", events)
         boundary = False
         for event in stamped:
@@ -200,11 +211,11 @@ class JournalTap:
         return stamped
 
     def _maybe_fault(self, phase: str, events: Sequence[Any]) -> None:
-        if self._fault and any(_fault_matches(self._fault, phase, e) for e in events):
+        if self._fault and any(_fault_matches(self._fault, phase, e, self._step) for e in events):
             os.kill(os.getpid(), signal.SIGKILL)
 
-    def write_segment(self, payload: Any) -> Any:
-        return self.journal.write_segment(payload)
+    def write_segment(self, payload: Any, *, durable: bool = True) -> Any:
+        return self.journal.write_segment(payload, durable=durable)
 
     def read_segment(self, ref: Any) -> Any:
         return self.journal.read_segment(ref)
@@ -421,8 +432,9 @@ def _worker_factory(client: redis.Redis) -> Callable[[], redis.Redis]:
     """Extra connections to the same server, with the same settings, for worker threads."""
     pool = client.connection_pool
     kwargs = dict(pool.connection_kwargs)
-    return lambda: redis.Redis(
-        connection_pool=redis.ConnectionPool(connection_class=pool.connection_class, **kwargs)
+    # from_pool: the client owns the pool, so closing the client closes its connections.
+    return lambda: redis.Redis.from_pool(
+        redis.ConnectionPool(connection_class=pool.connection_class, **kwargs)
     )
 
 
@@ -431,10 +443,8 @@ def _async_worker_factory(client: redis.asyncio.Redis) -> Callable[[], Any]:
     kwargs = dict(pool.connection_kwargs)
 
     async def make() -> redis.asyncio.Redis:
-        return redis.asyncio.Redis(
-            connection_pool=redis.asyncio.ConnectionPool(
-                connection_class=pool.connection_class, **kwargs
-            )
+        return redis.asyncio.Redis.from_pool(
+            redis.asyncio.ConnectionPool(connection_class=pool.connection_class, **kwargs)
         )
 
     return make

@@ -42,7 +42,7 @@ class MemorySink:
                 self.events.append(stamped[-1])
         return stamped
 
-    def write_segment(self, payload: Any) -> Any:
+    def write_segment(self, payload: Any, *, durable: bool = True) -> Any:
         raise RuntimeError("validation writes no segments")
 
     def read_segment(self, ref: Any) -> Any:

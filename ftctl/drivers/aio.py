@@ -7,6 +7,7 @@ event loop is never blocked by a conversion or a disk flush.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
@@ -80,8 +81,10 @@ class AsyncDriver:
                 return None
             case Offload(fn=fn):
                 return await asyncio.to_thread(fn)
-            case WriteSegment(payload=payload):
-                return await asyncio.to_thread(self._journal().write_segment, payload)
+            case WriteSegment(payload=payload, durable=durable):
+                return await asyncio.to_thread(
+                    functools.partial(self._journal().write_segment, payload, durable=durable)
+                )
             case ReadSegment(ref=ref):
                 return await asyncio.to_thread(self._journal().read_segment, ref)
             case Parallel(steps=steps):

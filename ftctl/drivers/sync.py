@@ -31,7 +31,7 @@ class EventSink(Protocol):
 
     def append(self, events: Any) -> list[Any]: ...
 
-    def write_segment(self, payload: Any) -> Any: ...
+    def write_segment(self, payload: Any, *, durable: bool = True) -> Any: ...
 
     def read_segment(self, ref: Any) -> Any: ...
 
@@ -90,8 +90,8 @@ class SyncDriver:
                 return None
             case Offload(fn=fn):
                 return fn()
-            case WriteSegment(payload=payload):
-                return self._journal().write_segment(payload)
+            case WriteSegment(payload=payload, durable=durable):
+                return self._journal().write_segment(payload, durable=durable)
             case ReadSegment(ref=ref):
                 return self._journal().read_segment(ref)
             case Parallel(steps=steps):

@@ -47,6 +47,7 @@ from ftctl.journal.segments import (
     DEFAULT_LEVEL,
     SegmentPayload,
     read_segment_file,
+    sync_segment_files,
     write_segment_file,
 )
 
@@ -154,6 +155,7 @@ class Journal:
         self._lock_fd = lock_fd
         self._events = events
         self._mutex = threading.Lock()
+        self._unsynced: list[int] = []
         self._broken: str | None = None
         self._size = os.fstat(fd).st_size if fd is not None else 0
         self._next_segment = self._first_free_segment()
@@ -340,6 +342,9 @@ class Journal:
             return []
         with self._mutex:
             fd = self._writable_fd()
+            if self._unsynced:
+                sync_segment_files(self.segments_dir, self._unsynced)
+                self._unsynced.clear()
             now = datetime.now(UTC)
             base = self.last_seq
             stamped = [
@@ -364,13 +369,24 @@ class Journal:
             self._events.extend(cast(list[AnyEvent], stamped))  # encode_event checked the types
             return stamped
 
-    def write_segment(self, payload: SegmentPayload) -> SegmentRef:
-        """Write ``payload`` as the next segment, durably; reference the result in an event."""
+    def write_segment(self, payload: SegmentPayload, *, durable: bool = True) -> SegmentRef:
+        """Write ``payload`` as the next segment; reference the result in an event.
+
+        With ``durable=False`` the fsync is deferred to the next :meth:`append`, which syncs
+        every pending segment (and the directory) once before it writes its events: a batch of
+        segments costs one sync, and no event ever references a segment not yet on disk.
+        """
         with self._mutex:
             self._writable_fd()
             number = self._next_segment
             self._next_segment += 1
-        return write_segment_file(self.segments_dir, number, payload, level=self.level)
+        ref = write_segment_file(
+            self.segments_dir, number, payload, level=self.level, durable=durable
+        )
+        if not durable:
+            with self._mutex:
+                self._unsynced.append(number)
+        return ref
 
     def _first_free_segment(self) -> int:
         """One past the highest segment referenced or present (an orphan is never reused)."""

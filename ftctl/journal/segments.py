@@ -143,28 +143,49 @@ def _fsync_dir(directory: Path) -> None:
 
 
 def write_segment_file(
-    directory: Path, number: int, payload: SegmentPayload, *, level: int = DEFAULT_LEVEL
+    directory: Path,
+    number: int,
+    payload: SegmentPayload,
+    *,
+    level: int = DEFAULT_LEVEL,
+    durable: bool = True,
 ) -> SegmentRef:
-    """Write segment ``number`` durably (tmp file, fsync, rename, fsync dir); return its ref.
+    """Write segment ``number``; return its ref.
 
-    An existing file of that number (a crash after the write, before its event) is replaced.
+    ``durable``: tmp file, fsync, rename, fsync dir. Otherwise the file is written in place
+    and left to :func:`sync_segment_files` (the journal calls it before it appends the event
+    that references the segment, so a referenced segment is always on disk). An existing
+    file of that number (a crash after the write, before its event) is replaced.
     """
     blob = encode_segment(payload, level=level)
     ref = SegmentRef(number=number, size=len(blob), crc32=zlib.crc32(blob))
     final = directory / ref.filename
-    tmp = directory / (ref.filename + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, FILE_MODE)
+    target = directory / (ref.filename + ".tmp") if durable else final
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, FILE_MODE)
     try:
         os.fchmod(fd, FILE_MODE)
         view = memoryview(blob)
         while view:
             view = view[os.write(fd, view) :]
-        os.fsync(fd)
+        if durable:
+            os.fsync(fd)
     finally:
         os.close(fd)
-    os.replace(tmp, final)
-    _fsync_dir(directory)
+    if durable:
+        os.replace(target, final)
+        _fsync_dir(directory)
     return ref
+
+
+def sync_segment_files(directory: Path, numbers: Sequence[int]) -> None:
+    """fsync segments written with ``durable=False``, then their directory, once."""
+    for number in numbers:
+        fd = os.open(directory / f"{number:06d}.zst", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    _fsync_dir(directory)
 
 
 def read_segment_file(directory: Path, ref: SegmentRef) -> SegmentPayload:

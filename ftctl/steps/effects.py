@@ -69,9 +69,14 @@ class Offload(Generic[T]):
 
 @dataclass(frozen=True, slots=True)
 class WriteSegment:
-    """Compress and fsync a backup segment in the journal's directory."""
+    """Compress and write a segment in the journal's directory.
+
+    ``durable=False`` defers its fsync to the next ``Record``, which syncs every pending
+    segment first: use it when several segments are written before one event names them.
+    """
 
     payload: Any
+    durable: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,10 @@ from ftctl.steps.spec import RunSpec
 
 CURSOR_MAX_IDLE_MS = 300_000
 SCAN_COUNT = 1000
+SEGMENTS_PER_RECORD = 32
+"""Key segments synced and journaled together (progress is reported per group)."""
+PAGE_SIZE = 5000
+"""Keys per FT.AGGREGATE cursor read: fewer round trips than one page per batch."""
 
 
 def glob_escape(prefix: str) -> str:
@@ -27,11 +31,17 @@ def glob_escape(prefix: str) -> str:
 
 
 class _KeyBatches:
-    """Collects keys and writes a segment + event each time a batch is full."""
+    """Collects keys into batch-sized segments and journals them in groups.
+
+    An interrupted enumeration starts over (a cursor cannot resume), so its segments need
+    not be durable one by one: each group of segments is synced once, by the Record that
+    names them.
+    """
 
     def __init__(self, batch_size: int) -> None:
         self.batch_size = batch_size
         self.pending: list[bytes] = []
+        self.unrecorded: list[KeysEnumerated] = []
         self.batch = 0
         self.total = 0
 
@@ -45,12 +55,18 @@ class _KeyBatches:
         if self.pending:
             yield from self._write(self.pending)
             self.pending = []
+        if self.unrecorded:
+            yield Record(self.unrecorded)
+            self.unrecorded = []
 
     def _write(self, keys: list[bytes]) -> Step[None]:
-        ref = yield WriteSegment(SegmentPayload(keys=list(keys)))
-        yield Record([KeysEnumerated(segment=ref, batch=self.batch, keys=len(keys))])
+        ref = yield WriteSegment(SegmentPayload(keys=list(keys)), durable=False)
+        self.unrecorded.append(KeysEnumerated(segment=ref, batch=self.batch, keys=len(keys)))
         self.batch += 1
         self.total += len(keys)
+        if len(self.unrecorded) >= SEGMENTS_PER_RECORD:
+            yield Record(self.unrecorded)
+            self.unrecorded = []
 
 
 def enumerate_keys(spec: RunSpec) -> Step[int]:
@@ -79,7 +95,7 @@ def enumerate_keys(spec: RunSpec) -> Step[int]:
 
 
 def _by_aggregate(spec: RunSpec, batches: _KeyBatches) -> Step[None]:
-    count = str(spec.batch_size)
+    count = str(max(spec.batch_size, PAGE_SIZE))
     (reply,) = yield Commands(
         [
             (

@@ -393,3 +393,32 @@ def test_iter_segments_streams_key_batches_in_order(journal: Journal) -> None:
     batches = journal.iter_segments(reversed(refs))
     assert next(batches).keys == [b"k3:0", b"k3:1", b"k3:2"]
     assert [p.keys[0] for p in batches] == [b"k2:0", b"k1:0", b"k0:0"]
+
+
+def test_deferred_segments_are_synced_before_the_event_that_names_them(
+    journal: Journal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Segments written with durable=False cost no fsync until the next append, which syncs
+    all of them and the directory before it writes the events that reference them."""
+    order: list[str] = []
+    real_fsync = os.fsync
+
+    def tracing_fsync(fd: int) -> None:
+        target = os.readlink(f"/proc/self/fd/{fd}")
+        order.append("journal" if target.endswith("journal.log") else Path(target).name)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", tracing_fsync)
+    refs = [
+        journal.write_segment(SegmentPayload(keys=[f"k{i}".encode()]), durable=False)
+        for i in range(3)
+    ]
+    assert order == []
+    journal.append([KeysEnumerated(segment=ref, batch=i, keys=1) for i, ref in enumerate(refs)])
+    names = [ref.filename for ref in refs]
+    assert order[:3] == names
+    assert order[3] == "segments" and order[-1] == "journal"
+    order.clear()
+    journal.append([StepStarted(step="next")])
+    assert order == ["journal"]
+    assert journal.read_segment(refs[2]).keys == [b"k2"]
