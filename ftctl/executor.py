@@ -138,7 +138,9 @@ def check_plan(plan: MigrationPlan, *, accept_data_loss: bool) -> None:
     if not plan.supported:
         reasons = "; ".join(plan.diff_classification.blocked_reasons) or "no reason given"
         raise RefusedError(f"the plan is blocked: {reasons}", "fix the blocked changes and re-plan")
-    if plan.mode != "drop_recreate":
+    if plan.mode not in ("drop_recreate", "online") or (
+        plan.mode == "online" and plan.online is None
+    ):
         raise RefusedError(
             f"mode '{plan.mode}' is not supported by this version of apply",
             "re-plan with --mode drop_recreate",
@@ -556,6 +558,10 @@ class MigrationExecutor:
             done = _already_done(run, "apply")
             if done is not None:
                 return done
+            if run.plan.mode == "online":  # ftctl.online: shadow index + cut-over
+                from ftctl.online import run_online
+
+                return run_online(run, "apply", redis_client, options)
             return _run_sync(run, "apply", redis_client, options, _apply_step)
         finally:
             run.journal.close()
@@ -593,6 +599,10 @@ class MigrationExecutor:
             done = _already_done(run, "apply")
             if done is not None:
                 return done
+            if run.plan.mode == "online":  # ftctl.online: shadow index + cut-over
+                from ftctl.online import run_online
+
+                return run_online(run, "apply", redis_client, options)
             return _run_sync(run, "apply", redis_client, options, _apply_step)
         finally:
             run.journal.close()
@@ -631,6 +641,11 @@ class AsyncMigrationExecutor:
             done = _already_done(run, "apply")
             if done is not None:
                 return done
+            if run.plan.mode == "online":
+                raise RefusedError(
+                    "online plans run with the sync executor in this version",
+                    "use MigrationExecutor (or 'ftctl migrate apply' without --async)",
+                )
             return await _run_async(run, "apply", redis_client, options, _apply_step)
         finally:
             run.journal.close()
@@ -677,6 +692,10 @@ def rollback(
         done = _already_done(run, "rollback")
         if done is not None:
             return done
+        if run.plan.mode == "online":  # ftctl.online: shadow index + cut-over
+            from ftctl.online import run_online
+
+            return run_online(run, "rollback", redis_client, options)
         return _run_sync(run, "rollback", redis_client, options, _rollback_step)
     finally:
         run.journal.close()

@@ -7,10 +7,12 @@ indexes on prefixes no key matches and drop them in the same pipeline.
 
 from __future__ import annotations
 
+import secrets
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+import msgspec
 import redis
 import redis.asyncio
 
@@ -19,10 +21,11 @@ from ftctl.drivers.connect import resolve_url
 from ftctl.errors import UsageError
 from ftctl.plan.build import build_plan, merge_request, resolve_source, snapshot_request
 from ftctl.plan.models import MigrationPlan, SchemaPatch, load_patch
+from ftctl.plan.online import ModeRequest, OnlineOptions
 from ftctl.schema.model import IndexSchema, load_schema
 from ftctl.steps.effects import Step
 from ftctl.steps.probe import probe_capabilities
-from ftctl.steps.snapshot import read_source, read_target
+from ftctl.steps.snapshot import read_aliases, read_memory, read_source, read_target
 
 
 def ftctl_version() -> str:
@@ -38,9 +41,19 @@ def planning_step(
     *,
     redis_url: str = "",
     created_at: str | None = None,
+    mode: ModeRequest = "drop_recreate",
+    online: OnlineOptions | None = None,
 ) -> Step[MigrationPlan]:
-    """Snapshot, probe, merge, second snapshot round, then the pure :func:`build_plan`."""
+    """Snapshot, probe, merge, second snapshot round, then the pure :func:`build_plan`.
+
+    Unless ``mode`` is drop_recreate, also the server's memory and the named aliases.
+    """
     snapshot = yield from read_source(index, redis_url=mask_url(redis_url) if redis_url else "")
+    options = online or OnlineOptions(token=secrets.token_hex(4))
+    if mode != "drop_recreate":
+        memory = yield from read_memory()
+        aliases = yield from read_aliases(options.aliases)
+        snapshot = msgspec.structs.replace(snapshot, memory=memory, alias_targets=aliases)
     capabilities = yield from probe_capabilities()
     source, _ = resolve_source(snapshot)
     merged = merge_request(source, request)
@@ -53,6 +66,8 @@ def planning_step(
         merged=merged,
         created_at=created_at or datetime.now(UTC).isoformat(timespec="seconds"),
         ftctl_version=ftctl_version(),
+        mode=mode,
+        online_options=options,
     )
 
 
@@ -98,8 +113,22 @@ class MigrationPlanner:
         target_schema_path: str | Path | None = None,
         schema_patch: SchemaPatch | None = None,
         target_schema: IndexSchema | None = None,
+        mode: ModeRequest = "drop_recreate",
+        aliases: list[str] | None = None,
+        keep_old_name: bool = True,
+        postpone_cutover: bool = False,
     ) -> MigrationPlan:
-        """Snapshot ``index`` and plan the change; a blocked plan is returned, not raised."""
+        """Snapshot ``index`` and plan the change; a blocked plan is returned, not raised.
+
+        ``mode`` defaults to drop_recreate (RedisVL's behaviour); ``auto`` runs online when
+        the change allows it. ``aliases``: other aliases of the source to move at cut-over.
+        """
+        online = OnlineOptions(
+            aliases=list(aliases or []),
+            keep_old_name=keep_old_name,
+            postpone_cutover=postpone_cutover,
+            token=secrets.token_hex(4),
+        )
         request = resolve_request(
             schema_patch_path=schema_patch_path,
             target_schema_path=target_schema_path,
@@ -109,7 +138,9 @@ class MigrationPlanner:
         url = resolve_url(redis_url) if redis_client is None else (redis_url or "")
         client = redis_client or connect(url)
         try:
-            return SyncDriver(client).run(planning_step(index, request, redis_url=url))
+            return SyncDriver(client).run(
+                planning_step(index, request, redis_url=url, mode=mode, online=online)
+            )
         finally:
             if redis_client is None:
                 client.close()
@@ -128,8 +159,22 @@ class AsyncMigrationPlanner:
         target_schema_path: str | Path | None = None,
         schema_patch: SchemaPatch | None = None,
         target_schema: IndexSchema | None = None,
+        mode: ModeRequest = "drop_recreate",
+        aliases: list[str] | None = None,
+        keep_old_name: bool = True,
+        postpone_cutover: bool = False,
     ) -> MigrationPlan:
-        """Snapshot ``index`` and plan the change; a blocked plan is returned, not raised."""
+        """Snapshot ``index`` and plan the change; a blocked plan is returned, not raised.
+
+        ``mode`` defaults to drop_recreate (RedisVL's behaviour); ``auto`` runs online when
+        the change allows it. ``aliases``: other aliases of the source to move at cut-over.
+        """
+        online = OnlineOptions(
+            aliases=list(aliases or []),
+            keep_old_name=keep_old_name,
+            postpone_cutover=postpone_cutover,
+            token=secrets.token_hex(4),
+        )
         request = resolve_request(
             schema_patch_path=schema_patch_path,
             target_schema_path=target_schema_path,
@@ -139,7 +184,9 @@ class AsyncMigrationPlanner:
         url = resolve_url(redis_url) if redis_client is None else (redis_url or "")
         client = redis_client or await async_connect(url)
         try:
-            return await AsyncDriver(client).run(planning_step(index, request, redis_url=url))
+            return await AsyncDriver(client).run(
+                planning_step(index, request, redis_url=url, mode=mode, online=online)
+            )
         finally:
             if redis_client is None:
                 await client.aclose()

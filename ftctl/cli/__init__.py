@@ -82,6 +82,7 @@ def _register() -> None:
     from ftctl.cli import batch as _batch_commands  # noqa: F401 - registers batch-* on `migrate`
     from ftctl.cli import migrate as migrate_commands
     from ftctl.cli import migrate_run as _run_commands  # noqa: F401 - registers on `migrate`
+    from ftctl.cli import online as _online_commands  # noqa: F401 - registers cutover/abort
 
     cli.add_command(migrate_commands.migrate)
     cli.add_command(demo_commands.demo)

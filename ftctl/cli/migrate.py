@@ -58,7 +58,9 @@ def _write(path: str, data: bytes) -> None:
 
 def _summary(plan: MigrationPlan, plan_out: str) -> None:
     click.echo(f"Migration plan written to {plan_out}")
-    click.echo(f"Mode: {plan.mode}")
+    click.echo(
+        f"Mode: {plan.mode} ({plan.mode_reason})" if plan.mode_reason else f"Mode: {plan.mode}"
+    )
     click.echo(f"Supported: {plan.diff_classification.supported}")
     if plan.warnings:
         click.echo("Warnings:")
@@ -77,6 +79,28 @@ def _summary(plan: MigrationPlan, plan_out: str) -> None:
 @click.option(
     "--plan-out", required=True, type=click.Path(dir_okay=False), help="Plan YAML to write."
 )
+@click.option(
+    "--mode",
+    type=click.Choice(["auto", "online", "drop_recreate"]),
+    default="auto",
+    show_default=True,
+    help="auto: online when the change allows it and the memory preflight passes.",
+)
+@click.option(
+    "--alias",
+    "aliases",
+    multiple=True,
+    help="Online: another alias of the source to move at cut-over (repeatable; "
+    "RediSearch cannot list aliases).",
+)
+@click.option(
+    "--drop-old-name", is_flag=True, help="Online index rename: do not keep the old name as alias."
+)
+@click.option(
+    "--postpone-cutover",
+    is_flag=True,
+    help="Online: stop once the shadow is verified; 'ftctl migrate cutover' swaps it in.",
+)
 @pass_state
 def plan_command(
     state: AppState,
@@ -84,12 +108,23 @@ def plan_command(
     schema_patch: str | None,
     target_schema: str | None,
     plan_out: str,
+    mode: str,
+    aliases: tuple[str, ...],
+    drop_old_name: bool,
+    postpone_cutover: bool,
 ) -> None:
     """Write a migration plan; exits 0 when written, even if the plan is blocked."""
     request = resolve_request(schema_patch_path=schema_patch, target_schema_path=target_schema)
     client = state.client()
     planner = MigrationPlanner()
-    kwargs: dict[str, Any] = {"redis_client": client, "redis_url": resolve_url(state.url)}
+    kwargs: dict[str, Any] = {
+        "redis_client": client,
+        "redis_url": resolve_url(state.url),
+        "mode": mode,
+        "aliases": list(aliases),
+        "keep_old_name": not drop_old_name,
+        "postpone_cutover": postpone_cutover,
+    }
     if isinstance(request, SchemaPatch):
         plan = planner.create_plan(index_name, schema_patch=request, **kwargs)
     else:

@@ -15,10 +15,15 @@ from pathlib import Path
 import msgspec
 
 from ftctl.journal.events import AnyEvent, CheckFailed, CheckPassed, ConflictRecorded, RunStarted
+from ftctl.journal.online import CutoverDone, ShadowCreated, ShadowReady
 from ftctl.journal.projections import RunState, project_run, run_events
 
 DOWNTIME_STEPS = {"apply": ("drop", "wait"), "rollback": ("drop_target", "wait_source")}
 """The steps whose start and end bound the window with no index, per run kind."""
+
+
+VALIDATE_STEPS = ("validate", "validate_source", "online_validate", "rb_validate")
+"""Steps whose checks are the report's validation (drop_recreate, rollback, online)."""
 
 
 class CheckResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -80,6 +85,10 @@ class MigrationReport(msgspec.Struct, frozen=True, kw_only=True):
     conflict_sample: list[str] = msgspec.field(default_factory=list)
     warnings: list[str] = msgspec.field(default_factory=list)
     manual_actions: list[str] = msgspec.field(default_factory=list)
+    cutover_at: str = ""
+    """Online mode: when the MULTI/EXEC swap's event was journaled (the cut-over instant)."""
+    shadow_build_seconds: float = 0.0
+    """Online mode: from the shadow's creation to its background scan's end."""
 
 
 def _iso(at: datetime | None) -> str:
@@ -105,7 +114,7 @@ def _validation(events: Sequence[AnyEvent]) -> ReportValidation:
     for event in events:
         step = getattr(event, "step", None)
         if step is not None:
-            in_validate = step in ("validate", "validate_source")
+            in_validate = step in VALIDATE_STEPS
             if in_validate and type(event).__name__ == "StepStarted":
                 latest = {}
         if isinstance(event, CheckPassed | CheckFailed) and in_validate:
@@ -131,6 +140,21 @@ def _validation(events: Sequence[AnyEvent]) -> ReportValidation:
         concurrent_writes=writes.count if writes is not None else 0,
         checks=list(latest.values()),
     )
+
+
+def _online_times(events: Sequence[AnyEvent]) -> tuple[str, float]:
+    """The latest cut-over instant, and how long the shadow it swapped in took to build."""
+    created: datetime | None = None
+    ready: datetime | None = None
+    cutover: datetime | None = None
+    for event in events:
+        if isinstance(event, ShadowCreated) and created is None:
+            created = event.at
+        elif isinstance(event, ShadowReady):
+            ready = event.at
+        elif isinstance(event, CutoverDone):
+            cutover = event.at
+    return _iso(cutover), _seconds(created, ready)
 
 
 def _result(state: RunState) -> str:
@@ -186,7 +210,10 @@ def project_report(
             "re-run the same apply (or 'ftctl migrate resume --backup-dir ...') to continue, "
             "or 'ftctl migrate rollback --backup-dir ...' to undo"
         )
+    cutover_at, shadow_seconds = _online_times(selected)
     return MigrationReport(
+        cutover_at=cutover_at,
+        shadow_build_seconds=shadow_seconds,
         index_name=state.index_name or "",
         kind=wanted,
         mode=state.mode or "drop_recreate",

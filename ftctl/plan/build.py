@@ -24,6 +24,13 @@ from ftctl.plan.models import (
     StatsSnapshot,
     VectorChange,
 )
+from ftctl.plan.online import (
+    ModeDecision,
+    ModeRequest,
+    OnlineOptions,
+    choose_mode,
+    online_blockers,
+)
 from ftctl.plan.quantization import (
     FLOAT16_MAX,
     INTEGER_DATATYPES,
@@ -598,6 +605,77 @@ def _overlap_warnings(ctx: Context) -> list[str]:
     ]
 
 
+# --- mode ---------------------------------------------------------------------------------
+
+
+def _mode(
+    ctx: Context,
+    stats: StatsSnapshot,
+    requested: ModeRequest,
+    options: OnlineOptions,
+    blocked: list[str],
+) -> ModeDecision:
+    snapshot = ctx.snapshot
+    serving = snapshot.requested_name or snapshot.source.index_name
+    blockers = online_blockers(
+        ctx.source,
+        ctx.target,
+        field_renames=len(ctx.merged.renames.rename_fields),
+        prefix_change=ctx.merged.renames.change_prefix is not None,
+        reencoded=[c.field for c in ctx.vector_changes if c.reencode_documents],
+    )
+    for alias in options.aliases:
+        resolved = snapshot.alias_targets.get(alias, "")
+        if resolved != snapshot.source.index_name:
+            where = f"resolves to '{resolved}'" if resolved else "does not exist"
+            blocked.append(
+                f"alias '{alias}' {where}, not to '{snapshot.source.index_name}'; "
+                "workaround: name only aliases of the source with --alias"
+            )
+    if blocked and requested == "auto":
+        return ModeDecision(mode="drop_recreate", reason="auto: the plan is blocked")
+    return choose_mode(
+        requested,
+        source=ctx.source,
+        target=ctx.target,
+        serving_name=serving,
+        blockers=blockers,
+        total_index_mb=stats.total_index_memory_sz_mb,
+        vector_index_mb=stats.vector_index_sz_mb,
+        server=snapshot.memory,
+        options=options,
+    )
+
+
+def _mode_warnings(decision: ModeDecision, warnings: list[str]) -> list[str]:
+    online = decision.online
+    if online is None:
+        if decision.reason.startswith("online mode is not possible"):
+            return [*warnings, f"drop_recreate chosen: {decision.reason}"]
+        return warnings
+    out = [w for w in warnings if not w.startswith(DOWNTIME_WARNING)]
+    memory = online.memory
+    if online.strategy == "alter":
+        out.insert(
+            0, f"Online (no downtime): FT.ALTER adds {', '.join(online.added_fields)} in place"
+        )
+        return out
+    limit = f"maxmemory {memory.maxmemory_mb:g} MB" if memory.maxmemory_mb else "no maxmemory limit"
+    out.insert(
+        0,
+        f"Online (no downtime): '{online.serving_name}' keeps serving while shadow index "
+        f"'{online.shadow_name}' is built; both exist until cut-over: ~{memory.shadow_mb:g} MB "
+        f"more index memory (used_memory {memory.used_memory_mb:g} MB, {limit}; "
+        f"estimated from {memory.basis})",
+    )
+    out.append(
+        "Aliases: RediSearch cannot list aliases; only the planned name and those given with "
+        f"--alias ({', '.join(online.aliases) or 'none'}) are moved at cut-over, any other "
+        "alias of the source disappears with it"
+    )
+    return out
+
+
 # --- entry point -------------------------------------------------------------------------
 
 
@@ -609,11 +687,15 @@ def build_plan(
     created_at: str = "",
     ftctl_version: str = "",
     merged: Merged | None = None,
+    mode: ModeRequest = "drop_recreate",
+    online_options: OnlineOptions | None = None,
 ) -> MigrationPlan:
     """The plan for ``request`` against ``snapshot`` (pure; raises UsageError on bad input).
 
     ``merged`` may be passed when the caller already merged (to plan the second round of
     reads); it must come from :func:`merge_request` on the same source and request.
+    ``mode`` ``auto`` plans online when the change allows it (see :mod:`ftctl.plan.online`);
+    the snapshot must then carry ``memory`` and ``alias_targets``.
     """
     source, history_used = resolve_source(snapshot)
     if merged is None:
@@ -635,9 +717,14 @@ def build_plan(
     is_patch = isinstance(request, SchemaPatch)
     warnings = _warnings(ctx, stats, history_used, is_patch)
     renames = merged.renames
+    decision = _mode(ctx, stats, mode, online_options or OnlineOptions(), blocked)
+    if decision.refusal is not None:
+        blocked.append(decision.refusal)
+    warnings = _mode_warnings(decision, warnings)
     return MigrationPlan(
-        mode="drop_recreate",
-        mode_reason="drop_recreate is the only mode in this version",
+        mode=decision.mode,
+        mode_reason=decision.reason,
+        online=decision.online,
         source=SourceSnapshot(
             index_name=snapshot.source.index_name,
             schema_snapshot=source,

@@ -11,6 +11,7 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
+from ftctl.plan.online import ServerMemory
 from ftctl.schema.ftinfo import IndexInfo
 from ftctl.schema.model import IndexSchema
 
@@ -74,6 +75,10 @@ class LiveSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     target_validated: bool = False
     redis_url: str = ""
     """Masked."""
+    memory: ServerMemory = msgspec.field(default_factory=ServerMemory)
+    """Read only when online mode is considered (``--mode auto|online``)."""
+    alias_targets: dict[str, str] = msgspec.field(default_factory=dict)
+    """Aliases the user named → the index each resolves to ("" when it does not exist)."""
 
 
 __all__ = ["LiveSnapshot", "SnapshotRequest", "VectorSample"]

@@ -14,6 +14,7 @@ from typing import Any, Literal, TypeAlias
 import msgspec
 
 from ftctl.errors import UsageError
+from ftctl.plan.online import OnlinePlan
 from ftctl.plan.quantization import QualityMeasure, QuantizationParams
 from ftctl.schema.capabilities import Capabilities
 from ftctl.schema.model import Field, IndexSchema, StorageType, schema_to_builtins
@@ -209,6 +210,8 @@ class MigrationPlan(_Lenient, frozen=True, kw_only=True):
     ftctl_version: str = ""
     redis_url: str = ""
     """The server planned against, with any credential masked."""
+    online: OnlinePlan | None = None
+    """``mode: online``: strategy, names, memory estimate (see :mod:`ftctl.plan.online`)."""
 
     @property
     def supported(self) -> bool:
@@ -343,6 +346,8 @@ def plan_to_builtins(plan: MigrationPlan) -> dict[str, Any]:
     raw["merged_target_schema"] = schema_to_builtins(plan.merged_target_schema)
     if plan.requested_changes is not None:
         raw["requested_changes"] = _changes_builtins(plan.requested_changes)
+    if raw.get("online") is None:
+        raw.pop("online", None)  # drop_recreate plans (and their digests) stay as they were
     order = [
         "version",
         "mode",

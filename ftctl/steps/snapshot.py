@@ -23,6 +23,7 @@ import numpy as np
 
 from ftctl.errors import RedisCommandError, UsageError
 from ftctl.plan.live import LiveSnapshot, SnapshotRequest, VectorSample
+from ftctl.plan.online import ServerMemory
 from ftctl.schema.ftinfo import parse_ft_info
 from ftctl.schema.model import IndexSchema, VectorField
 from ftctl.schema.render import create_argv
@@ -257,12 +258,68 @@ def read_target(
     )
 
 
+INDEXING_MEMORY_LIMIT = "search-indexing-memory-limit"
+"""RediSearch's background-indexing memory limit (percent of maxmemory), where the server has it."""
+
+
+def _info_fields(reply: object) -> dict[str, str]:
+    if isinstance(reply, Mapping):
+        return {_text(k): _text(v) for k, v in reply.items()}
+    out: dict[str, str] = {}
+    for line in _text(reply).splitlines():
+        key, sep, value = line.partition(":")
+        if sep and not key.startswith("#"):
+            out[key.strip()] = value.strip()
+    return out
+
+
+def _config_value(reply: object, name: str) -> str | None:
+    if isinstance(reply, Mapping):
+        found = {_text(k): v for k, v in reply.items()}.get(name)
+        return None if found is None else _text(found)
+    if isinstance(reply, list):
+        pairs = dict(zip(reply[::2], reply[1::2], strict=False))
+        found = {_text(k): v for k, v in pairs.items()}.get(name)
+        return None if found is None else _text(found)
+    return None
+
+
+def read_memory() -> Step[ServerMemory]:
+    """``INFO memory`` and the background-indexing limit (absent on older servers: 0)."""
+    info, config = yield Commands([("INFO", "memory"), ("CONFIG", "GET", INDEXING_MEMORY_LIMIT)])
+    fields = {} if isinstance(info, ReplyError) else _info_fields(info)
+    limit = None if isinstance(config, ReplyError) else _config_value(config, INDEXING_MEMORY_LIMIT)
+    try:
+        percent = float(limit) if limit else 0.0
+    except ValueError:
+        percent = 0.0
+    return ServerMemory(
+        used_memory=int(fields.get("used_memory", "0") or 0),
+        maxmemory=int(fields.get("maxmemory", "0") or 0),
+        indexing_limit_percent=percent,
+    )
+
+
+def read_aliases(names: list[str]) -> Step[dict[str, str]]:
+    """Each name → the real index FT.INFO resolves it to ("" when no such index or alias)."""
+    if not names:
+        return {}
+    replies = yield Commands([("FT.INFO", n) for n in names])
+    out: dict[str, str] = {}
+    for name, reply in zip(names, replies, strict=True):
+        out[name] = "" if isinstance(reply, ReplyError) else parse_ft_info(reply).index_name
+    return out
+
+
 __all__ = [
+    "INDEXING_MEMORY_LIMIT",
     "KEY_SAMPLE_SIZE",
     "VALIDATION_INDEX_PREFIX",
     "count_keys",
     "glob_escape",
     "history_key",
+    "read_aliases",
+    "read_memory",
     "read_source",
     "read_target",
     "read_vectors",

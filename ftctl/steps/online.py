@@ -1,0 +1,384 @@
+"""The online-mode steps (sans-IO): preflight, FT.ALTER, shadow build + verify, cut-over.
+
+The source index keeps answering queries by its name the whole time: either it is altered in
+place (``FT.ALTER SCHEMA ADD``), or a shadow index with the target schema is built on the same
+prefixes, verified against the live source, and swapped in with one MULTI/EXEC
+(``FT.DROPINDEX <source>`` without DD + ``FT.ALIASADD``/``FT.ALIASUPDATE`` of every name), so
+no query by any of those names ever sees a missing or partial index.
+
+Every step is safe to run twice: creation finds an existing index with the same schema, the
+cut-over first looks whether the swap already happened.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from ftctl.errors import MigrationFailed, RefusedError
+from ftctl.journal.events import CheckFailed, CheckPassed
+from ftctl.schema.compare import reported_differences
+from ftctl.schema.ftinfo import parse_ft_info
+from ftctl.schema.model import IndexSchema
+from ftctl.schema.render import field_argv
+from ftctl.steps.effects import Arg, Command, Commands, Record, ReplyError, Sleep, Step
+from ftctl.steps.enumerate import SCAN_COUNT, glob_escape
+from ftctl.steps.index_ops import live_info, throwaway_create
+from ftctl.steps.replies import is_unknown_index, ok, search_hits
+from ftctl.steps.snapshot import read_memory
+from ftctl.steps.spec import RunSpec
+from ftctl.steps.validate import Outcome, _check_knn
+
+COUNT_ATTEMPTS = 8
+"""Atomic doc-count comparisons tried before reconciling with a prefix-scoped SCAN."""
+
+_MB = 1024 * 1024
+
+
+class OnlineSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """What the online steps need, derived once from the plan (names and schemas)."""
+
+    source_index: str
+    """The real index serving now."""
+    serving_name: str
+    """The name queries use (the source index itself, or an alias of it)."""
+    aliases: list[str] = msgspec.field(default_factory=list)
+    shadow_name: str = ""
+    source_schema: IndexSchema
+    target_schema: IndexSchema
+    strategy: str = "shadow"
+    added_fields: list[str] = msgspec.field(default_factory=list)
+    keep_old_name: bool = True
+    postpone_cutover: bool = False
+    shadow_mb: float = 0.0
+    timeout: float = 3600.0
+    sample: int = 50
+
+    @property
+    def renamed(self) -> bool:
+        return self.target_schema.name != self.source_schema.name
+
+    def shadow_schema(self) -> IndexSchema:
+        """The target schema under the shadow's real name."""
+        return named(self.target_schema, self.shadow_name)
+
+    def names_after(self) -> list[str]:
+        """Every name the new index answers once cut over (the target name is its own)."""
+        names = [] if self.renamed and not self.keep_old_name else [self.serving_name]
+        return names + [a for a in self.aliases if a not in names]
+
+
+def named(schema: IndexSchema, name: str) -> IndexSchema:
+    return msgspec.structs.replace(schema, index=msgspec.structs.replace(schema.index, name=name))
+
+
+def _fail_or_pass(problems: list[tuple[str, str]], passed: str) -> list[object]:
+    events: list[object] = [CheckFailed(check=c, detail=d, count=1) for c, d in problems]
+    if not problems:
+        events.append(CheckPassed(check=passed))
+    return events
+
+
+def online_preflight(spec: OnlineSpec) -> Step[None]:
+    """Refuse (RefusedError, nothing changed) unless the online migration can go ahead.
+
+    The serving name and every named alias still resolve to the source, whose schema still
+    matches the plan; the server accepts the target schema (throwaway FT.CREATE); the shadow's
+    name is free; ``used_memory`` + the shadow estimate fits ``maxmemory`` (and the
+    background-indexing limit where the server has one).
+    """
+    commands: list[Command] = [("FT.INFO", spec.serving_name)]
+    commands += [("FT.INFO", a) for a in spec.aliases]
+    commands += throwaway_create(spec.target_schema)
+    if spec.strategy == "shadow":
+        commands.append(("FT.INFO", spec.shadow_name))
+    replies = yield Commands(commands)
+    problems: list[tuple[str, str]] = []
+    serving = replies[0]
+    if is_unknown_index(serving):
+        problems.append(("source_exists", f"'{spec.serving_name}' does not exist"))
+    else:
+        info = parse_ft_info(ok(serving, "FT.INFO"))
+        if info.index_name != spec.source_index:
+            problems.append(
+                (
+                    "source_serving",
+                    f"'{spec.serving_name}' resolves to '{info.index_name}', "
+                    f"not '{spec.source_index}'",
+                )
+            )
+        differences = reported_differences(spec.source_schema, info.schema)
+        if differences:
+            problems.append(
+                ("source_schema_match", "source schema mismatch: " + "; ".join(differences))
+            )
+    for alias, reply in zip(spec.aliases, replies[1 : 1 + len(spec.aliases)], strict=True):
+        resolved = "" if isinstance(reply, ReplyError) else parse_ft_info(reply).index_name
+        if resolved != spec.source_index:
+            problems.append(("aliases", f"alias '{alias}' no longer resolves to the source"))
+    created = replies[1 + len(spec.aliases)]
+    if isinstance(created, ReplyError):
+        problems.append(("target_accepted", f"the server rejects the target schema: {created}"))
+    if spec.strategy == "shadow" and not is_unknown_index(replies[-1]):
+        problems.append(
+            ("shadow_name_free", f"an index or alias named '{spec.shadow_name}' already exists")
+        )
+    if spec.strategy == "shadow":
+        memory = yield from read_memory()
+        limits = [x for x in (memory.maxmemory,) if x > 0]
+        if memory.maxmemory and memory.indexing_limit_percent:
+            limits.append(int(memory.maxmemory * memory.indexing_limit_percent / 100))
+        needed = memory.used_memory + int(spec.shadow_mb * _MB)
+        if limits and needed > min(limits):
+            problems.append(
+                (
+                    "memory",
+                    f"used_memory {memory.used_memory / _MB:.1f} MB + shadow ~{spec.shadow_mb:g}"
+                    f" MB exceeds the limit of {min(limits) / _MB:.1f} MB",
+                )
+            )
+    yield Record(_fail_or_pass(problems, "online_preflight"))
+    if problems:
+        raise RefusedError(
+            "online preflight refused: " + "; ".join(d for _, d in problems),
+            "nothing was changed; re-plan against the live index (ftctl migrate plan)",
+        )
+
+
+def alter_add(spec: OnlineSpec) -> Step[int]:
+    """``FT.ALTER <source> SCHEMA ADD`` the planned fields not there yet; returns how many."""
+    info = yield from live_info(spec.source_index)
+    if info is None:
+        raise MigrationFailed(f"index '{spec.source_index}' disappeared")
+    present = {f.name for f in info.schema.fields}
+    argv: list[Arg] = ["FT.ALTER", spec.source_index, "SCHEMA", "ADD"]
+    missing = [
+        f
+        for f in spec.target_schema.fields
+        if f.name in spec.added_fields and f.name not in present
+    ]
+    if not missing:
+        return 0
+    for f in missing:
+        argv += field_argv(f, spec.target_schema)
+    (reply,) = yield Commands([tuple(argv)])
+    ok(reply, f"FT.ALTER {spec.source_index}")
+    return len(missing)
+
+
+def _total(reply: object, what: str) -> int:
+    stats = parse_ft_info(ok(reply, what)).stats
+    return stats.num_docs + stats.hash_indexing_failures
+
+
+def _scan_count(schema: IndexSchema) -> Step[int]:
+    """Keys of the index's storage type under its prefixes (prefix-scoped SCAN)."""
+    kind = "ReJSON-RL" if schema.storage_type == "json" else "hash"
+    total = 0
+    for prefix in schema.prefixes or [""]:
+        cursor = "0"
+        while True:
+            (page,) = yield Commands(
+                [
+                    (
+                        "SCAN",
+                        cursor,
+                        "MATCH",
+                        glob_escape(prefix) + "*",
+                        "COUNT",
+                        SCAN_COUNT,
+                        "TYPE",
+                        kind,
+                    )
+                ]
+            )
+            page = ok(page, "SCAN")
+            assert isinstance(page, list | tuple)
+            cursor = page[0].decode() if isinstance(page[0], bytes) else str(page[0])
+            total += len(page[1])
+            if cursor == "0":
+                break
+    return total
+
+
+def _ids(reply: object, what: str) -> set[bytes]:
+    return {doc for doc, _ in search_hits(ok(reply, what))}
+
+
+def verify_shadow(spec: OnlineSpec, *, current: str, new: str, schema: IndexSchema) -> Step[bool]:
+    """Checks that ``new`` (fully indexed) may replace ``current``; each is a journal event.
+
+    - ``schema_match``: ``new`` reports ``schema``;
+    - ``doc_count``: ``num_docs + hash_indexing_failures`` of both, read in one MULTI/EXEC so
+      concurrent writes cannot skew one side; if they still differ, ``new`` must hold what a
+      prefix-scoped SCAN counts;
+    - ``sample_agree``: the same queries (a sample of the current index's documents, by
+      ``INKEYS``) give the same documents on both, in one MULTI/EXEC;
+    - ``knn_self``: sampled stored vectors find their own document in ``new``.
+    """
+    out = Outcome()
+    new_schema = named(schema, new)
+    info = yield from live_info(new)
+    if info is None:
+        out.check("schema_match", 1, f"index '{new}' does not exist")
+        yield Record(out.events)
+        return False
+    differences = reported_differences(new_schema, info.schema)
+    out.check("schema_match", len(differences), "; ".join(differences) or "matches the plan")
+    counts = (0, 0)
+    for attempt in range(COUNT_ATTEMPTS):
+        replies = yield Commands([("FT.INFO", current), ("FT.INFO", new)], transaction=True)
+        counts = (_total(replies[0], f"FT.INFO {current}"), _total(replies[1], f"FT.INFO {new}"))
+        if counts[0] == counts[1]:
+            break
+        yield Sleep(0.05 * (attempt + 1))
+    if counts[0] == counts[1]:
+        out.check("doc_count", 0, f"{counts[1]} documents in both (read atomically)")
+    else:
+        scanned = yield from _scan_count(schema)
+        out.check(
+            "doc_count",
+            abs(counts[1] - scanned),
+            f"'{new}' has {counts[1]}, '{current}' {counts[0]}; a prefix-scoped SCAN finds "
+            f"{scanned} documents",
+        )
+    sample_query: Command = (
+        "FT.SEARCH", current, "*", "NOCONTENT", "LIMIT", "0", str(spec.sample), "DIALECT", "2",
+    )  # fmt: skip
+    (reply,) = yield Commands([sample_query])
+    keys = sorted(_ids(reply, f"FT.SEARCH {current}"))
+    mismatched = 0
+    if keys:
+        tail: list[Arg] = ["NOCONTENT", "LIMIT", "0", len(keys), "DIALECT", "2"]
+        queries: list[Command] = [
+            ("FT.SEARCH", name, "*", "INKEYS", len(keys), *keys, *tail) for name in (current, new)
+        ]
+        old_hits, new_hits = yield Commands(queries, transaction=True)
+        mismatched = len(_ids(old_hits, current) ^ _ids(new_hits, new))
+    out.check(
+        "sample_agree",
+        mismatched,
+        f"{len(keys) - mismatched} of {len(keys)} sampled documents found by both indexes",
+    )
+    view = RunSpec(
+        source_index=current,
+        target_index=new,
+        storage_type=schema.storage_type,
+        source_schema=spec.source_schema,
+        target_schema=new_schema,
+    )
+    yield from _check_knn(view, new_schema, keys, out)
+    yield Record(out.events)
+    return out.passed
+
+
+def cutover(current: str, new: str, names: list[str]) -> Step[bool]:
+    """Swap ``new`` in for ``current`` under ``names`` in one MULTI/EXEC.
+
+    ``FT.DROPINDEX current`` (never DD; its aliases go with it) then, for each name,
+    ``FT.ALIASADD`` (the name was ``current`` itself, freed by the drop) or
+    ``FT.ALIASUPDATE`` (an alias, moved). Returns False when a resumed run finds the swap
+    already done (``current`` gone, every name on ``new``), True when this call did it.
+    """
+    probes: list[Command] = [("FT.INFO", current), ("FT.INFO", new)]
+    probes += [("FT.INFO", n) for n in names]
+    replies = yield Commands(probes)
+    if is_unknown_index(replies[1]):
+        raise MigrationFailed(f"cut-over impossible: index '{new}' does not exist")
+    if parse_ft_info(ok(replies[1], f"FT.INFO {new}")).index_name != new:
+        raise MigrationFailed(f"cut-over impossible: '{new}' is an alias")
+    resolved = [
+        "" if isinstance(r, ReplyError) else parse_ft_info(r).index_name for r in replies[2:]
+    ]
+    if is_unknown_index(replies[0]):
+        stray = [n for n, to in zip(names, resolved, strict=True) if to != new]
+        if not stray:
+            return False
+        raise MigrationFailed(
+            f"'{current}' is gone but {', '.join(stray)} do not resolve to '{new}'",
+            f"point them with FT.ALIASUPDATE <name> {new}, then re-run",
+        )
+    if parse_ft_info(ok(replies[0], f"FT.INFO {current}")).index_name != current:
+        raise RefusedError(
+            f"'{current}' now names an alias", "ftctl never drops through an alias; re-plan"
+        )
+    swap: list[Command] = [("FT.DROPINDEX", current)]
+    for name, to in zip(names, resolved, strict=True):
+        verb = "FT.ALIASADD" if name == current or not to else "FT.ALIASUPDATE"
+        swap.append((verb, name, new))
+    results = yield Commands(swap, transaction=True)
+    errors = [
+        f"{c[0]!s} {c[1]!r}: {r}"
+        for c, r in zip(swap, results, strict=True)
+        if isinstance(r, ReplyError)
+    ]
+    if errors:
+        raise MigrationFailed(
+            "cut-over transaction failed: " + "; ".join(errors),
+            f"point the names at '{new}' with FT.ALIASUPDATE, then re-run",
+        )
+    return True
+
+
+def check_serving(
+    *, index: str, schema: IndexSchema, names: list[str], gone: str | None
+) -> Step[bool]:
+    """After a cut-over: ``index`` has ``schema``, every name resolves to it, ``gone`` is gone."""
+    out = Outcome()
+    probes: list[Command] = [("FT.INFO", index), *[("FT.INFO", n) for n in names]]
+    if gone is not None:
+        probes.append(("FT.INFO", gone))
+    replies = yield Commands(probes)
+    if is_unknown_index(replies[0]):
+        out.check("schema_match", 1, f"index '{index}' does not exist")
+    else:
+        info = parse_ft_info(ok(replies[0], f"FT.INFO {index}"))
+        differences = reported_differences(named(schema, index), info.schema)
+        out.check("schema_match", len(differences), "; ".join(differences) or "matches")
+    wrong = [
+        n
+        for n, r in zip(names, replies[1 : 1 + len(names)], strict=True)
+        if isinstance(r, ReplyError) or parse_ft_info(r).index_name != index
+    ]
+    out.check(
+        "names_resolve",
+        len(wrong),
+        f"{', '.join(wrong)} do not resolve to '{index}'" if wrong else f"all resolve to '{index}'",
+    )
+    if gone is not None:
+        last = replies[-1]
+        # The name may live on as an alias of the new index; only a real index counts.
+        still = int(not isinstance(last, ReplyError) and parse_ft_info(last).index_name == gone)
+        out.check(
+            "replaced_dropped", still, f"'{gone}' " + ("still exists" if still else "dropped")
+        )
+    yield Record(out.events)
+    return out.passed
+
+
+def drop_shadow(shadow: str, serving: str) -> Step[int]:
+    """Drop an uncut shadow (abort); refused when queries already go to it."""
+    replies = yield Commands([("FT.INFO", shadow), ("FT.INFO", serving)])
+    if is_unknown_index(replies[0]):
+        return 0
+    if parse_ft_info(ok(replies[0], f"FT.INFO {shadow}")).index_name != shadow:
+        raise RefusedError(f"'{shadow}' is an alias", "ftctl never drops through an alias")
+    if not isinstance(replies[1], ReplyError) and parse_ft_info(replies[1]).index_name == shadow:
+        raise RefusedError(
+            f"'{serving}' already resolves to '{shadow}': the migration was cut over",
+            "undo it with 'ftctl migrate rollback --backup-dir ...' (cuts back online)",
+        )
+    (dropped,) = yield Commands([("FT.DROPINDEX", shadow)])
+    ok(dropped, f"FT.DROPINDEX {shadow}")
+    return 1
+
+
+__all__ = [
+    "OnlineSpec",
+    "alter_add",
+    "check_serving",
+    "cutover",
+    "drop_shadow",
+    "named",
+    "online_preflight",
+    "verify_shadow",
+]
