@@ -3,9 +3,11 @@ key batch, read while the source index is still live (outside the downtime windo
 
 from __future__ import annotations
 
+from ftctl.errors import MigrationFailed
 from ftctl.journal.events import BatchDone, SegmentRef
 from ftctl.journal.segments import SegmentPayload, pack_field
-from ftctl.steps.effects import Command, Commands, Offload, ReadSegment, Record, Step, WriteSegment
+from ftctl.steps import scripts
+from ftctl.steps.effects import Commands, Offload, ReadSegment, Record, Step, WriteSegment
 from ftctl.steps.replies import ok
 from ftctl.steps.spec import RunSpec
 
@@ -17,9 +19,13 @@ def backup_batch(spec: RunSpec, batch: int, keys_ref: SegmentRef) -> Step[BatchD
     keys_segment: SegmentPayload = yield ReadSegment(keys_ref)
     keys = keys_segment.keys
     fields = [c.backup_field for c in spec.conversions]
-    commands: list[Command] = [("HMGET", key, *fields) for key in keys]
-    replies = yield Commands(commands)
-    rows = [ok(reply, "HMGET") for reply in replies]
+    # One script call per batch instead of one HMGET per key: the client parses one reply.
+    (reply,) = yield Commands([("EVAL", scripts.READ_FIELDS, len(keys), *keys, *fields)])
+    rows = ok(reply, "backup read")
+    if not isinstance(rows, list) or len(rows) != len(keys):
+        raise MigrationFailed(
+            f"backup read returned {len(rows) if isinstance(rows, list) else rows!r} rows for {len(keys)} keys"
+        )
 
     def pack() -> SegmentPayload:
         blocks = {}

@@ -42,16 +42,17 @@ def aggregate_keys(reply: object) -> tuple[list[bytes], int]:
     page, cursor = reply
     keys: list[bytes] = []
     if isinstance(page, dict):
-        for row in as_map(page).get("results", []):
-            attributes = as_map(as_map(row).get("extra_attributes", {}))
-            key = attributes.get("__key")
+        for row in page.get(b"results", ()):
+            # RESP3 rows: {extra_attributes: {__key: key}, values: []}; read them directly,
+            # this loop runs once per document.
+            attributes = row.get(b"extra_attributes") if isinstance(row, dict) else None
+            key = attributes.get(b"__key") if isinstance(attributes, dict) else None
             if isinstance(key, bytes):
                 keys.append(key)
     elif isinstance(page, list):
         for row in page[1:]:
-            key = as_map(row).get("__key")
-            if isinstance(key, bytes):
-                keys.append(key)
+            if isinstance(row, list) and len(row) == 2 and isinstance(row[1], bytes):
+                keys.append(row[1])
     return keys, int(cursor)
 
 
