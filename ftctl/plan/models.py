@@ -412,7 +412,10 @@ def plan_digest(plan: MigrationPlan) -> str:
 
     Stable across a YAML round trip, so the journal can refuse to resume a different plan.
     """
-    canonical = msgspec.json.encode(plan_to_builtins(plan), order="sorted")
+    # Digest the plan as a file holds it: a freshly built plan and the same plan read back
+    # from YAML can differ in which default values msgspec writes out.
+    as_read = plan_from_builtins(msgspec.yaml.decode(dump_plan(plan)))
+    canonical = msgspec.json.encode(plan_to_builtins(as_read), order="sorted")
     return hashlib.sha256(canonical).hexdigest()
 
 

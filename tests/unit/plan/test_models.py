@@ -119,3 +119,29 @@ def test_bad_plan_is_usage_error(tmp_path: Path) -> None:
         load_plan(b"version: 1\nsource: {schema_snapshot: {index: {name: a}}}\n")
     with pytest.raises(UsageError, match="cannot read"):
         load_plan(tmp_path / "missing.yaml")
+
+
+def test_digest_is_stable_for_a_plan_built_from_ft_info() -> None:
+    """A plan built in memory (schema parsed from FT.INFO) and the same plan read back from
+    its YAML file have one digest, so resuming with the file is never refused."""
+    from ftctl.plan.models import (
+        DiffClassification,
+        MigrationPlan,
+        SourceSnapshot,
+        dump_plan,
+        load_plan,
+        plan_digest,
+    )
+    from ftctl.schema.model import IndexSchema, IndexSettings, TextField
+
+    storage = "".join(["ha", "sh"])  # a str equal to the default but not the same object
+    schema = IndexSchema(
+        index=IndexSettings(name="docs", prefix="doc:", storage_type=storage),  # type: ignore[arg-type]
+        fields=[TextField(name="title")],
+    )
+    plan = MigrationPlan(
+        source=SourceSnapshot(index_name="docs", schema_snapshot=schema),
+        merged_target_schema=schema,
+        diff_classification=DiffClassification(supported=True),
+    )
+    assert plan_digest(plan) == plan_digest(load_plan(dump_plan(plan)))
