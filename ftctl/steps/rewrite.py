@@ -44,8 +44,11 @@ def _finish(
     return done
 
 
-def rename_fields_batch(spec: RunSpec, batch: int, keys_ref: SegmentRef) -> Step[BatchDone]:
-    """Rename document fields of one key batch (the keys still have their source names)."""
+def rename_fields_batch(
+    spec: RunSpec, batch: int, keys_ref: SegmentRef, *, step: str = "rename_fields"
+) -> Step[BatchDone]:
+    """Rename document fields of one key batch (the keys still have their source names);
+    journaled as ``step`` (rollback renames back under its own step name)."""
     segment: SegmentPayload = yield ReadSegment(keys_ref)
     script = (
         scripts.RENAME_JSON_FIELDS if spec.storage_type == "json" else scripts.RENAME_HASH_FIELDS
@@ -54,7 +57,7 @@ def rename_fields_batch(spec: RunSpec, batch: int, keys_ref: SegmentRef) -> Step
     (statuses,) = yield Commands([("EVAL", script, len(segment.keys), *segment.keys, *pairs)])
     return (
         yield from _finish(
-            "rename_fields",
+            step,
             batch,
             segment.keys,
             ok(statuses, "rename_fields"),

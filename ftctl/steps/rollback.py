@@ -103,8 +103,10 @@ def restore_fields_batch(spec: RunSpec, batch: int, keys_ref: SegmentRef) -> Ste
     reverse = msgspec.structs.replace(
         spec, field_renames=[DocFieldRename(old=r.new, new=r.old) for r in spec.field_renames]
     )
-    done: BatchDone = yield from rewrite.rename_fields_batch(reverse, batch, keys_ref)
-    return msgspec.structs.replace(done, step="restore_fields")
+    done: BatchDone = yield from rewrite.rename_fields_batch(
+        reverse, batch, keys_ref, step="restore_fields"
+    )
+    return done
 
 
 def source_view(spec: RunSpec) -> RunSpec:
@@ -215,7 +217,11 @@ def rollback_sequence(
                 passed = yield from validate(
                     view,
                     schema=spec.source_schema,
-                    expected_docs=applied.keys_enumerated if spec.needs_keys else expected_docs,
+                    expected_docs=(
+                        applied.keys_enumerated
+                        if spec.needs_keys and "enumerate" in applied.steps_finished
+                        else expected_docs
+                    ),
                     source_failures=source_failures,
                     key_segments=applied.key_segments,
                     backup_segments=backup_refs,
