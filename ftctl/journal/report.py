@@ -152,8 +152,8 @@ def _online_times(events: Sequence[AnyEvent]) -> tuple[str, float]:
             created = event.at
         elif isinstance(event, ShadowReady):
             ready = event.at
-        elif isinstance(event, CutoverDone):
-            cutover = event.at
+        elif isinstance(event, CutoverDone) and not (event.recovered and cutover):
+            cutover = event.at  # a resumed run's re-check never hides the real instant
     return _iso(cutover), _seconds(created, ready)
 
 

@@ -289,7 +289,10 @@ def cutover(current: str, new: str, names: list[str]) -> Step[bool]:
     resolved = [
         "" if isinstance(r, ReplyError) else parse_ft_info(r).index_name for r in replies[2:]
     ]
-    if is_unknown_index(replies[0]):
+    current_gone = is_unknown_index(replies[0]) or (
+        not isinstance(replies[0], ReplyError) and parse_ft_info(replies[0]).index_name == new
+    )  # after the swap, ``current`` may be one of the names, now an alias of ``new``
+    if current_gone:
         stray = [n for n, to in zip(names, resolved, strict=True) if to != new]
         if not stray:
             return False
