@@ -104,6 +104,14 @@ def _finish(
         directory = Path(report.backup.journal).parent if report.backup.journal else backup_dir
         write_yaml(benchmark_out, project_benchmark(Journal.read(directory)))
     report_summary(report)
+    if report.result == "awaiting_cutover":
+        directory = report.backup.backup_dir or str(backup_dir)
+        click.echo(
+            "The shadow index is built and verified; the source still serves. Swap it in with "
+            f"'ftctl migrate cutover --backup-dir {directory}' or drop it with "
+            f"'ftctl migrate abort --backup-dir {directory}'."
+        )
+        return
     if report.result not in ("succeeded", "rolled_back"):
         raise SystemExit(EXIT_FAILED)
 

@@ -148,3 +148,31 @@ def test_kill_during_online_steps_then_rerun_rolls_forward(
     assert _serving(r) == (plan.online.shadow_name, DOCS)  # type: ignore[union-attr]
     info = parse_ft_info(r.execute_command("FT.INFO", INDEX))
     assert reported_differences(plan.merged_target_schema, info.schema) == []
+
+
+def test_cli_apply_of_a_postponed_plan_exits_0_and_says_how_to_cut_over(
+    r: redis.Redis, redis_url: str, tmp_path: Path
+) -> None:
+    """`migrate apply` of a --postpone-cutover plan stops with exit 0 and names the cutover
+    and abort commands; the source still serves."""
+    create(r, "hash", DOCS, algorithm="FLAT")
+    plan_file = tmp_path / "plan.yaml"
+    plan_file.write_bytes(dump_plan(_plan(r, postpone_cutover=True)))
+    backups = tmp_path / "backups"
+    out = CliRunner().invoke(
+        cli,
+        [
+            "--url",
+            redis_url,
+            "migrate",
+            "apply",
+            "--plan",
+            str(plan_file),
+            "--backup-dir",
+            str(backups),
+        ],
+    )
+    assert out.exit_code == 0, out.output
+    assert "Result: awaiting_cutover" in out.output
+    assert f"ftctl migrate cutover --backup-dir {backups}" in out.output
+    assert _serving(r) == (INDEX, DOCS)
