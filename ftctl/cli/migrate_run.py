@@ -105,11 +105,11 @@ def _finish(
         write_yaml(benchmark_out, project_benchmark(Journal.read(directory)))
     report_summary(report)
     if report.result == "awaiting_cutover":
-        directory = report.backup.backup_dir or str(backup_dir)
+        where = report.backup.backup_dir or str(backup_dir)
         click.echo(
             "The shadow index is built and verified; the source still serves. Swap it in with "
-            f"'ftctl migrate cutover --backup-dir {directory}' or drop it with "
-            f"'ftctl migrate abort --backup-dir {directory}'."
+            f"'ftctl migrate cutover --backup-dir {where}' or drop it with "
+            f"'ftctl migrate abort --backup-dir {where}'."
         )
         return
     if report.result not in ("succeeded", "rolled_back"):
