@@ -4,6 +4,7 @@ The public API mirrors RedisVL's migrator (planners, executors, batch) and adds 
 journal makes possible (:class:`Journal`, :func:`project_state`, :func:`rollback`).
 """
 
+from ftctl.batch import BatchMigrationExecutor, BatchMigrationPlanner
 from ftctl.errors import FtctlError, MigrationFailed, RefusedError, UsageError
 from ftctl.executor import AsyncMigrationExecutor, MigrationExecutor, rollback
 from ftctl.journal import Journal
@@ -17,6 +18,8 @@ from ftctl.validator import MigrationValidator
 __all__ = [
     "AsyncMigrationExecutor",
     "AsyncMigrationPlanner",
+    "BatchMigrationExecutor",
+    "BatchMigrationPlanner",
     "FtctlError",
     "IndexSchema",
     "Journal",
