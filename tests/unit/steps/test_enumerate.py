@@ -64,7 +64,10 @@ def test_aggregate_pages_follow_the_cursor_into_full_batches(page: object) -> No
     scripted = ScriptedRedis(
         [
             ("FT.INFO docs", ft_info_reply()),
-            ("FT.AGGREGATE docs * LOAD 1 @__key WITHCURSOR COUNT 5000 MAXIDLE *", page(keys[:3], 7)),
+            (
+                "FT.AGGREGATE docs * LOAD 1 @__key WITHCURSOR COUNT 5000 MAXIDLE *",
+                page(keys[:3], 7),
+            ),
             ("FT.CURSOR READ docs 7 COUNT 5000", page(keys[3:4], 8)),
             ("FT.CURSOR READ docs 8 COUNT 5000", page(keys[4:], 0)),
         ]
