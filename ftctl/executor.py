@@ -31,6 +31,8 @@ from ftctl.journal.events import (
     KeysEnumerated,
     RunFinished,
     RunStarted,
+    StepFinished,
+    StepSkipped,
     StepStarted,
 )
 from ftctl.journal.events import (
@@ -53,6 +55,11 @@ the process just before or after that event is appended (e.g. ``before:batch_don
 is the middle of quantize batch 1: its writes are in Redis, its event is not;
 ``after:check_passed:validate`` is the middle of validation). An event without a step field
 matches the step that is running."""
+
+
+FAULT_SIGNAL_ENV = "FTCTL_FAULT_SIGNAL"
+"""The signal :data:`FAULT_ENV` sends (default ``SIGKILL``); ``SIGINT`` plays a Ctrl+C at an
+exact point of the run."""
 
 
 def ftctl_version() -> str:
@@ -187,6 +194,9 @@ class JournalTap:
     _fault: str = field(default_factory=lambda: os.environ.get(FAULT_ENV, ""))
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _step: str = ""
+    _signal: signal.Signals = field(
+        default_factory=lambda: signal.Signals[os.environ.get(FAULT_SIGNAL_ENV) or "SIGKILL"]
+    )
 
     def append(self, events: Sequence[Any]) -> list[Any]:
         self._maybe_fault("before", events)
@@ -197,7 +207,9 @@ class JournalTap:
         self._maybe_fault("after", events)
         boundary = False
         for event in stamped:
-            if isinstance(event, BatchDone | KeysEnumerated):
+            if isinstance(event, StepFinished | StepSkipped):
+                boundary = True  # between steps: as safe a place to stop as a batch's end
+            elif isinstance(event, BatchDone | KeysEnumerated):
                 boundary = True
                 step = event.step if isinstance(event, BatchDone) else "enumerate"
                 with self._lock:
@@ -214,7 +226,7 @@ class JournalTap:
 
     def _maybe_fault(self, phase: str, events: Sequence[Any]) -> None:
         if self._fault and any(_fault_matches(self._fault, phase, e, self._step) for e in events):
-            os.kill(os.getpid(), signal.SIGKILL)
+            os.kill(os.getpid(), self._signal)
 
     def write_segment(self, payload: Any, *, durable: bool = True) -> Any:
         return self.journal.write_segment(payload, durable=durable)
@@ -461,7 +473,11 @@ def _run_sync(
 ) -> MigrationReport:
     tap = JournalTap(run.journal, progress=options.progress)
     driver = SyncDriver(
-        client, tap, workers=options.workers, connect_worker=_worker_factory(client)
+        client,
+        tap,
+        workers=options.workers,
+        connect_worker=_worker_factory(client),
+        stop=tap.stop,
     )
     try:
         with _ctrl_c_stops(tap.stop):
@@ -705,6 +721,7 @@ def rollback(
 
 __all__ = [
     "FAULT_ENV",
+    "FAULT_SIGNAL_ENV",
     "AsyncMigrationExecutor",
     "MigrationExecutor",
     "MigrationFailed",

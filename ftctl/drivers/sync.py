@@ -11,6 +11,7 @@ from typing import Any, Protocol, TypeVar
 import redis
 
 from ftctl.drivers.replies import translate_connection_error, wrap_replies
+from ftctl.errors import Interrupted
 from ftctl.steps.effects import (
     Commands,
     Effect,
@@ -41,6 +42,7 @@ class SyncDriver:
 
     ``workers`` connections run the sub-steps of a :class:`Parallel` effect in threads; the
     extra connections come from ``connect_worker`` (made on first use, closed by ``close``).
+    Once ``stop`` is set, a :class:`Sleep` raises :class:`Interrupted` instead of sleeping.
     """
 
     def __init__(
@@ -50,10 +52,12 @@ class SyncDriver:
         *,
         workers: int = 1,
         connect_worker: Callable[[], redis.Redis] | None = None,
+        stop: threading.Event | None = None,
     ) -> None:
         self.client = client
         self.journal = journal
         self.workers = max(1, workers)
+        self.stop = stop
         self._connect_worker = connect_worker
         self._helpers: list[SyncDriver] = []
 
@@ -86,7 +90,11 @@ class SyncDriver:
             case Record(events=events):
                 return self._journal().append(events)
             case Sleep(seconds=seconds):
-                time.sleep(seconds)
+                # A poll (wait for the index) may last hours: Ctrl+C must not wait for it.
+                if self.stop is None:
+                    time.sleep(seconds)
+                elif self.stop.is_set() or self.stop.wait(seconds):
+                    raise Interrupted("interrupted while waiting")
                 return None
             case Offload(fn=fn):
                 return fn()
@@ -106,7 +114,7 @@ class SyncDriver:
         if self._connect_worker is None or self.workers == 1:
             return [self]
         while len(self._helpers) < self.workers - 1:
-            self._helpers.append(SyncDriver(self._connect_worker(), self.journal))
+            self._helpers.append(SyncDriver(self._connect_worker(), self.journal, stop=self.stop))
         return [self, *self._helpers]
 
     def _parallel(self, steps: Sequence[Step[Any]]) -> list[Any]:
