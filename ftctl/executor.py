@@ -335,8 +335,14 @@ def open_existing(directory: Path, kind: str, url: str, options: dict[str, Any])
     return Run(journal, plan, directory)
 
 
-def find_journals(backup_dir: str | os.PathLike[str], index: str | None = None) -> list[Path]:
-    """The index journal directories under a backup dir (``--index`` picks one)."""
+def find_journals(
+    backup_dir: str | os.PathLike[str], index: str | None = None, *, batches: bool = False
+) -> list[Path]:
+    """The index journal directories under a backup dir (``--index`` picks one).
+
+    A batch's own journal (``batch-<id>/``) is listed only with ``batches`` (inspect):
+    resume and rollback work on index journals.
+    """
     root = Path(backup_dir)
     if index is not None:
         found = [root / index]
@@ -344,7 +350,12 @@ def find_journals(backup_dir: str | os.PathLike[str], index: str | None = None) 
         found = sorted(p.parent for p in root.glob("*/journal.log"))
         if Journal.exists(root):
             found.insert(0, root)
-    found = [p for p in found if Journal.exists(p)]
+
+    def wanted(directory: Path) -> bool:
+        first = Journal.first_run(directory)
+        return first is not None and (batches or first.kind != "batch")
+
+    found = [p for p in found if wanted(p)]
     if not found:
         raise UsageError(
             f"no migration journal under {root}" + (f" for index '{index}'" if index else ""),

@@ -251,7 +251,7 @@ def journal() -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per event, per line.")
 def inspect(backup_dir: Path, index: str | None, as_json: bool) -> None:
     """Print the timeline of a journal: event, time, step, batch, counts."""
-    for directory in find_journals(backup_dir, index):
+    for directory in find_journals(backup_dir, index, batches=True):
         with Journal.open_readonly(directory) as opened:
             rows = inspect_rows(opened.events())
             if opened.recovered_tail:

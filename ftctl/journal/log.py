@@ -113,18 +113,24 @@ def _lock(directory: Path) -> int:
     return fd
 
 
-def _first_record_complete(path: Path) -> bool:
+def _first_record(path: Path) -> bytes | None:
+    """The payload of the journal's first record, or None when it is missing or torn."""
     try:
         with path.open("rb") as file:
             head = file.read(HEADER_SIZE)
             if len(head) < HEADER_SIZE:
-                return False
+                return None
             length: int = HEADER.unpack(head)[0]
             if not 0 < length <= MAX_RECORD_SIZE:
-                return False
-            return scan(head + file.read(length), source=str(path)).tail_problem is None
+                return None
+            result = scan(head + file.read(length), source=str(path))
+            return result.records[0] if result.tail_problem is None else None
     except FileNotFoundError:
-        return False
+        return None
+
+
+def _first_record_complete(path: Path) -> bool:
+    return _first_record(path) is not None
 
 
 class Journal:
@@ -166,6 +172,15 @@ class Journal:
     def exists(directory: str | os.PathLike[str]) -> bool:
         """Whether ``directory`` holds a journal with at least one complete record."""
         return _first_record_complete(Path(directory) / JOURNAL_NAME)
+
+    @staticmethod
+    def first_run(directory: str | os.PathLike[str]) -> RunStarted | None:
+        """The journal's first ``run_started`` (its kind and plan), reading one record only."""
+        record = _first_record(Path(directory) / JOURNAL_NAME)
+        if record is None:
+            return None
+        event = decode_event(record)
+        return event if isinstance(event, RunStarted) else None
 
     @classmethod
     def create(
