@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 
+from ftctl.errors import RefusedError
 from ftctl.schema.capabilities import Capabilities
 from ftctl.steps.effects import Command, Commands, ReplyError, Step
 
@@ -55,6 +56,11 @@ def _module_versions(reply: object) -> dict[str, int]:
     return versions
 
 
+def _out_of_memory(message: str) -> bool:
+    lowered = message.lower()
+    return lowered.startswith("oom") or "maxmemory" in lowered
+
+
 def _s(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -79,6 +85,13 @@ def probe_capabilities(token: str | None = None) -> Step[Capabilities]:
                          "SCHEMA", "f", *definition))  # fmt: skip
         commands.append(("FT.DROPINDEX", name))
     replies = yield Commands(commands)
+    for reply in replies[::2]:
+        if isinstance(reply, ReplyError) and _out_of_memory(reply.message):
+            # Not a missing feature: the server refuses every write until memory is freed.
+            raise RefusedError(
+                f"the server refuses new indexes: {reply.message}",
+                "free memory or raise maxmemory, then plan again",
+            )
     accepted = {
         feature
         for feature, reply in zip(candidates, replies[::2], strict=True)

@@ -50,3 +50,20 @@ def test_server_without_search_is_not_probed() -> None:
     caps = scripted.run(probe_capabilities(token="t"))
     scripted.assert_done()
     assert caps.search_version == 0 and caps.vector_types == ()
+
+
+def test_out_of_memory_server_is_refused_not_reported_as_missing_features() -> None:
+    """When FT.CREATE fails because used_memory > maxmemory, the probe says so instead of
+    claiming that TEXT or HNSW are unsupported."""
+    import pytest
+
+    from ftctl.errors import RefusedError
+
+    script: list[tuple[str, object]] = [("MODULE LIST", [{b"name": b"search", b"ver": 21005}])]
+    oom = ReplyError("OOM command not allowed when used memory > 'maxmemory'.")
+    for _feature in probe_candidates():
+        script.append(("FT.CREATE *", oom))
+        script.append(("FT.DROPINDEX *", ReplyError("Unknown index name")))
+    with pytest.raises(RefusedError, match="maxmemory") as caught:
+        ScriptedRedis(script).run(probe_capabilities(token="t"))
+    assert "raise maxmemory" in caught.value.hint
