@@ -1,0 +1,152 @@
+"""One conformance suite for both drivers: every effect means the same under sync and asyncio."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+import redis.asyncio
+
+from ftctl.drivers import AsyncDriver, SyncDriver
+from ftctl.errors import ConnectionFailed
+from ftctl.journal import Journal, Note, RunStarted, SegmentPayload
+from ftctl.steps.effects import (
+    Commands,
+    Offload,
+    Parallel,
+    ReadSegment,
+    Record,
+    ReplyError,
+    Sleep,
+    Step,
+    WriteSegment,
+)
+
+Runner = Callable[[Step[Any], Journal, int], Any]
+
+
+def _sync(url: str) -> Runner:
+    def run(step: Step[Any], journal: Journal, workers: int) -> Any:
+        client = redis.Redis.from_url(url, protocol=3)
+        driver = SyncDriver(
+            client, journal, workers=workers, connect_worker=lambda: redis.Redis.from_url(url)
+        )
+        try:
+            return driver.run(step)
+        finally:
+            driver.close()
+            client.close()
+
+    return run
+
+
+def _async(url: str) -> Runner:
+    def run(step: Step[Any], journal: Journal, workers: int) -> Any:
+        async def go() -> Any:
+            client = redis.asyncio.Redis.from_url(url, protocol=3)
+
+            async def more() -> redis.asyncio.Redis:
+                return redis.asyncio.Redis.from_url(url, protocol=3)
+
+            driver = AsyncDriver(client, journal, workers=workers, connect_worker=more)
+            try:
+                return await driver.run(step)
+            finally:
+                await driver.close()
+                await client.aclose()
+
+        return asyncio.run(go())
+
+    return run
+
+
+@pytest.fixture(params=["sync", "async"])
+def runner(request: pytest.FixtureRequest, redis_url: str) -> Runner:
+    """Each driver in turn."""
+    return _sync(redis_url) if request.param == "sync" else _async(redis_url)
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> Journal:
+    first = RunStarted(
+        run_id="r", kind="apply", index_name="i", plan_yaml="", plan_sha256="x", mode="m"
+    )
+    return Journal.create(tmp_path / "j", first=first)
+
+
+def _batch(n: int) -> Step[int]:
+    yield Commands([("INCR", "conformance:counter")])
+    yield Record([Note(message=f"batch {n}")])
+    return n
+
+
+def _everything() -> Step[dict[str, Any]]:
+    replies = yield Commands(
+        [
+            ("SET", "conformance:a", b"\x00\xff"),
+            ("GET", "conformance:a"),
+            ("HGET", "conformance:a", "x"),
+        ]
+    )
+    tx = yield Commands([("INCR", "conformance:n"), ("INCR", "conformance:n")], transaction=True)
+    stamped = yield Record([Note(message="hello")])
+    durable = yield WriteSegment(SegmentPayload(keys=[b"k1"]))
+    deferred = yield WriteSegment(SegmentPayload(keys=[b"k2"]), durable=False)
+    yield Record([Note(message="segments named")])
+    back = yield ReadSegment(deferred)
+    computed = yield Offload(lambda: sum(range(10)))
+    yield Sleep(0.001)
+    parallel = yield Parallel([_batch(n) for n in range(6)])
+    return {
+        "set": replies[0],
+        "get": replies[1],
+        "wrongtype": isinstance(replies[2], ReplyError) and "WRONGTYPE" in replies[2].message,
+        "tx": tx,
+        "seq": stamped[0].seq,
+        "segments": (durable.number, deferred.number, back.keys),
+        "offload": computed,
+        "parallel": parallel,
+    }
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_every_effect_means_the_same_under_both_drivers(
+    runner: Runner, journal: Journal, r: redis.Redis, workers: int
+) -> None:
+    """Replies (errors as values, MULTI/EXEC), journal records, segments, offloaded work and
+    parallel batches give the same results under the sync and the asyncio driver."""
+    result = runner(_everything(), journal, workers)
+    assert result == {
+        "set": True,
+        "get": b"\x00\xff",
+        "wrongtype": True,
+        "tx": [1, 2],
+        "seq": 2,
+        "segments": (1, 2, [b"k2"]),
+        "offload": 45,
+        "parallel": [0, 1, 2, 3, 4, 5],
+    }
+    assert int(r.get("conformance:counter") or 0) == 6
+    notes = [e for e in journal.events() if isinstance(e, Note)]
+    assert len(notes) == 8
+    journal.close()
+
+
+def test_lost_connection_is_one_ftctl_error(runner: Runner, journal: Journal) -> None:
+    """A connection that cannot be made surfaces as ConnectionFailed, not a redis exception."""
+
+    def step() -> Step[None]:
+        yield Commands([("PING",)])
+
+    bad = (
+        _sync("redis://127.0.0.1:1")
+        if runner.__qualname__.startswith("_sync")
+        else _async("redis://127.0.0.1:1")
+    )
+    with pytest.raises(ConnectionFailed):
+        bad(step(), journal, 1)
+    journal.close()
