@@ -241,11 +241,16 @@ def child(argv: list[str], fault: str, log: str) -> None:
     os.environ.pop("FTCTL_FAULT", None)
     if fault:
         os.environ["FTCTL_FAULT"] = fault
-    with open(log, "a", encoding="utf-8") as out:
-        sys.stdout = sys.stderr = out
-        code = main(argv)
-        out.flush()
-    sys.exit(code)
+    import gc
+
+    out = open(log, "a", encoding="utf-8")  # noqa: SIM115 - open until the process ends
+    sys.stdout = sys.stderr = out
+    code = main(argv)
+    # Anything printed while objects are collected must still reach the log: a closed
+    # stdout at interpreter exit turned a successful child into exit code 255.
+    gc.collect()
+    out.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":
