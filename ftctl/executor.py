@@ -8,6 +8,7 @@ Both executors share everything but the driver: the step sequence is one sans-IO
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import secrets
@@ -252,6 +253,29 @@ def _ctrl_c_stops(stop: threading.Event) -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+@contextlib.contextmanager
+def _async_ctrl_c_stops(stop: threading.Event) -> Iterator[None]:
+    """The asyncio twin of :func:`_ctrl_c_stops`: the first Ctrl+C stops at the next
+    boundary, a second one cancels the run (both end in an ``interrupted`` event)."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+
+    def handler() -> None:
+        if stop.is_set() and task is not None:
+            task.cancel()
+        stop.set()
+
+    try:
+        loop.add_signal_handler(signal.SIGINT, handler)
+    except (NotImplementedError, RuntimeError, ValueError):  # not the main thread / platform
+        yield
+        return
+    try:
+        yield
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
 
 
 # --- opening a run --------------------------------------------------------------------------
@@ -518,11 +542,16 @@ async def _run_async(
 ) -> MigrationReport:
     tap = JournalTap(run.journal, progress=options.progress)
     driver = AsyncDriver(
-        client, tap, workers=options.workers, connect_worker=_async_worker_factory(client)
+        client,
+        tap,
+        workers=options.workers,
+        connect_worker=_async_worker_factory(client),
+        stop=tap.stop,
     )
     try:
-        passed = await driver.run(build(run, tap, options))
-    except (Interrupted, KeyboardInterrupt):
+        with _async_ctrl_c_stops(tap.stop):
+            passed = await driver.run(build(run, tap, options))
+    except (Interrupted, KeyboardInterrupt, asyncio.CancelledError):
         _interrupted(run, kind)
         raise Interrupted(
             f"interrupted; the journal in {run.directory} records where",
@@ -661,7 +690,6 @@ class AsyncMigrationExecutor:
         )
         redis_client = client or await async_connect(redis_url)
         url = redis_url or _client_url(redis_client)
-        import asyncio
 
         run = await asyncio.to_thread(open_for_apply, resolved, backup_dir, url, options.as_dict())
         try:

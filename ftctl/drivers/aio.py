@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import threading
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
@@ -16,6 +17,7 @@ import redis.asyncio
 
 from ftctl.drivers.replies import translate_connection_error, wrap_replies
 from ftctl.drivers.sync import EventSink
+from ftctl.errors import Interrupted
 from ftctl.steps.effects import (
     Commands,
     Effect,
@@ -41,10 +43,12 @@ class AsyncDriver:
         *,
         workers: int = 1,
         connect_worker: Callable[[], Coroutine[Any, Any, redis.asyncio.Redis]] | None = None,
+        stop: threading.Event | None = None,
     ) -> None:
         self.client = client
         self.journal = journal
         self.workers = max(1, workers)
+        self.stop = stop
         self._connect_worker = connect_worker
         self._helpers: list[AsyncDriver] = []
 
@@ -77,6 +81,9 @@ class AsyncDriver:
             case Record(events=events):
                 return await asyncio.to_thread(self._journal().append, events)
             case Sleep(seconds=seconds):
+                # A poll (wait for the index) may last hours: Ctrl+C must not wait for it.
+                if self.stop is not None and self.stop.is_set():
+                    raise Interrupted("interrupted while waiting")
                 await asyncio.sleep(seconds)
                 return None
             case Offload(fn=fn):
@@ -99,7 +106,9 @@ class AsyncDriver:
         if self._connect_worker is None or self.workers == 1:
             return [self]
         while len(self._helpers) < self.workers - 1:
-            self._helpers.append(AsyncDriver(await self._connect_worker(), self.journal))
+            self._helpers.append(
+                AsyncDriver(await self._connect_worker(), self.journal, stop=self.stop)
+            )
         return [self, *self._helpers]
 
     async def _parallel(self, steps: Sequence[Step[Any]]) -> list[Any]:

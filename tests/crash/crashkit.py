@@ -25,8 +25,10 @@ from typing import Any
 import msgspec
 import numpy as np
 import redis
+import redis.asyncio
 
 from ftctl.executor import MigrationExecutor, rollback
+from ftctl.journal.report import MigrationReport
 from ftctl.plan.models import (
     DiffClassification,
     FieldRename,
@@ -211,6 +213,26 @@ def main(argv: list[str]) -> int:
                 accept_data_loss=True,
                 progress_callback=_progress,
             )
+        elif command == "apply-async":
+            import asyncio
+
+            from ftctl.executor import AsyncMigrationExecutor
+
+            async def run_async() -> MigrationReport:
+                aclient = redis.asyncio.Redis.from_url(url, protocol=3)
+                try:
+                    return await AsyncMigrationExecutor().apply(
+                        workdir / "plan.yaml",
+                        client=aclient,
+                        backup_dir=backup,
+                        batch_size=batch_size,
+                        num_workers=workers,
+                        accept_data_loss=True,
+                    )
+                finally:
+                    await aclient.aclose()
+
+            report = asyncio.run(run_async())
         elif command == "resume":
             report = MigrationExecutor().resume(
                 backup, client=client, batch_size=batch_size, num_workers=workers

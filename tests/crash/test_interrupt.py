@@ -213,6 +213,26 @@ def test_sigint_at_exact_point_stops_at_next_boundary(
     _resume_is_exact(redis_url, backup, ns, workers, reference)
 
 
+@pytest.mark.parametrize("point", ["before:batch_done:quantize:3", "after:step_started:wait"])
+def test_sigint_under_the_async_executor_stops_at_next_boundary(
+    redis_url: str, workspace: str, tmp_path: Path, reference: Reference, point: str
+) -> None:
+    """The asyncio executor honours Ctrl+C the same way: Interrupted (exit 130), an
+    ``interrupted`` event at a boundary, and an exact resume."""
+    ns, backup = workspace, tmp_path / "backup"
+    env = {**os.environ, "FTCTL_FAULT": point, "FTCTL_FAULT_SIGNAL": "SIGINT"}
+    argv = [sys.executable, str(CHILD), "apply-async", redis_url, str(tmp_path), "2"]
+    done = subprocess.run(
+        [*argv, str(BATCH)], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 130, done.stderr[-2000:] + done.stdout[-500:]
+    assert "Traceback" not in done.stderr
+    assert _said(done.stdout)["error"] == "Interrupted"
+    step = point.split(":")[2]
+    _check_interrupted_at_boundary(_events(backup, ns), step)
+    _resume_is_exact(redis_url, backup, ns, 2, reference)
+
+
 def test_cli_ctrl_c_exits_130_and_prints_how_to_resume(
     redis_url: str, workspace: str, tmp_path: Path, reference: Reference
 ) -> None:
