@@ -47,6 +47,7 @@ from ftctl.steps import index_ops
 from ftctl.steps import online as steps
 from ftctl.steps.effects import Record, Step
 from ftctl.steps.online import OnlineSpec, named
+from ftctl.steps.sequence import record_history
 
 Outcome = Literal["passed", "failed", "awaiting"]
 
@@ -159,6 +160,7 @@ def _build_and_swap(
         case "cutover":
             did = yield from steps.cutover(current, new, names)
             counts["swapped"] = int(did)
+            yield from record_history(named(schema, new), forget=current)
             (done,) = yield Record(
                 [CutoverDone(step=step, dropped=current, index=new, names=names, recovered=not did)]
             )
@@ -201,6 +203,9 @@ def apply_sequence(
                 yield from steps.online_preflight(spec)
             case "alter_add":
                 counts["added"] = yield from steps.alter_add(spec)
+                yield from record_history(
+                    named(spec.target_schema, spec.source_index), forget=spec.source_index
+                )
             case "alter_wait":
                 stats = yield from index_ops.wait_ready(spec.source_index, spec.timeout)
                 counts["num_docs"] = stats.num_docs

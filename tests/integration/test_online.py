@@ -18,6 +18,7 @@ from ftctl.plan import dump_plan, patch_from_builtins
 from ftctl.planner import MigrationPlanner
 from ftctl.schema.compare import reported_differences
 from ftctl.schema.ftinfo import parse_ft_info
+from ftctl.steps.history import decode_history
 
 DOCS = 2_000
 HNSW = {"changes": {"update_fields": [{"name": "emb", "attrs": {"algorithm": "hnsw", "m": 8}}]}}
@@ -105,6 +106,8 @@ def test_add_field_runs_ft_alter_in_place(r: redis.Redis, tmp_path: Path) -> Non
         r.execute_command("FT.SEARCH", INDEX, "@color:{red}", "LIMIT", "0", "0")[b"total_results"]
         == 200
     )
+    history = decode_history(r.get(f"ftctl:schema:{INDEX}"))
+    assert history is not None and history.field("color") is not None
 
 
 def test_index_rename_makes_old_name_an_alias(r: redis.Redis, tmp_path: Path) -> None:
@@ -115,6 +118,9 @@ def test_index_rename_makes_old_name_an_alias(r: redis.Redis, tmp_path: Path) ->
     assert MigrationExecutor().apply(plan, client=r, backup_dir=tmp_path).result == "succeeded"
     assert _serving(r, "docs2") == ("docs2", 300)
     assert _serving(r, INDEX) == ("docs2", 300)
+    history = decode_history(r.get("ftctl:schema:docs2"))
+    assert history is not None and history.name == "docs2"
+    assert r.get(f"ftctl:schema:{INDEX}") is None
 
 
 @pytest.mark.parametrize(
