@@ -29,7 +29,7 @@ import redis
 from ftctl.drivers import SyncDriver, connect, mask_url
 from ftctl.drivers.connect import resolve_url
 from ftctl.errors import FtctlError, Interrupted, RefusedError, UsageError
-from ftctl.executor import MigrationExecutor, check_plan, ftctl_version
+from ftctl.executor import RUN_PROTOCOL, MigrationExecutor, check_plan, ftctl_version
 from ftctl.journal import Journal, RunFinished, RunStarted
 from ftctl.journal.batch import (
     FAILED,
@@ -992,7 +992,7 @@ class BatchMigrationExecutor:
                 plans[entry.name] = _resolve_plan(entry, root)
             if entry.applicable:
                 check_plan(plans[entry.name], accept_data_loss=accept_data_loss)
-        redis_client = client or connect(redis_url)
+        redis_client = client or connect(redis_url, protocol=RUN_PROTOCOL)
         settings = _Settings(
             redis_client,
             root,
@@ -1061,7 +1061,7 @@ class BatchMigrationExecutor:
             )
         root = Path(recorded.backup_dir)
         plans = _check_runnable(recorded, root, accept_data_loss, retry_failed)
-        redis_client = client or connect(redis_url)
+        redis_client = client or connect(redis_url, protocol=RUN_PROTOCOL)
         settings = _Settings(
             redis_client,
             root,

@@ -25,6 +25,7 @@ import redis
 from ftctl.drivers import SyncDriver, connect
 from ftctl.errors import FtctlError, Interrupted, MigrationFailed, RefusedError, UsageError
 from ftctl.executor import (
+    RUN_PROTOCOL,
     JournalTap,
     Options,
     Run,
@@ -373,7 +374,7 @@ def _reopen(
     options: Options,
 ) -> tuple[Run, redis.Redis]:
     directory = only_journal(backup_dir, index)
-    redis_client = client or connect(redis_url)
+    redis_client = client or connect(redis_url, protocol=RUN_PROTOCOL)
     url = redis_url or _client_url(redis_client)
     run = open_existing(directory, kind, url, options.as_dict())
     if run.plan.mode != "online":
