@@ -19,13 +19,16 @@ def backup_batch(spec: RunSpec, batch: int, keys_ref: SegmentRef) -> Step[BatchD
     keys_segment: SegmentPayload = yield ReadSegment(keys_ref)
     keys = keys_segment.keys
     fields = [c.backup_field for c in spec.conversions]
-    # One script call per batch instead of one HMGET per key: the client parses one reply.
-    (reply,) = yield Commands([("EVAL", scripts.READ_FIELDS, len(keys), *keys, *fields)])
-    rows = ok(reply, "backup read")
-    if not isinstance(rows, list) or len(rows) != len(keys):
-        raise MigrationFailed(
-            f"backup read returned {len(rows) if isinstance(rows, list) else rows!r} rows for {len(keys)} keys"
-        )
+    # One script call per chunk instead of one HMGET per key: the client parses few replies.
+    replies = yield Commands(
+        [("EVAL", scripts.READ_FIELDS, len(chunk), *chunk, *fields) for chunk in spec.chunks(keys)]
+    )
+    rows: list[object] = []
+    for reply in replies:
+        chunk_rows = ok(reply, "backup read")
+        rows.extend(chunk_rows if isinstance(chunk_rows, list) else [])
+    if len(rows) != len(keys):
+        raise MigrationFailed(f"backup read returned {len(rows)} rows for {len(keys)} keys")
 
     def pack() -> SegmentPayload:
         blocks = {}

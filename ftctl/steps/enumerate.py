@@ -73,7 +73,7 @@ def enumerate_keys(spec: RunSpec) -> Step[int]:
     """Enumerate the source's keys into segments; returns how many keys were found."""
     (info_reply,) = yield Commands([("FT.INFO", spec.source_index)])
     stats = parse_ft_info(ok(info_reply, f"FT.INFO {spec.source_index}")).stats
-    batches = _KeyBatches(spec.batch_size)
+    batches = _KeyBatches(spec.segment_size)
     if stats.hash_indexing_failures == 0 and not stats.indexing:
         yield from _by_aggregate(spec, batches)
     else:

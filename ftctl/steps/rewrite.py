@@ -15,7 +15,7 @@ from ftctl.journal.events import BatchDone, ConflictRecorded, SegmentRef
 from ftctl.journal.segments import SegmentPayload, unpack_field
 from ftctl.steps import scripts
 from ftctl.steps.codecs import convert_batch
-from ftctl.steps.effects import Arg, Commands, Offload, ReadSegment, Record, Step
+from ftctl.steps.effects import Arg, Command, Commands, Offload, ReadSegment, Record, Step
 from ftctl.steps.replies import ok
 from ftctl.steps.spec import Conversion, RunSpec
 
@@ -54,13 +54,15 @@ def rename_fields_batch(
         scripts.RENAME_JSON_FIELDS if spec.storage_type == "json" else scripts.RENAME_HASH_FIELDS
     )
     pairs: list[Arg] = [name for r in spec.field_renames for name in (r.old, r.new)]
-    (statuses,) = yield Commands([("EVAL", script, len(segment.keys), *segment.keys, *pairs)])
+    replies = yield Commands(
+        [("EVAL", script, len(chunk), *chunk, *pairs) for chunk in spec.chunks(segment.keys)]
+    )
     return (
         yield from _finish(
             step,
             batch,
             segment.keys,
-            ok(statuses, "rename_fields"),
+            joined(replies, step),
             "the destination field already existed beside the source field",
         )
     )
@@ -69,20 +71,33 @@ def rename_fields_batch(
 def rename_keys_batch(spec: RunSpec, batch: int, keys_ref: SegmentRef) -> Step[BatchDone]:
     """RENAMENX each key of one batch to its new prefix; an existing destination is a conflict."""
     assert spec.prefix_change is not None
+    change = spec.prefix_change
     segment: SegmentPayload = yield ReadSegment(keys_ref)
-    pairs: list[Arg] = []
-    for key in segment.keys:
-        pairs += [key, spec.prefix_change.rename(key)]
-    (statuses,) = yield Commands([("EVAL", scripts.RENAME_KEYS, len(pairs), *pairs)])
+    commands: list[Command] = []
+    for chunk in spec.chunks(segment.keys):
+        pairs: list[Arg] = [name for key in chunk for name in (key, change.rename(key))]
+        commands.append(("EVAL", scripts.RENAME_KEYS, len(pairs), *pairs))
+    replies = yield Commands(commands)
     return (
         yield from _finish(
             "rename_keys",
             batch,
             segment.keys,
-            ok(statuses, "rename_keys"),
+            joined(replies, "rename_keys"),
             "a key already existed at the destination name",
         )
     )
+
+
+def joined(replies: list[object], what: str) -> list[object]:
+    """The per-key statuses of a segment's chunks, in key order."""
+    out: list[object] = []
+    for reply in replies:
+        statuses = ok(reply, what)
+        if not isinstance(statuses, list):
+            raise AssertionError(f"{what}: script returned {statuses!r:.100}")
+        out.extend(statuses)
+    return out
 
 
 def sha1(value: bytes) -> str:
@@ -118,15 +133,25 @@ def convert_block(
     return expected, wanted
 
 
-def cas_arguments(
-    fields: Sequence[str], columns: Sequence[tuple[list[str], list[bytes]]], count: int, force: bool
-) -> list[Arg]:
-    """ARGV of :data:`scripts.CAS_HSET`: force, field names, then (expected, wanted) per key."""
-    args: list[Arg] = ["1" if force else "0", len(fields), *fields]
-    for k in range(count):
-        for expected, wanted in columns:
-            args += [expected[k], wanted[k]]
-    return args
+def cas_commands(
+    spec: RunSpec,
+    keys: Sequence[bytes],
+    columns: Sequence[tuple[list[str], list[bytes]]],
+    *,
+    force: bool,
+) -> list[Command]:
+    """One :data:`scripts.CAS_HSET` call per chunk of ``keys``: ARGV is force, the field
+    names, then (expected sha1, wanted bytes) per key and field."""
+    fields = [c.field for c in spec.conversions]
+    commands: list[Command] = []
+    for start in range(0, len(keys), spec.batch_size):
+        chunk = keys[start : start + spec.batch_size]
+        args: list[Arg] = ["1" if force else "0", len(fields), *fields]
+        for k in range(start, start + len(chunk)):
+            for expected, wanted in columns:
+                args += [expected[k], wanted[k]]
+        commands.append(("EVAL", scripts.CAS_HSET, len(chunk), *chunk, *args))
+    return commands
 
 
 def quantize_batch(spec: RunSpec, batch: int, backup_ref: SegmentRef) -> Step[BatchDone]:
@@ -137,23 +162,23 @@ def quantize_batch(spec: RunSpec, batch: int, backup_ref: SegmentRef) -> Step[Ba
     """
     segment: SegmentPayload = yield ReadSegment(backup_ref)
     count = len(segment.keys)
+    final_keys = [spec.final_key(k) for k in segment.keys]
 
-    def prepare() -> list[Arg]:
+    def prepare() -> list[Command]:
         columns = [
             convert_block(unpack_field(segment.fields[c.backup_field], count), c)
             for c in spec.conversions
         ]
-        return cas_arguments([c.field for c in spec.conversions], columns, count, force=False)
+        return cas_commands(spec, final_keys, columns, force=False)
 
-    args = yield Offload(prepare)
-    final_keys = [spec.final_key(k) for k in segment.keys]
-    (statuses,) = yield Commands([("EVAL", scripts.CAS_HSET, count, *final_keys, *args)])
+    commands = yield Offload(prepare)
+    replies = yield Commands(commands)
     return (
         yield from _finish(
             "quantize",
             batch,
             final_keys,
-            ok(statuses, "quantize"),
+            joined(replies, "quantize"),
             "the vector changed after it was backed up; the newer value was kept",
         )
     )

@@ -23,7 +23,7 @@ from ftctl.journal.events import (
 from ftctl.journal.projections import RunState, project_run
 from ftctl.journal.segments import SegmentPayload, unpack_field
 from ftctl.steps import index_ops, rewrite, scripts
-from ftctl.steps.effects import Commands, Offload, Parallel, ReadSegment, Record, Step
+from ftctl.steps.effects import Command, Commands, Offload, Parallel, ReadSegment, Record, Step
 from ftctl.steps.replies import is_unknown_index, ok
 from ftctl.steps.sequence import record_history
 from ftctl.steps.spec import Conversion, DocFieldRename, RunSpec
@@ -46,8 +46,9 @@ def restore_vectors_batch(
     """Write the original bytes back where the converted bytes (by sha1) still are."""
     segment: SegmentPayload = yield ReadSegment(backup_ref)
     count = len(segment.keys)
+    final_keys = [spec.final_key(k) for k in segment.keys]
 
-    def prepare() -> list[Any]:
+    def prepare() -> list[Command]:
         columns = []
         for c in spec.conversions:
             originals = unpack_field(segment.fields[c.backup_field], count)
@@ -61,19 +62,16 @@ def restore_vectors_batch(
                 for o, sha in zip(originals, converted_sha, strict=True)
             ]
             columns.append((expected, wanted))
-        return rewrite.cas_arguments(
-            [c.field for c in spec.conversions], columns, count, force=force
-        )
+        return rewrite.cas_commands(spec, final_keys, columns, force=force)
 
-    args = yield Offload(prepare)
-    final_keys = [spec.final_key(k) for k in segment.keys]
-    (statuses,) = yield Commands([("EVAL", scripts.CAS_HSET, count, *final_keys, *args)])
+    commands = yield Offload(prepare)
+    replies = yield Commands(commands)
     return (
         yield from rewrite._finish(
             "restore_vectors",
             batch,
             final_keys,
-            ok(statuses, "restore_vectors"),
+            rewrite.joined(replies, "restore_vectors"),
             "the vector changed after the migration wrote it; kept (use --force to overwrite)",
         )
     )
@@ -82,17 +80,19 @@ def restore_vectors_batch(
 def restore_keys_batch(spec: RunSpec, batch: int, keys_ref: SegmentRef) -> Step[BatchDone]:
     """RENAMENX each key back from its new prefix to its original name."""
     assert spec.prefix_change is not None
+    change = spec.prefix_change
     segment: SegmentPayload = yield ReadSegment(keys_ref)
-    pairs: list[Any] = []
-    for key in segment.keys:
-        pairs += [spec.prefix_change.rename(key), key]
-    (statuses,) = yield Commands([("EVAL", scripts.RENAME_KEYS, len(pairs), *pairs)])
+    commands: list[Command] = []
+    for chunk in spec.chunks(segment.keys):
+        pairs: list[Any] = [name for key in chunk for name in (change.rename(key), key)]
+        commands.append(("EVAL", scripts.RENAME_KEYS, len(pairs), *pairs))
+    replies = yield Commands(commands)
     return (
         yield from rewrite._finish(
             "restore_keys",
             batch,
             segment.keys,
-            ok(statuses, "restore_keys"),
+            rewrite.joined(replies, "restore_keys"),
             "a key exists under both its original and its migrated name; both kept",
         )
     )

@@ -6,6 +6,8 @@ document level (hash field names or JSON paths), not at the index-attribute leve
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import msgspec
 
 from ftctl.plan.quantization import QuantizationParams
@@ -61,9 +63,21 @@ class RunSpec(msgspec.Struct, frozen=True, kw_only=True):
     field_renames: list[DocFieldRename] = msgspec.field(default_factory=list)
     conversions: list[Conversion] = msgspec.field(default_factory=list)
     batch_size: int = 500
+    """Keys per server call (one script call or pipeline chunk)."""
+    segment_batches: int = 4
+    """Pipeline batches per segment: a segment is the unit of the journal (one file, one
+    event, one fsync group) and of resume; its keys go to Redis ``batch_size`` at a time."""
     timeout: float = 3600.0
     """Seconds to wait for the target index to finish indexing."""
     validation_sample: int = 50
+
+    @property
+    def segment_size(self) -> int:
+        return self.batch_size * self.segment_batches
+
+    def chunks(self, keys: Sequence[bytes]) -> list[Sequence[bytes]]:
+        """``keys`` in server-call sized chunks (``batch_size`` each)."""
+        return [keys[i : i + self.batch_size] for i in range(0, len(keys), self.batch_size)]
 
     @property
     def needs_keys(self) -> bool:

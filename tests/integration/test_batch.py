@@ -22,7 +22,8 @@ from ftctl.schema.model import VectorField
 
 DIMS = 8
 SIZES = {"a_idx": 4, "b_idx": 12, "c_idx": 6}
-"""With --batch-size 4, a_idx has one quantize batch (0) and b_idx three (0, 1, 2)."""
+"""With --batch-size 1 (segments of 4 keys), a_idx has one quantize batch (0) and b_idx
+three (0, 1, 2)."""
 PATCH = """version: 1
 changes:
   update_fields:
@@ -101,7 +102,7 @@ def _plan(tmp_path: Path, redis_url: str, *selector: str, policy: str = "fail_fa
 def _apply_args(tmp_path: Path, plan: Path) -> list[str]:
     return ["batch-apply", "--plan", str(plan), "--backup-dir", str(tmp_path / "backups"),
             "--state", str(tmp_path / "batch_state.yaml"), "--report-dir",
-            str(tmp_path / "reports"), "--accept-data-loss", "--batch-size", "4"]  # fmt: skip
+            str(tmp_path / "reports"), "--accept-data-loss", "--batch-size", "1"]  # fmt: skip
 
 
 def _status(redis_url: str, tmp_path: Path, *extra: str) -> str:

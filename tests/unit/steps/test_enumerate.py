@@ -27,6 +27,7 @@ def _spec(prefixes: tuple[str, ...] = ("doc:",), storage: str = "hash", batch: i
         source_schema=schema,
         target_schema=schema,
         batch_size=batch,
+        segment_batches=1,
     )
 
 
@@ -57,7 +58,7 @@ def _batches(scripted: ScriptedRedis) -> list[list[bytes]]:
 
 @pytest.mark.parametrize("page", [_resp3_page, _resp2_page], ids=["resp3", "resp2"])
 def test_aggregate_pages_follow_the_cursor_into_full_batches(page: object) -> None:
-    """Keys of every FT.AGGREGATE / FT.CURSOR READ page land in segments of batch_size keys
+    """Keys of every FT.AGGREGATE / FT.CURSOR READ page land in segments of segment_size keys
     (the last one shorter), one KeysEnumerated event each; the cursor is read until 0."""
     assert callable(page)
     keys = [f"doc:{i}".encode() for i in range(5)]
