@@ -30,6 +30,8 @@ from ftctl.steps.spec import RunSpec
 
 KNN_K = 10
 KNN_EF_RUNTIME = 500
+KNN_QUERIES = 10
+"""Sampled documents queried by KNN: each is a brute-force pass on a FLAT index."""
 
 
 class Outcome:
@@ -169,7 +171,7 @@ def _check_knn(spec: RunSpec, schema: IndexSchema, sample: list[bytes], out: Out
     vector_fields = schema.vector_fields()
     if not vector_fields or not sample:
         return
-    keys = sample[: max(1, min(len(sample), 20))]
+    keys = sample[: max(1, min(len(sample), KNN_QUERIES))]
     failures, asked = 0, 0
     for f in vector_fields:
         path = schema.field_path(f)
