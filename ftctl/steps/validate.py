@@ -31,6 +31,8 @@ from ftctl.steps.spec import RunSpec
 KNN_K = 10
 KNN_EF_RUNTIME = 500
 KNN_QUERIES = 10
+SAMPLED_SEGMENTS = 5
+"""Segments (spread over the run) the key and vector samples are drawn from."""
 """Sampled documents queried by KNN: each is a brute-force pass on a FLAT index."""
 
 
@@ -108,10 +110,11 @@ def _sample_keys(
     key_segments: Sequence[SegmentRef],
     backup_segments: Sequence[SegmentRef],
 ) -> Step[list[bytes]]:
-    segments = list(backup_segments) or list(key_segments)
+    # Key segments are small; backup segments carry every vector: sample from the former.
+    segments = list(key_segments) or list(backup_segments)
     want = spec.validation_sample
     if segments:
-        picked = _spread(len(segments), min(len(segments), want))
+        picked = _spread(len(segments), min(len(segments), SAMPLED_SEGMENTS))
         per = max(1, math.ceil(want / len(picked)))
         keys: list[bytes] = []
         for index in picked:
@@ -130,7 +133,7 @@ def _check_vectors(
     if not spec.conversions or not backup_segments:
         return
     mismatched, checked = 0, 0
-    for index in _spread(len(backup_segments), min(len(backup_segments), 5)):
+    for index in _spread(len(backup_segments), min(len(backup_segments), SAMPLED_SEGMENTS)):
         segment: SegmentPayload = yield ReadSegment(backup_segments[index])
         keys = segment.keys[: spec.validation_sample]
         final = [spec.final_key(k) for k in keys]
