@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ftctl.plan.codecs import convert_batch, knn_recall, measure_recall
 from ftctl.plan.quantization import METRICS, calibrate
-from ftctl.steps.codecs import convert_batch, knn_recall, measure_recall
 
 REPO = Path(__file__).resolve().parents[1]
 FULL = Path("/work/shared/fixtures/embeddings/stdlib-minilm-384.npy")

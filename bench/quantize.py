@@ -39,13 +39,20 @@ INDEX = "bench_idx"
 PREFIX = "bench:"
 
 
-def load(client: redis.Redis, docs: int, dims: int) -> None:
-    client.flushall()
+ALGORITHM = ["HNSW"]
+
+
+def create_index(client: redis.Redis, dims: int) -> None:
     client.execute_command(
         "FT.CREATE", INDEX, "ON", "HASH", "PREFIX", "1", PREFIX, "SCHEMA",
-        "title", "TEXT", "tag", "TAG", "vec", "VECTOR", "HNSW", "6",
+        "title", "TEXT", "tag", "TAG", "vec", "VECTOR", ALGORITHM[0], "6",
         "TYPE", "FLOAT32", "DIM", str(dims), "DISTANCE_METRIC", "COSINE",
     )  # fmt: skip
+
+
+def load(client: redis.Redis, docs: int, dims: int) -> None:
+    client.flushall()
+    create_index(client, dims)
     rng = np.random.default_rng(7)
     chunk = 2000
     for start in range(0, docs, chunk):
@@ -93,11 +100,7 @@ def speed_of_light(client: redis.Redis, docs: int, batch: int) -> dict[str, floa
         pipe.execute()
     write = time.perf_counter() - started
     dims = int(info[b"attributes"][2][b"dim"])
-    client.execute_command(
-        "FT.CREATE", INDEX, "ON", "HASH", "PREFIX", "1", PREFIX, "SCHEMA",
-        "title", "TEXT", "tag", "TAG", "vec", "VECTOR", "HNSW", "6",
-        "TYPE", "FLOAT32", "DIM", str(dims), "DISTANCE_METRIC", "COSINE",
-    )  # fmt: skip
+    create_index(client, dims)
     wait_ready(client)
     return {
         "read_docs_per_s": docs / read,
@@ -186,9 +189,13 @@ def main() -> None:
         default=0,
         help="also measure peak RSS at --docs and at this many docs (dims 32)",
     )
+    parser.add_argument(
+        "--algorithm", choices=["HNSW", "FLAT"], default="HNSW", help="of the source index"
+    )
     parser.add_argument("--url", help="use this server instead of an embedded one")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
+    ALGORITHM[0] = args.algorithm
 
     server = None if args.url else EmbeddedServer().start()
     url = args.url or (server.url if server else "")

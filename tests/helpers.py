@@ -25,9 +25,9 @@ import redis
 from ftctl.executor import AsyncMigrationExecutor, MigrationExecutor
 from ftctl.journal.report import MigrationReport
 from ftctl.plan import MigrationPlan, SchemaPatch, patch_from_builtins
+from ftctl.plan.codecs import convert_many
 from ftctl.planner import MigrationPlanner
 from ftctl.schema.ftinfo import IndexInfo, parse_ft_info
-from ftctl.steps.codecs import convert_many
 
 DIMS = 8
 DOCS = 60

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import msgspec
 import numpy as np
 
+from ftctl.plan.codecs import CodecError, measure_recall
 from ftctl.plan.live import LiveSnapshot, SnapshotRequest, VectorSample
 from ftctl.plan.merge import Merged, diff_target, field_kind, merge_patch
 from ftctl.plan.models import (
@@ -397,8 +398,6 @@ RULES: tuple[Rule, ...] = (
 def _quality(
     sample: VectorSample | None, target: str, metric: str, params: QuantizationParams | None
 ) -> list[QualityMeasure]:
-    from ftctl.steps.codecs import CodecError, measure_recall
-
     if sample is None or sample.count <= RECALL_K:
         return []
     upper = metric.upper()

@@ -3,7 +3,7 @@
 The plan records one :class:`QuantizationParams` per int8/uint8 field, calibrated on a sample
 of the stored vectors, so the migration and every application that encodes queries use the
 same map. It also records a :class:`QualityMeasure` (recall@k against float32 brute force)
-for every lossy datatype change; ``ftctl.steps.codecs.measure_recall`` produces it.
+for every lossy datatype change; ``ftctl.plan.codecs.measure_recall`` produces it.
 """
 
 from __future__ import annotations

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 
 from ftctl.journal.events import BatchDone, ConflictRecorded, SegmentRef
 from ftctl.journal.segments import SegmentPayload, unpack_field
+from ftctl.plan.codecs import convert_batch
 from ftctl.steps import scripts
-from ftctl.steps.codecs import convert_batch
 from ftctl.steps.effects import Arg, Command, Commands, Offload, ReadSegment, Record, Step
 from ftctl.steps.replies import ok
 from ftctl.steps.spec import Conversion, RunSpec

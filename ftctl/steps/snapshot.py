@@ -22,12 +22,12 @@ import msgspec
 import numpy as np
 
 from ftctl.errors import RedisCommandError, UsageError
+from ftctl.plan.codecs import CodecError, decode
 from ftctl.plan.live import LiveSnapshot, SnapshotRequest, VectorSample
 from ftctl.plan.online import ServerMemory
 from ftctl.schema.ftinfo import parse_ft_info
 from ftctl.schema.model import IndexSchema, VectorField
 from ftctl.schema.render import create_argv
-from ftctl.steps.codecs import CodecError, decode
 from ftctl.steps.effects import Command, Commands, ReplyError, Step
 from ftctl.steps.history import history_key, read_history
 

@@ -18,10 +18,10 @@ from collections.abc import Sequence
 
 from ftctl.journal.events import CheckFailed, CheckPassed, SegmentRef
 from ftctl.journal.segments import SegmentPayload, unpack_field
+from ftctl.plan.codecs import encode
 from ftctl.plan.quantization import element_size
 from ftctl.schema.compare import reported_differences
 from ftctl.schema.model import IndexSchema, VectorField
-from ftctl.steps.codecs import encode
 from ftctl.steps.effects import Arg, Command, Commands, ReadSegment, Record, Step
 from ftctl.steps.index_ops import live_info
 from ftctl.steps.replies import search_hits, text

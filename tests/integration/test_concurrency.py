@@ -10,7 +10,7 @@ import redis
 from helpers import DIMS, DOCS, RUNNERS, patch, plan, run_apply, snapshot, source
 
 from ftctl.executor import rollback
-from ftctl.steps.codecs import convert_many
+from ftctl.plan.codecs import convert_many
 
 KEY = b"doc:7"
 NEWER = np.full(DIMS, 0.5, dtype=np.float32).tobytes()

@@ -21,8 +21,7 @@ from strategies import (
 )
 
 from ftctl.errors import MigrationFailed, UsageError
-from ftctl.plan.quantization import QuantizationParams, calibrate, element_size, float16_overflow
-from ftctl.steps.codecs import (
+from ftctl.plan.codecs import (
     CodecError,
     convert_batch,
     convert_many,
@@ -31,6 +30,7 @@ from ftctl.steps.codecs import (
     encode,
     float32_to_bfloat16_bits,
 )
+from ftctl.plan.quantization import QuantizationParams, calibrate, element_size, float16_overflow
 
 BF16_INF = 0x7F80
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from ftctl.errors import UsageError
+from ftctl.plan.codecs import knn_recall, measure_recall
 from ftctl.plan.quantization import (
     DATATYPES,
     METRICS,
@@ -21,7 +22,6 @@ from ftctl.plan.quantization import (
     float16_overflow,
     is_lossy,
 )
-from ftctl.steps.codecs import knn_recall, measure_recall
 
 FIXTURE = Path(__file__).resolve().parents[3] / "fixtures" / "embeddings" / "minilm-384-3000.npy"
 

@@ -7,9 +7,9 @@ from helpers import ft_info_reply
 
 from ftctl.journal.events import BatchDone, ConflictRecorded
 from ftctl.journal.segments import SegmentPayload, pack_field
+from ftctl.plan.codecs import convert_many
 from ftctl.schema.ftinfo import parse_ft_info
 from ftctl.steps import scripts
-from ftctl.steps.codecs import convert_many
 from ftctl.steps.rewrite import convert_block, quantize_batch, rename_keys_batch, sha1
 from ftctl.steps.spec import Conversion, PrefixChange, RunSpec
 from ftctl.testing import ScriptedRedis

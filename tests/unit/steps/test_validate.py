@@ -8,9 +8,9 @@ import numpy as np
 from helpers import ft_info_reply
 
 from ftctl.journal.events import CheckFailed, CheckPassed
+from ftctl.plan.codecs import encode
 from ftctl.schema.ftinfo import parse_ft_info
 from ftctl.schema.model import VectorField, from_builtins
-from ftctl.steps.codecs import encode
 from ftctl.steps.effects import ReplyError
 from ftctl.steps.spec import RunSpec
 from ftctl.steps.validate import _query_vector, validate
