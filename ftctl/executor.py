@@ -504,6 +504,23 @@ def _async_worker_factory(client: redis.asyncio.Redis) -> Callable[[], Any]:
     return make
 
 
+def _stopped(run: Run, kind: str, exc: BaseException) -> MigrationReport:
+    """Journal how a run ended early: interrupted (raise, resumable), refused (raise, nothing
+    changed) or failed (return the report, result ``failed``)."""
+    if isinstance(exc, Interrupted | KeyboardInterrupt | asyncio.CancelledError):
+        _interrupted(run, kind)
+        raise Interrupted(
+            f"interrupted; the journal in {run.directory} records where",
+            f"resume with: ftctl migrate resume --backup-dir {run.directory.parent}",
+        ) from None
+    if isinstance(exc, RefusedError | UsageError):
+        run.journal.append([RunFinished(result="refused", error=exc.one_line())])
+        raise exc
+    if isinstance(exc, FtctlError):
+        return _fail(run, kind, exc)
+    raise exc
+
+
 def _run_sync(
     run: Run,
     kind: str,
@@ -522,17 +539,8 @@ def _run_sync(
     try:
         with _ctrl_c_stops(tap.stop):
             passed = driver.run(build(run, tap, options))
-    except (Interrupted, KeyboardInterrupt):
-        _interrupted(run, kind)
-        raise Interrupted(
-            f"interrupted; the journal in {run.directory} records where",
-            f"resume with: ftctl migrate resume --backup-dir {run.directory.parent}",
-        ) from None
-    except (RefusedError, UsageError) as exc:
-        run.journal.append([RunFinished(result="refused", error=exc.one_line())])
-        raise
-    except FtctlError as exc:
-        return _fail(run, kind, exc)
+    except (FtctlError, KeyboardInterrupt) as exc:
+        return _stopped(run, kind, exc)
     finally:
         driver.close()
     return _finish(run, kind, passed)
@@ -556,17 +564,8 @@ async def _run_async(
     try:
         with _async_ctrl_c_stops(tap.stop):
             passed = await driver.run(build(run, tap, options))
-    except (Interrupted, KeyboardInterrupt, asyncio.CancelledError):
-        _interrupted(run, kind)
-        raise Interrupted(
-            f"interrupted; the journal in {run.directory} records where",
-            f"resume with: ftctl migrate resume --backup-dir {run.directory.parent}",
-        ) from None
-    except (RefusedError, UsageError) as exc:
-        run.journal.append([RunFinished(result="refused", error=exc.one_line())])
-        raise
-    except FtctlError as exc:
-        return _fail(run, kind, exc)
+    except (FtctlError, KeyboardInterrupt, asyncio.CancelledError) as exc:
+        return _stopped(run, kind, exc)
     finally:
         await driver.close()
     return _finish(run, kind, passed)

@@ -23,7 +23,7 @@ from typing import Any, Literal
 import redis
 
 from ftctl.drivers import SyncDriver, connect
-from ftctl.errors import FtctlError, Interrupted, MigrationFailed, RefusedError, UsageError
+from ftctl.errors import FtctlError, MigrationFailed, RefusedError, UsageError
 from ftctl.executor import (
     RUN_PROTOCOL,
     JournalTap,
@@ -31,9 +31,8 @@ from ftctl.executor import (
     Run,
     _client_url,
     _ctrl_c_stops,
-    _fail,
     _finish,
-    _interrupted,
+    _stopped,
     only_journal,
     open_existing,
     report_of,
@@ -346,17 +345,8 @@ def run_online(
     try:
         with _ctrl_c_stops(tap.stop):
             outcome = driver.run(sequence)
-    except (Interrupted, KeyboardInterrupt):
-        _interrupted(run, kind)
-        raise Interrupted(
-            f"interrupted; the journal in {run.directory} records where",
-            f"resume with: ftctl migrate resume --backup-dir {run.directory.parent}",
-        ) from None
-    except (RefusedError, UsageError) as exc:
-        run.journal.append([RunFinished(result="refused", error=exc.one_line())])
-        raise
-    except FtctlError as exc:
-        return _fail(run, kind, exc)
+    except (FtctlError, KeyboardInterrupt) as exc:
+        return _stopped(run, kind, exc)
     finally:
         driver.close()
     if outcome == "awaiting":

@@ -49,6 +49,8 @@ class AsyncDriver:
         self.journal = journal
         self.workers = max(1, workers)
         self.stop = stop
+        self._wire = asyncio.Lock()
+        """Held while a batch is on the connection: at most one in flight per driver."""
         self._connect_worker = connect_worker
         self._helpers: list[AsyncDriver] = []
 
@@ -74,7 +76,8 @@ class AsyncDriver:
                 for command in commands:
                     pipe.execute_command(*command)
                 try:
-                    replies = await pipe.execute(raise_on_error=False)
+                    async with self._wire:
+                        replies = await pipe.execute(raise_on_error=False)
                 except (redis.ConnectionError, redis.TimeoutError) as exc:
                     raise translate_connection_error(exc) from None
                 return wrap_replies(replies)
@@ -113,6 +116,10 @@ class AsyncDriver:
 
     async def _parallel(self, steps: Sequence[Step[Any]]) -> list[Any]:
         drivers = await self._drivers()
+        if len(drivers) == 1 and len(steps) > 1:
+            # One connection, two tasks: one batch's offloaded conversion and fsync overlap
+            # the other's round trip; the connection itself is used by one at a time.
+            drivers = [self, self]
         results: list[Any] = [None] * len(steps)
         position = iter(range(len(steps)))
         failed = asyncio.Event()

@@ -60,6 +60,8 @@ class SyncDriver:
         self.stop = stop
         self._connect_worker = connect_worker
         self._helpers: list[SyncDriver] = []
+        self._wire = threading.Lock()
+        """Held while a batch is on the connection: at most one in flight per driver."""
 
     def run(self, step: Step[R]) -> R:
         """Drive ``step`` to completion and return its value."""
@@ -83,7 +85,8 @@ class SyncDriver:
                 for command in commands:
                     pipe.execute_command(*command)
                 try:
-                    replies = pipe.execute(raise_on_error=False)
+                    with self._wire:
+                        replies = pipe.execute(raise_on_error=False)
                 except (redis.ConnectionError, redis.TimeoutError) as exc:
                     raise translate_connection_error(exc) from None
                 return wrap_replies(replies)
@@ -119,8 +122,12 @@ class SyncDriver:
 
     def _parallel(self, steps: Sequence[Step[Any]]) -> list[Any]:
         drivers = self._drivers()
-        if len(drivers) == 1:
+        if len(steps) < 2:
             return [self.run(step) for step in steps]
+        if len(drivers) == 1:
+            # One connection, two threads: one batch's conversion and journal fsync overlap
+            # the other's round trip; the connection itself is used by one at a time.
+            drivers = [self, self]
         results: list[Any] = [None] * len(steps)
         lock = threading.Lock()
         position = iter(range(len(steps)))

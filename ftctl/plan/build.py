@@ -712,7 +712,7 @@ def build_plan(
         for reason in rule(ctx):
             if reason not in blocked:
                 blocked.append(reason)
-    stats = StatsSnapshot.from_stats(snapshot.source.stats)
+    stats = snapshot.source.stats
     is_patch = isinstance(request, SchemaPatch)
     warnings = _warnings(ctx, stats, history_used, is_patch)
     renames = merged.renames

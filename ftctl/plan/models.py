@@ -17,6 +17,7 @@ from ftctl.errors import UsageError
 from ftctl.plan.online import OnlinePlan
 from ftctl.plan.quantization import QualityMeasure, QuantizationParams
 from ftctl.schema.capabilities import Capabilities
+from ftctl.schema.ftinfo import IndexStats
 from ftctl.schema.model import Field, IndexSchema, StorageType, schema_to_builtins
 
 Mode: TypeAlias = Literal["drop_recreate", "online"]
@@ -86,41 +87,10 @@ class _Lenient(msgspec.Struct, frozen=True, kw_only=True):
     """Plan records: unknown keys ignored so RedisVL plans (and newer ftctl plans) load."""
 
 
-class StatsSnapshot(_Lenient, frozen=True, kw_only=True):
-    """The FT.INFO numbers of the source at planning time (sizes in MB, as reported)."""
-
-    num_docs: int = 0
-    max_doc_id: int = 0
-    num_terms: int = 0
-    num_records: int = 0
-    hash_indexing_failures: int = 0
-    indexing: bool = False
-    percent_indexed: float = 1.0
-    number_of_uses: int = 0
-    cleaning: bool = False
-    total_indexing_time: float = 0.0
-    total_inverted_index_blocks: int = 0
-    inverted_sz_mb: float = 0.0
-    vector_index_sz_mb: float = 0.0
-    offset_vectors_sz_mb: float = 0.0
-    doc_table_size_mb: float = 0.0
-    sortable_values_size_mb: float = 0.0
-    key_table_size_mb: float = 0.0
-    tag_overhead_sz_mb: float = 0.0
-    text_overhead_sz_mb: float = 0.0
-    geoshapes_sz_mb: float = 0.0
-    total_index_memory_sz_mb: float = 0.0
-    records_per_doc_avg: float = 0.0
-    bytes_per_record_avg: float = 0.0
-    offsets_per_term_avg: float = 0.0
-    offset_bits_per_record_avg: float = 0.0
-
-    @classmethod
-    def from_stats(cls, stats: object) -> StatsSnapshot:
-        """From any Struct with (some of) these fields, e.g. ``ftinfo.IndexStats``."""
-        known = set(cls.__struct_fields__)
-        raw = {k: v for k, v in msgspec.structs.asdict(stats).items() if k in known}  # type: ignore[arg-type]
-        return msgspec.convert(raw, cls)
+StatsSnapshot: TypeAlias = IndexStats
+"""The FT.INFO numbers of the source at planning time: the schema layer's own struct
+(every field has a default, unknown keys are ignored, so a guide plan with only
+``num_docs`` loads)."""
 
 
 class Keyspace(_Lenient, frozen=True, kw_only=True):

@@ -36,7 +36,6 @@ from ftctl.plan.models import (
     MigrationPlan,
     RenameOperations,
     SourceSnapshot,
-    StatsSnapshot,
     VectorChange,
     dump_plan,
 )
@@ -116,7 +115,7 @@ def build_plan(client: redis.Redis, ns: str) -> MigrationPlan:
         source=SourceSnapshot(
             index_name=index_name(ns),
             schema_snapshot=source,
-            stats_snapshot=StatsSnapshot.from_stats(info.stats),
+            stats_snapshot=info.stats,
             keyspace=Keyspace(storage_type="hash", prefixes=[f"{ns}doc:"]),
         ),
         merged_target_schema=target,
@@ -271,6 +270,7 @@ def child(argv: list[str], fault: str, log: str) -> None:
     # Anything printed while objects are collected must still reach the log: a closed
     # stdout at interpreter exit turned a successful child into exit code 255.
     gc.collect()
+    print(json.dumps({"exit": code}), flush=True)
     out.flush()
     os._exit(code)
 

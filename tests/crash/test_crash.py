@@ -154,11 +154,19 @@ def _child(
         raise ScenarioFailed(f"{command} did not finish within {CHILD_TIMEOUT:.0f}s")
     code = process.exitcode
     process.close()
-    return Done(code, log.read_text(encoding="utf-8") if log.exists() else "")
+    text = log.read_text(encoding="utf-8") if log.exists() else ""
+    if code == 255:
+        # multiprocessing reports 255 when it cannot read the status back from its
+        # forkserver (seen under load); the child wrote its real exit code last.
+        said = [json.loads(line) for line in text.splitlines() if line.startswith('{"exit"')]
+        code = said[-1]["exit"] if said else code
+    return Done(code, text)
 
 
 def _last_json(stdout: str) -> dict[str, Any]:
-    lines = [line for line in stdout.splitlines() if line.startswith("{")]
+    lines = [
+        ln for ln in stdout.splitlines() if ln.startswith("{") and not ln.startswith('{"exit"')
+    ]
     return json.loads(lines[-1]) if lines else {}
 
 

@@ -150,7 +150,7 @@ def _resume_is_exact(redis_url: str, backup: Path, ns: str, workers: int, ref: R
 
 def _said(out: str) -> dict[str, Any]:
     result: dict[str, Any] = json.loads(
-        [line for line in out.splitlines() if line.startswith("{")][-1]
+        [ln for ln in out.splitlines() if ln.startswith("{") and not ln.startswith('{"exit"')][-1]
     )
     return result
 
