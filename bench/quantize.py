@@ -155,6 +155,41 @@ def apply_once(
     return total, {"downtime": bench.downtime_seconds, "steps": steps}
 
 
+RVL_SCRIPT = """
+import json, sys, tempfile, time
+from redisvl.migration import MigrationExecutor, MigrationPlanner
+url, index, patch = sys.argv[1:4]
+plan = MigrationPlanner().create_plan(index, redis_url=url, schema_patch_path=patch)
+started = time.perf_counter()
+report = MigrationExecutor().apply(plan, redis_url=url, backup_dir=tempfile.mkdtemp())
+total = time.perf_counter() - started
+t = report.timings
+print(json.dumps({"result": str(report.result), "apply_total_seconds": total,
+                  "downtime_seconds": t.downtime_duration_seconds,
+                  "quantize_seconds": t.quantize_duration_seconds,
+                  "index_build_seconds": t.initial_indexing_duration_seconds}))
+"""
+
+
+def redisvl_run(url: str, args: argparse.Namespace) -> dict[str, object]:
+    """RedisVL's migrator on freshly loaded identical data, in its own interpreter (redisvl is
+    never a dependency of ftctl: pass a Python that has it)."""
+    client = redis.Redis.from_url(url)
+    load(client, args.docs, args.dims)
+    client.close()
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as patch:
+        patch.write(
+            "version: 1\nchanges:\n  update_fields:\n    - name: vec\n      attrs:\n"
+            "        datatype: float16\n"
+        )
+    done = subprocess.run(
+        [args.redisvl_python, "-c", RVL_SCRIPT, url, INDEX, patch.name],
+        check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    measured: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
+    return measured
+
+
 def rss_run(url: str, docs: int, dims: int, batch: int) -> float:
     """Peak RSS (MiB) of a separate process that applies float32→float16 to ``docs`` docs."""
     client = redis.Redis.from_url(url)
@@ -193,6 +228,10 @@ def main() -> None:
         "--algorithm", choices=["HNSW", "FLAT"], default="HNSW", help="of the source index"
     )
     parser.add_argument("--url", help="use this server instead of an embedded one")
+    parser.add_argument(
+        "--redisvl-python",
+        help="a Python with redisvl installed: also run RedisVL's migrator on the same data",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
     ALGORITHM[0] = args.algorithm
@@ -243,6 +282,14 @@ def main() -> None:
             "ratio_backup_vs_sol_read": round(backup / sol["read_docs_per_s"], 2),
             "steps": steps,
         }
+        if args.redisvl_python and args.change == "quantize":
+            rvl = redisvl_run(url, args)
+            result["redisvl"] = rvl
+            result["ratio_total_vs_redisvl"] = round(total / float(rvl["apply_total_seconds"]), 2)  # type: ignore[arg-type]
+            result["ratio_downtime_vs_redisvl"] = round(
+                float(measured["downtime"]) / float(rvl["downtime_seconds"]),
+                2,  # type: ignore[arg-type]
+            )
         if args.rss:
             result["peak_rss_mib"] = {
                 str(args.docs): round(rss_run(url, args.docs, 32, args.batch), 1),
