@@ -18,7 +18,15 @@ from ftctl.plan.online import OnlinePlan
 from ftctl.plan.quantization import QualityMeasure, QuantizationParams
 from ftctl.schema.capabilities import Capabilities
 from ftctl.schema.ftinfo import IndexStats
-from ftctl.schema.model import Field, IndexSchema, StorageType, schema_to_builtins
+from ftctl.schema.model import (
+    Field,
+    IndexSchema,
+    StorageType,
+    normalize_builtins,
+    normalize_field_builtins,
+    read_yaml,
+    schema_to_builtins,
+)
 
 Mode: TypeAlias = Literal["drop_recreate", "online"]
 
@@ -204,68 +212,13 @@ class MigrationPlan(_Lenient, frozen=True, kw_only=True):
 # --- encoding ----------------------------------------------------------------------------
 
 
-def _read(source: str | Path | bytes, what: str) -> tuple[str, object]:
-    if isinstance(source, bytes):
-        label, data = what, source
-    else:
-        label = f"'{source}'"
-        try:
-            data = Path(source).read_bytes()
-        except OSError as exc:
-            raise UsageError(
-                f"cannot read {what} file {label}: {exc.strerror}", "check the path"
-            ) from None
-    try:
-        raw = msgspec.yaml.decode(data)
-    except msgspec.DecodeError as exc:
-        raise UsageError(
-            f"{label} is not valid YAML: {' '.join(str(exc).split())}", "fix the YAML syntax"
-        ) from None
-    return label, raw
-
-
-def _lower_field(raw: object) -> object:
-    """RedisVL files write ``type: TAG`` / ``algorithm: HNSW``; the model wants lower case."""
-    if not isinstance(raw, dict):
-        return raw
-    f = dict(raw)
-    if isinstance(f.get("type"), str):
-        f["type"] = f["type"].lower()
-    attrs = f.get("attrs")
-    if isinstance(attrs, dict):
-        attrs = dict(attrs)
-        for key in ("algorithm", "datatype", "distance_metric", "coord_system"):
-            if isinstance(attrs.get(key), str):
-                attrs[key] = (
-                    attrs[key].lower().replace("_", "-")
-                    if key == "algorithm"
-                    else attrs[key].lower()
-                )
-        if attrs.get("algorithm") == "svs":
-            attrs["algorithm"] = "svs-vamana"
-        f["attrs"] = attrs
-    return f
-
-
 def _normalize_changes(raw: object) -> object:
     if not isinstance(raw, dict):
         return raw
     out = dict(raw)
     for key in ("add_fields", "update_fields"):
         if isinstance(out.get(key), list):
-            out[key] = [_lower_field(f) for f in out[key]]
-    return out
-
-
-def _normalize_schema(raw: object) -> object:
-    if not isinstance(raw, dict):
-        return raw
-    out = dict(raw)
-    index = out.get("index")
-    if isinstance(index, dict) and isinstance(index.get("storage_type"), str):
-        out["index"] = {**index, "storage_type": index["storage_type"].lower()}
-    if isinstance(out.get("fields"), list):
-        out["fields"] = [_lower_field(f) for f in out["fields"]]
+            out[key] = [normalize_field_builtins(f) for f in out[key]]
     return out
 
 
@@ -284,7 +237,7 @@ def patch_from_builtins(raw: object, *, label: str = "schema patch") -> SchemaPa
 
 def load_patch(source: str | Path | bytes) -> SchemaPatch:
     """Load a schema patch YAML file (a path) or YAML bytes."""
-    label, raw = _read(source, "schema patch")
+    label, raw = read_yaml(source, "schema patch")
     return patch_from_builtins(raw, label=label)
 
 
@@ -345,10 +298,10 @@ def plan_from_builtins(raw: object, *, label: str = "plan") -> MigrationPlan:
     if isinstance(raw, dict):
         raw = dict(raw)
         if isinstance(raw.get("merged_target_schema"), dict):
-            raw["merged_target_schema"] = _normalize_schema(raw["merged_target_schema"])
+            raw["merged_target_schema"] = normalize_builtins(raw["merged_target_schema"])
         source = raw.get("source")
         if isinstance(source, dict) and isinstance(source.get("schema_snapshot"), dict):
-            snapshot = _normalize_schema(source["schema_snapshot"])
+            snapshot = normalize_builtins(source["schema_snapshot"])
             source = {**source, "schema_snapshot": snapshot}
             keyspace = source.get("keyspace")
             keyspace = dict(keyspace) if isinstance(keyspace, dict) else {}
@@ -373,7 +326,7 @@ def plan_from_builtins(raw: object, *, label: str = "plan") -> MigrationPlan:
 
 def load_plan(source: str | Path | bytes) -> MigrationPlan:
     """Load a plan YAML file (a path) or YAML bytes; RedisVL-format plans load too."""
-    label, raw = _read(source, "plan")
+    label, raw = read_yaml(source, "plan")
     return plan_from_builtins(raw, label=label)
 
 

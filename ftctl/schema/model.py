@@ -276,7 +276,7 @@ _LOWER_INDEX_KEYS = ("storage_type",)
 _LOWER_ATTR_KEYS = ("algorithm", "datatype", "distance_metric", "coord_system")
 
 
-def _normalize(raw: object) -> object:
+def normalize_builtins(raw: object) -> object:
     """Lower-case enum-ish values (RedisVL files use both ``HNSW`` and ``hnsw``)."""
     if not isinstance(raw, dict):
         return raw
@@ -290,11 +290,12 @@ def _normalize(raw: object) -> object:
         out["index"] = index
     fields = out.get("fields")
     if isinstance(fields, list):
-        out["fields"] = [_normalize_field(f) for f in fields]
+        out["fields"] = [normalize_field_builtins(f) for f in fields]
     return out
 
 
-def _normalize_field(raw: object) -> object:
+def normalize_field_builtins(raw: object) -> object:
+    """One field's builtins with lower-case type and enum-ish attrs (``SVS_VAMANA`` too)."""
     if not isinstance(raw, dict):
         return raw
     f = dict(raw)
@@ -306,7 +307,9 @@ def _normalize_field(raw: object) -> object:
         for key in _LOWER_ATTR_KEYS:
             if isinstance(attrs.get(key), str):
                 attrs[key] = attrs[key].lower()
-        if attrs.get("algorithm") in ("svs_vamana", "svs"):
+        if isinstance(attrs.get("algorithm"), str):
+            attrs["algorithm"] = attrs["algorithm"].replace("_", "-")
+        if attrs.get("algorithm") == "svs":
             attrs["algorithm"] = "svs-vamana"
         f["attrs"] = attrs
     return f
@@ -315,7 +318,7 @@ def _normalize_field(raw: object) -> object:
 def from_builtins(raw: object, *, source: str = "schema") -> IndexSchema:
     """An :class:`IndexSchema` from decoded YAML/JSON builtins; bad shape → UsageError."""
     try:
-        return msgspec.convert(_normalize(raw), IndexSchema)
+        return msgspec.convert(normalize_builtins(raw), IndexSchema)
     except msgspec.ValidationError as exc:
         raise UsageError(
             f"{source} is not a valid index schema: {exc}",
@@ -323,17 +326,18 @@ def from_builtins(raw: object, *, source: str = "schema") -> IndexSchema:
         ) from None
 
 
-def load_schema(source: str | Path | bytes) -> IndexSchema:
-    """Load a schema YAML file (a path) or YAML bytes; errors name the file and the problem."""
+def read_yaml(source: str | Path | bytes, what: str) -> tuple[str, object]:
+    """(label for messages, decoded YAML) of a file path or YAML bytes; UsageError naming
+    the file and the problem when it cannot be read or parsed."""
     if isinstance(source, bytes):
-        label, data = "schema", source
+        label, data = what, source
     else:
         label = f"'{source}'"
         try:
             data = Path(source).read_bytes()
         except OSError as exc:
             raise UsageError(
-                f"cannot read schema file {label}: {exc.strerror}", "check the path"
+                f"cannot read {what} file {label}: {exc.strerror}", "check the path"
             ) from None
     try:
         raw = msgspec.yaml.decode(data)
@@ -341,6 +345,12 @@ def load_schema(source: str | Path | bytes) -> IndexSchema:
         raise UsageError(
             f"{label} is not valid YAML: {' '.join(str(exc).split())}", "fix the YAML syntax"
         ) from None
+    return label, raw
+
+
+def load_schema(source: str | Path | bytes) -> IndexSchema:
+    """Load a schema YAML file (a path) or YAML bytes; errors name the file and the problem."""
+    label, raw = read_yaml(source, "schema")
     return from_builtins(raw, source=label)
 
 
