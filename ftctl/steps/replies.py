@@ -50,9 +50,18 @@ def aggregate_keys(reply: object) -> tuple[list[bytes], int]:
             if isinstance(key, bytes):
                 keys.append(key)
     elif isinstance(page, list):
-        for row in page[1:]:
-            if isinstance(row, list) and len(row) == 2 and isinstance(row[1], bytes):
-                keys.append(row[1])
+        rows = page[1:]
+        try:
+            # RESP2 rows are [b"__key", key]: one comprehension, checked once afterwards.
+            keys = [row[1] for row in rows]
+        except (TypeError, IndexError, KeyError):
+            keys = []
+        if len(keys) != len(rows) or not all(isinstance(key, bytes) for key in keys):
+            keys = [
+                row[1]
+                for row in rows
+                if isinstance(row, list) and len(row) == 2 and isinstance(row[1], bytes)
+            ]
     return keys, int(cursor)
 
 

@@ -92,7 +92,9 @@ def validate(
     missing = 0
     for ref in key_segments:
         segment: SegmentPayload = yield ReadSegment(ref)
-        final = [spec.final_key(k) for k in segment.keys]
+        final = (
+            segment.keys if spec.prefix_change is None else list(map(spec.final_key, segment.keys))
+        )
         (present,) = yield Commands([("EXISTS", *final)])
         missing += len(final) - int(present)
     out.check("keys_exist", missing, f"{missing} enumerated keys missing under their final name")
