@@ -242,7 +242,7 @@ class JournalTap:
 
 
 @contextlib.contextmanager
-def _ctrl_c_stops(stop: threading.Event) -> Iterator[None]:
+def ctrl_c_stops(stop: threading.Event) -> Iterator[None]:
     """First Ctrl+C: stop at the next batch boundary; second: interrupt at once."""
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -262,7 +262,7 @@ def _ctrl_c_stops(stop: threading.Event) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _async_ctrl_c_stops(stop: threading.Event) -> Iterator[None]:
-    """The asyncio twin of :func:`_ctrl_c_stops`: the first Ctrl+C stops at the next
+    """The asyncio twin of :func:`ctrl_c_stops`: the first Ctrl+C stops at the next
     boundary, a second one cancels the run (both end in an ``interrupted`` event)."""
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
@@ -452,7 +452,7 @@ def _rollback_step(run: Run, tap: JournalTap, options: Options) -> Step[bool]:
     )
 
 
-def _finish(run: Run, kind: str, passed: bool) -> MigrationReport:
+def finish_run(run: Run, kind: str, passed: bool) -> MigrationReport:
     state = project_run(run_events(run.events(), kind))
     failed = [f"{c.check}: {c.detail}" for c in state.checks_failed]
     result = ("rolled_back" if kind == "rollback" else "succeeded") if passed else "failed"
@@ -504,7 +504,7 @@ def _async_worker_factory(client: redis.asyncio.Redis) -> Callable[[], Any]:
     return make
 
 
-def _stopped(run: Run, kind: str, exc: BaseException) -> MigrationReport:
+def stopped_run(run: Run, kind: str, exc: BaseException) -> MigrationReport:
     """Journal how a run ended early: interrupted (raise, resumable), refused (raise, nothing
     changed) or failed (return the report, result ``failed``)."""
     if isinstance(exc, Interrupted | KeyboardInterrupt | asyncio.CancelledError):
@@ -537,13 +537,13 @@ def _run_sync(
         stop=tap.stop,
     )
     try:
-        with _ctrl_c_stops(tap.stop):
+        with ctrl_c_stops(tap.stop):
             passed = driver.run(build(run, tap, options))
     except (FtctlError, KeyboardInterrupt) as exc:
-        return _stopped(run, kind, exc)
+        return stopped_run(run, kind, exc)
     finally:
         driver.close()
-    return _finish(run, kind, passed)
+    return finish_run(run, kind, passed)
 
 
 async def _run_async(
@@ -565,10 +565,10 @@ async def _run_async(
         with _async_ctrl_c_stops(tap.stop):
             passed = await driver.run(build(run, tap, options))
     except (FtctlError, KeyboardInterrupt, asyncio.CancelledError) as exc:
-        return _stopped(run, kind, exc)
+        return stopped_run(run, kind, exc)
     finally:
         await driver.close()
-    return _finish(run, kind, passed)
+    return finish_run(run, kind, passed)
 
 
 def _plan_of(plan: MigrationPlan | str | os.PathLike[str]) -> MigrationPlan:
@@ -612,7 +612,7 @@ class MigrationExecutor:
             batch_size, num_workers, timeout, False, accept_data_loss, progress_callback
         )
         redis_client = client or connect(redis_url, protocol=RUN_PROTOCOL)
-        url = redis_url or _client_url(redis_client)
+        url = redis_url or client_url(redis_client)
         run = open_for_apply(resolved, backup_dir, url, options.as_dict())
         try:
             done = _already_done(run, "apply")
@@ -644,7 +644,7 @@ class MigrationExecutor:
         """Resume the apply recorded in ``backup_dir`` from its journal alone."""
         directory = only_journal(backup_dir, index)
         redis_client = client or connect(redis_url, protocol=RUN_PROTOCOL)
-        url = redis_url or _client_url(redis_client)
+        url = redis_url or client_url(redis_client)
         options = Options(
             batch_size, num_workers, timeout, False, accept_data_loss, progress_callback
         )
@@ -693,7 +693,7 @@ class AsyncMigrationExecutor:
             batch_size, num_workers, timeout, False, accept_data_loss, progress_callback
         )
         redis_client = client or await async_connect(redis_url, protocol=RUN_PROTOCOL)
-        url = redis_url or _client_url(redis_client)
+        url = redis_url or client_url(redis_client)
 
         run = await asyncio.to_thread(open_for_apply, resolved, backup_dir, url, options.as_dict())
         try:
@@ -712,7 +712,7 @@ class AsyncMigrationExecutor:
                 await redis_client.aclose()
 
 
-def _client_url(client: redis.Redis | redis.asyncio.Redis) -> str:
+def client_url(client: redis.Redis | redis.asyncio.Redis) -> str:
     kwargs = client.connection_pool.connection_kwargs
     if "path" in kwargs:
         return f"unix://{kwargs['path']}"
@@ -739,7 +739,7 @@ def rollback(
     """
     directory = only_journal(backup_dir, index)
     redis_client = client or connect(redis_url, protocol=RUN_PROTOCOL)
-    url = redis_url or _client_url(redis_client)
+    url = redis_url or client_url(redis_client)
     options = Options(batch_size, num_workers, timeout, force, True, progress_callback)
     run = open_existing(directory, "rollback", url, options.as_dict())
     try:

@@ -29,13 +29,13 @@ from ftctl.executor import (
     JournalTap,
     Options,
     Run,
-    _client_url,
-    _ctrl_c_stops,
-    _finish,
-    _stopped,
+    client_url,
+    ctrl_c_stops,
+    finish_run,
     only_journal,
     open_existing,
     report_of,
+    stopped_run,
 )
 from ftctl.journal.events import Note, RunFinished, StepFinished, StepSkipped, StepStarted
 from ftctl.journal.online import CutoverApproved, CutoverDone, ShadowCreated, ShadowReady
@@ -343,16 +343,16 @@ def run_online(
             reload=reload,
         )
     try:
-        with _ctrl_c_stops(tap.stop):
+        with ctrl_c_stops(tap.stop):
             outcome = driver.run(sequence)
     except (FtctlError, KeyboardInterrupt) as exc:
-        return _stopped(run, kind, exc)
+        return stopped_run(run, kind, exc)
     finally:
         driver.close()
     if outcome == "awaiting":
         run.journal.append([RunFinished(result="awaiting_cutover")])
         return report_of(run, kind)
-    return _finish(run, kind, outcome == "passed")
+    return finish_run(run, kind, outcome == "passed")
 
 
 def _reopen(
@@ -365,7 +365,7 @@ def _reopen(
 ) -> tuple[Run, redis.Redis]:
     directory = only_journal(backup_dir, index)
     redis_client = client or connect(redis_url, protocol=RUN_PROTOCOL)
-    url = redis_url or _client_url(redis_client)
+    url = redis_url or client_url(redis_client)
     run = open_existing(directory, kind, url, options.as_dict())
     if run.plan.mode != "online":
         run.journal.close()
