@@ -100,6 +100,35 @@ def resolve_request(
     return load_schema(target_schema_path)
 
 
+def _planning(
+    index: str,
+    url: str,
+    mode: ModeRequest,
+    aliases: list[str] | None,
+    keep_old_name: bool,
+    postpone_cutover: bool,
+    *,
+    schema_patch_path: str | Path | None,
+    target_schema_path: str | Path | None,
+    schema_patch: SchemaPatch | None,
+    target_schema: IndexSchema | None,
+) -> Step[MigrationPlan]:
+    """The one planning step both planners drive (arguments as ``create_plan`` takes them)."""
+    online = OnlineOptions(
+        aliases=list(aliases or []),
+        keep_old_name=keep_old_name,
+        postpone_cutover=postpone_cutover,
+        token=secrets.token_hex(4),
+    )
+    request = resolve_request(
+        schema_patch_path=schema_patch_path,
+        target_schema_path=target_schema_path,
+        schema_patch=schema_patch,
+        target_schema=target_schema,
+    )
+    return planning_step(index, request, redis_url=url, mode=mode, online=online)
+
+
 class MigrationPlanner:
     """Plans a migration of one index (RedisVL's ``MigrationPlanner`` signature)."""
 
@@ -123,24 +152,15 @@ class MigrationPlanner:
         ``mode`` defaults to drop_recreate (RedisVL's behaviour); ``auto`` runs online when
         the change allows it. ``aliases``: other aliases of the source to move at cut-over.
         """
-        online = OnlineOptions(
-            aliases=list(aliases or []),
-            keep_old_name=keep_old_name,
-            postpone_cutover=postpone_cutover,
-            token=secrets.token_hex(4),
-        )
-        request = resolve_request(
-            schema_patch_path=schema_patch_path,
-            target_schema_path=target_schema_path,
-            schema_patch=schema_patch,
-            target_schema=target_schema,
-        )
         url = resolve_url(redis_url) if redis_client is None else (redis_url or "")
+        step = _planning(
+            index, url, mode, aliases, keep_old_name, postpone_cutover,
+            schema_patch_path=schema_patch_path, target_schema_path=target_schema_path,
+            schema_patch=schema_patch, target_schema=target_schema,
+        )  # fmt: skip
         client = redis_client or connect(url)
         try:
-            return SyncDriver(client).run(
-                planning_step(index, request, redis_url=url, mode=mode, online=online)
-            )
+            return SyncDriver(client).run(step)
         finally:
             if redis_client is None:
                 client.close()
@@ -169,24 +189,15 @@ class AsyncMigrationPlanner:
         ``mode`` defaults to drop_recreate (RedisVL's behaviour); ``auto`` runs online when
         the change allows it. ``aliases``: other aliases of the source to move at cut-over.
         """
-        online = OnlineOptions(
-            aliases=list(aliases or []),
-            keep_old_name=keep_old_name,
-            postpone_cutover=postpone_cutover,
-            token=secrets.token_hex(4),
-        )
-        request = resolve_request(
-            schema_patch_path=schema_patch_path,
-            target_schema_path=target_schema_path,
-            schema_patch=schema_patch,
-            target_schema=target_schema,
-        )
         url = resolve_url(redis_url) if redis_client is None else (redis_url or "")
+        step = _planning(
+            index, url, mode, aliases, keep_old_name, postpone_cutover,
+            schema_patch_path=schema_patch_path, target_schema_path=target_schema_path,
+            schema_patch=schema_patch, target_schema=target_schema,
+        )  # fmt: skip
         client = redis_client or await async_connect(url)
         try:
-            return await AsyncDriver(client).run(
-                planning_step(index, request, redis_url=url, mode=mode, online=online)
-            )
+            return await AsyncDriver(client).run(step)
         finally:
             if redis_client is None:
                 await client.aclose()

@@ -101,12 +101,6 @@ Effect: TypeAlias = Commands | Record | Sleep | Offload[Any] | WriteSegment | Re
 Step: TypeAlias = Generator[Effect, Any, R]
 
 
-def command_name(command: Command) -> str:
-    """The command's name for messages (``FT.CREATE``), never its arguments."""
-    head = command[0]
-    return head.decode() if isinstance(head, bytes) else str(head)
-
-
 def single(step_reply: list[object]) -> object:
     """The only reply of a one-command batch."""
     (reply,) = step_reply

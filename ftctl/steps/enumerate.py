@@ -30,6 +30,22 @@ def glob_escape(prefix: str) -> str:
     return "".join("\\" + c if c in "*?[]\\" else c for c in prefix)
 
 
+def count_keys(prefix: str, *, limit: int | None = None) -> Step[int]:
+    """Keys whose names start with ``prefix`` (prefix-scoped SCAN), stopping once ``limit``
+    are found (``None``: count them all)."""
+    cursor, found = 0, 0
+    while True:
+        (reply,) = yield Commands(
+            [("SCAN", str(cursor), "MATCH", glob_escape(prefix) + "*", "COUNT", str(SCAN_COUNT))]
+        )
+        page = ok(reply, "SCAN")
+        assert isinstance(page, list | tuple)
+        cursor = int(page[0])
+        found += len(page[1])
+        if cursor == 0 or (limit is not None and found >= limit):
+            return found
+
+
 class _KeyBatches:
     """Collects keys into batch-sized segments and journals them in groups.
 

@@ -11,35 +11,23 @@ from ftctl.schema.ftinfo import IndexInfo, IndexStats, parse_ft_info
 from ftctl.schema.model import IndexSchema
 from ftctl.schema.render import create_argv
 from ftctl.steps.effects import Command, Commands, Record, ReplyError, Sleep, Step
-from ftctl.steps.enumerate import SCAN_COUNT, glob_escape
+from ftctl.steps.enumerate import count_keys
 from ftctl.steps.replies import is_unknown_index, ok
 from ftctl.steps.spec import RunSpec
 
 THROWAWAY_PREFIX = "__ftctl_check_"
 
 
-def throwaway_create(schema: IndexSchema, token: str | None = None) -> list[Command]:
-    """FT.CREATE of ``schema`` under a throwaway name on a prefix no key matches, then its drop."""
-    name = f"{THROWAWAY_PREFIX}{token or secrets.token_hex(6)}"
+def throwaway_create(
+    schema: IndexSchema, token: str | None = None, *, prefix: str = THROWAWAY_PREFIX
+) -> list[Command]:
+    """FT.CREATE of ``schema`` under a throwaway name on a prefix no key matches, then its
+    drop (without DD: it holds no documents), to send in one pipeline."""
+    name = f"{prefix}{token or secrets.token_hex(6)}"
     return [
         tuple(create_argv(schema, name=name, prefixes=[f"{name}:"])),
         ("FT.DROPINDEX", name),
     ]
-
-
-def _count_keys(prefix: str, limit: int = 1) -> Step[int]:
-    """How many keys start with ``prefix`` (stops counting at ``limit``)."""
-    cursor, found = 0, 0
-    while True:
-        (reply,) = yield Commands(
-            [("SCAN", str(cursor), "MATCH", glob_escape(prefix) + "*", "COUNT", str(SCAN_COUNT))]
-        )
-        page = ok(reply, "SCAN")
-        assert isinstance(page, list | tuple)
-        cursor = int(page[0])
-        found += len(page[1])
-        if cursor == 0 or found >= limit:
-            return found
 
 
 def preflight(spec: RunSpec) -> Step[None]:
@@ -76,7 +64,7 @@ def preflight(spec: RunSpec) -> Step[None]:
             ("target_name_free", f"an index or alias named '{spec.target_index}' already exists")
         )
     if spec.prefix_change is not None:
-        existing = yield from _count_keys(spec.prefix_change.new)
+        existing = yield from count_keys(spec.prefix_change.new, limit=1)
         if existing:
             problems.append(
                 (

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from ftctl.journal.events import BatchDone, ConflictRecorded, SegmentRef
 from ftctl.journal.segments import SegmentPayload, unpack_field
 from ftctl.plan.codecs import convert_batch
+from ftctl.plan.quantization import element_size
 from ftctl.steps import scripts
 from ftctl.steps.effects import Arg, Command, Commands, Offload, ReadSegment, Record, Step
 from ftctl.steps.replies import ok
@@ -27,7 +28,7 @@ _STATUS_NAMES = {
 }
 
 
-def _finish(
+def journal_batch(
     step: str, batch: int, keys: Sequence[bytes], statuses: object, reason: str
 ) -> Step[BatchDone]:
     """Journal a batch's outcome: conflicts first (with their keys), then the batch itself."""
@@ -58,7 +59,7 @@ def rename_fields_batch(
         [("EVAL", script, len(chunk), *chunk, *pairs) for chunk in spec.chunks(segment.keys)]
     )
     return (
-        yield from _finish(
+        yield from journal_batch(
             step,
             batch,
             segment.keys,
@@ -79,7 +80,7 @@ def rename_keys_batch(spec: RunSpec, batch: int, keys_ref: SegmentRef) -> Step[B
         commands.append(("EVAL", scripts.RENAME_KEYS, len(pairs), *pairs))
     replies = yield Commands(commands)
     return (
-        yield from _finish(
+        yield from journal_batch(
             "rename_keys",
             batch,
             segment.keys,
@@ -111,8 +112,6 @@ def convert_block(
 
     Vectors of the wrong length (the source index could not have held them) are skipped.
     """
-    from ftctl.plan.quantization import element_size
-
     width = conversion.dims * element_size(conversion.source)
     index = [i for i, v in enumerate(originals) if v is not None and len(v) == width]
     converted = convert_batch(
@@ -174,7 +173,7 @@ def quantize_batch(spec: RunSpec, batch: int, backup_ref: SegmentRef) -> Step[Ba
     commands = yield Offload(prepare)
     replies = yield Commands(commands)
     return (
-        yield from _finish(
+        yield from journal_batch(
             "quantize",
             batch,
             final_keys,

@@ -67,7 +67,7 @@ def restore_vectors_batch(
     commands = yield Offload(prepare)
     replies = yield Commands(commands)
     return (
-        yield from rewrite._finish(
+        yield from rewrite.journal_batch(
             "restore_vectors",
             batch,
             final_keys,
@@ -88,7 +88,7 @@ def restore_keys_batch(spec: RunSpec, batch: int, keys_ref: SegmentRef) -> Step[
         commands.append(("EVAL", scripts.RENAME_KEYS, len(pairs), *pairs))
     replies = yield Commands(commands)
     return (
-        yield from rewrite._finish(
+        yield from rewrite.journal_batch(
             "restore_keys",
             batch,
             segment.keys,

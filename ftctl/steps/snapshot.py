@@ -15,7 +15,6 @@ Two rounds, both sans-IO steps:
 from __future__ import annotations
 
 import json
-import secrets
 from collections.abc import Mapping
 
 import msgspec
@@ -27,14 +26,14 @@ from ftctl.plan.live import LiveSnapshot, SnapshotRequest, VectorSample
 from ftctl.plan.online import ServerMemory
 from ftctl.schema.ftinfo import parse_ft_info
 from ftctl.schema.model import IndexSchema, VectorField
-from ftctl.schema.render import create_argv
 from ftctl.steps.effects import Command, Commands, ReplyError, Step
+from ftctl.steps.enumerate import count_keys, glob_escape
 from ftctl.steps.history import history_key, read_history
+from ftctl.steps.index_ops import throwaway_create
 
 KEY_SAMPLE_SIZE = 5
 VECTOR_SAMPLE_SIZE = 256
 COLLISION_SAMPLE_SIZE = 100
-SCAN_COUNT = 1000
 VALIDATION_INDEX_PREFIX = "__ftctl_validate_"
 
 
@@ -45,11 +44,6 @@ def _text(value: object) -> str:
 def _is_unknown_index(error: ReplyError) -> bool:
     text = error.message.lower()
     return "unknown index" in text or "no such index" in text or "not found" in text
-
-
-def glob_escape(prefix: str) -> str:
-    """``prefix`` with glob metacharacters escaped, for ``SCAN MATCH``."""
-    return "".join("\\" + c if c in "*?[]\\" else c for c in prefix)
 
 
 def search_keys(reply: object) -> list[str]:
@@ -121,28 +115,12 @@ def validate_schema(schema: IndexSchema, token: str | None = None) -> Step[str |
     Returns None when accepted, else the server's error. The throwaway index is dropped in
     the same pipeline (without DD; it holds no documents), so nothing remains either way.
     """
-    token = token or secrets.token_hex(6)
-    name = f"{VALIDATION_INDEX_PREFIX}{token}"
-    argv = create_argv(schema, name=name, prefixes=[f"{name}:"])
-    created, _dropped = yield Commands([tuple(argv), ("FT.DROPINDEX", name)])
+    created, _dropped = yield Commands(
+        throwaway_create(schema, token, prefix=VALIDATION_INDEX_PREFIX)
+    )
     if isinstance(created, ReplyError):
         return created.message
     return None
-
-
-def count_keys(prefix: str, *, count: int = SCAN_COUNT) -> Step[int]:
-    """Keys whose names start with ``prefix`` (a full prefix-scoped SCAN)."""
-    pattern = glob_escape(prefix) + "*"
-    cursor: object = b"0"
-    total = 0
-    while True:
-        (reply,) = yield Commands([("SCAN", _text(cursor), "MATCH", pattern, "COUNT", str(count))])
-        if isinstance(reply, ReplyError):
-            raise RedisCommandError("SCAN", reply.message)
-        cursor, keys = reply
-        total += len(keys)
-        if _text(cursor) == "0":
-            return total
 
 
 def _json_vector(reply: object) -> list[float] | None:

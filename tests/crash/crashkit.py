@@ -255,7 +255,8 @@ def main(argv: list[str]) -> int:
 def child(argv: list[str], fault: str, log: str) -> None:
     """Entry of a forked child (multiprocessing): ``main`` with ``FTCTL_FAULT`` = ``fault``.
 
-    Output goes to ``log``; the exit code is the process's exit code.
+    Output goes to ``log``; the exit code is the process's exit code, and is also written
+    as the log's last line (``{"exit": code}``) for every exit except a kill.
     """
     import os
 
@@ -266,7 +267,11 @@ def child(argv: list[str], fault: str, log: str) -> None:
 
     out = open(log, "a", encoding="utf-8")  # noqa: SIM115 - open until the process ends
     sys.stdout = sys.stderr = out
-    code = main(argv)
+    try:
+        code = main(argv)
+    except BaseException as exc:  # the marker below must be written for every exit but a kill
+        print(json.dumps({"unexpected": repr(exc)}), flush=True)
+        code = 1
     # Anything printed while objects are collected must still reach the log: a closed
     # stdout at interpreter exit turned a successful child into exit code 255.
     gc.collect()

@@ -157,9 +157,10 @@ def _child(
     text = log.read_text(encoding="utf-8") if log.exists() else ""
     if code == 255:
         # multiprocessing reports 255 when it cannot read the status back from its
-        # forkserver (seen under load); the child wrote its real exit code last.
+        # forkserver (seen under load). A child that exits writes its code as its last line;
+        # one that did not was killed, and only the fault hook kills children here.
         said = [json.loads(line) for line in text.splitlines() if line.startswith('{"exit"')]
-        code = said[-1]["exit"] if said else code
+        code = said[-1]["exit"] if said else -signal.SIGKILL
     return Done(code, text)
 
 

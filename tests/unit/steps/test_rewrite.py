@@ -86,3 +86,25 @@ def test_rename_keys_batch_pairs_source_and_destination() -> None:
     assert command == ("EVAL", scripts.RENAME_KEYS, 4, b"doc:1", b"item:1", b"doc:2", b"item:2")
     (batch,) = scripted.recorded
     assert batch.counts == {"already": 1, "absent": 1}
+
+
+def test_a_segment_goes_to_redis_in_batch_size_chunks() -> None:
+    """A segment holds segment_batches x batch_size keys; its keys go to the server one
+    script call per batch_size keys, and one BatchDone records the whole segment."""
+    import msgspec
+
+    spec = msgspec.structs.replace(_spec(), batch_size=2)
+    assert spec.segment_size == 8
+    keys = [f"doc:{i}".encode() for i in range(5)]
+    scripted = ScriptedRedis(
+        [
+            ("EVAL *", [scripts.WRITTEN] * 2),
+            ("EVAL *", [scripts.WRITTEN] * 2),
+            ("EVAL *", [scripts.WRITTEN]),
+        ]
+    )
+    scripted.segments.append(SegmentPayload(keys=keys))
+    scripted.run(rename_keys_batch(spec, 0, 0))  # type: ignore[arg-type]
+    assert [command[2] for command in scripted.sent] == [4, 4, 2]
+    (batch,) = scripted.recorded
+    assert batch.keys == 5 and batch.counts == {"written": 5}
