@@ -21,6 +21,7 @@ from ftctl.steps.effects import (
     Offload,
     ReadSegment,
     Record,
+    Session,
     Sleep,
     Step,
     WriteSegment,
@@ -87,6 +88,8 @@ class ScriptedRedis:
                     reply = len(self.segments) - 1
                 case ReadSegment(ref=ref):
                     reply = self.segments[ref]
+                case Session(step=sub):
+                    reply = self.run(sub)
 
     def assert_done(self) -> None:
         """Every scripted reply was used."""

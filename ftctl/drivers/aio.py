@@ -7,6 +7,7 @@ event loop is never blocked by a conversion or a disk flush.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import threading
 from collections.abc import Callable, Coroutine, Sequence
@@ -15,7 +16,8 @@ from typing import Any, TypeVar
 import redis
 import redis.asyncio
 
-from ftctl.drivers.replies import translate_connection_error, wrap_replies
+from ftctl.drivers import wire
+from ftctl.drivers.replies import translate_connection_error, value_of, wrap_replies
 from ftctl.drivers.sync import EventSink
 from ftctl.errors import Interrupted
 from ftctl.steps.effects import (
@@ -25,6 +27,7 @@ from ftctl.steps.effects import (
     Parallel,
     ReadSegment,
     Record,
+    Session,
     Sleep,
     Step,
     WriteSegment,
@@ -50,7 +53,12 @@ class AsyncDriver:
         self.workers = max(1, workers)
         self.stop = stop
         self._wire = asyncio.Lock()
-        """Held while a batch is on the connection: at most one in flight per driver."""
+        """Held while a batch (or a whole Session) is on the connection: at most one in
+        flight per driver."""
+        self._session: contextvars.ContextVar[Any] = contextvars.ContextVar(
+            "ftctl_session", default=None
+        )
+        """The connection the current task's Session holds, if any (the lock is held)."""
         self._connect_worker = connect_worker
         self._helpers: list[AsyncDriver] = []
 
@@ -71,8 +79,13 @@ class AsyncDriver:
 
     async def execute(self, effect: Effect) -> object:
         match effect:
-            case Commands(commands=commands, transaction=transaction):
-                pipe = self.client.pipeline(transaction=transaction)
+            case Commands(commands=commands, transaction=False):
+                if self._session.get() is not None:
+                    return await self._exchange(commands)
+                async with self._wire:
+                    return await self._exchange(commands)
+            case Commands(commands=commands):  # transaction=True
+                pipe = self.client.pipeline(transaction=True)
                 for command in commands:
                     pipe.execute_command(*command)
                 try:
@@ -99,6 +112,64 @@ class AsyncDriver:
                 return await asyncio.to_thread(self._journal().read_segment, ref)
             case Parallel(steps=steps):
                 return await self._parallel(steps)
+            case Session(step=sub):
+                async with self._wire:
+                    connection = await self._session_connection()
+                    token = self._session.set(connection)
+                    clean = False
+                    try:
+                        value = await self.run(sub)
+                        clean = True
+                        return value
+                    finally:
+                        self._session.reset(token)
+                        await self._checkin(connection, clean=clean)
+
+    async def _exchange(self, commands: Sequence[Any]) -> list[object]:
+        """Send pre-packed commands and read one raw reply each (no pipeline bookkeeping)."""
+        if not commands:
+            return []
+        held = self._session.get()
+        connection = held
+        clean = False
+        try:
+            if connection is None:
+                connection = await self._checkout()
+            await connection.send_packed_command([wire.pack(commands)], False)
+            replies: list[object] = []
+            for command in commands:
+                try:
+                    reply = await connection.read_response()
+                except redis.ResponseError as exc:
+                    reply = exc
+                replies.append(value_of(reply, nested=command[0] == "EXEC"))
+            clean = True
+            return replies
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise translate_connection_error(exc) from None
+        finally:
+            if held is None and connection is not None:
+                await self._checkin(connection, clean=clean)
+
+    async def _session_connection(self) -> Any:
+        try:
+            return await self._checkout()
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise translate_connection_error(exc) from None
+
+    async def _checkout(self) -> Any:
+        single = self.client.connection
+        if single is not None:
+            return single
+        return await self.client.connection_pool.get_connection()
+
+    async def _checkin(self, connection: Any, *, clean: bool) -> None:
+        """Give the connection back; one left mid-exchange (unread replies, WATCH/MULTI
+        state) is closed first, so the next user starts afresh."""
+        if not clean:
+            await connection.disconnect()
+        if connection is not self.client.connection:
+            await self.client.connection_pool.release(connection)
 
     def _journal(self) -> EventSink:
         if self.journal is None:

@@ -23,6 +23,16 @@ def wrap_replies(replies: Sequence[object]) -> list[object]:
     return out
 
 
+def value_of(reply: object, *, nested: bool = False) -> object:
+    """One raw reply with an error reply as a :class:`ReplyError` value; ``nested``: also
+    the errors inside an array (EXEC's replies)."""
+    if isinstance(reply, redis.ResponseError):
+        return ReplyError(str(reply))
+    if nested and isinstance(reply, list):
+        return [ReplyError(str(r)) if isinstance(r, redis.ResponseError) else r for r in reply]
+    return reply
+
+
 def translate_connection_error(exc: BaseException) -> ConnectionFailed:
     return ConnectionFailed(
         f"lost the connection to Redis: {exc}",

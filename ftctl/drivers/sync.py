@@ -10,6 +10,7 @@ from typing import Any, Protocol, TypeVar
 
 import redis
 
+from ftctl.drivers import wire
 from ftctl.drivers.replies import translate_connection_error, wrap_replies
 from ftctl.errors import Interrupted
 from ftctl.steps.effects import (
@@ -19,6 +20,7 @@ from ftctl.steps.effects import (
     Parallel,
     ReadSegment,
     Record,
+    Session,
     Sleep,
     Step,
     WriteSegment,
@@ -60,8 +62,11 @@ class SyncDriver:
         self.stop = stop
         self._connect_worker = connect_worker
         self._helpers: list[SyncDriver] = []
-        self._wire = threading.Lock()
-        """Held while a batch is on the connection: at most one in flight per driver."""
+        self._wire = threading.RLock()
+        """Held while a batch (or a whole Session) is on the connection: at most one in
+        flight per driver."""
+        self._session = threading.local()
+        """``.connection``: the connection the current thread's Session holds, if any."""
 
     def run(self, step: Step[R]) -> R:
         """Drive ``step`` to completion and return its value."""
@@ -80,8 +85,11 @@ class SyncDriver:
 
     def execute(self, effect: Effect) -> object:
         match effect:
-            case Commands(commands=commands, transaction=transaction):
-                pipe = self.client.pipeline(transaction=transaction)
+            case Commands(commands=commands, transaction=False):
+                with self._wire:
+                    return self._exchange(commands)
+            case Commands(commands=commands):  # transaction=True
+                pipe = self.client.pipeline(transaction=True)
                 for command in commands:
                     pipe.execute_command(*command)
                 try:
@@ -107,6 +115,56 @@ class SyncDriver:
                 return self._journal().read_segment(ref)
             case Parallel(steps=steps):
                 return self._parallel(steps)
+            case Session(step=sub):
+                with self._wire:
+                    connection = self._session_connection()
+                    self._session.connection = connection
+                    clean = False
+                    try:
+                        value = self.run(sub)
+                        clean = True
+                        return value
+                    finally:
+                        self._session.connection = None
+                        self._checkin(connection, clean=clean)
+
+    def _exchange(self, commands: Sequence[Any]) -> list[object]:
+        """Send pre-packed commands and read one raw reply each (no pipeline bookkeeping)."""
+        if not commands:
+            return []
+        held = getattr(self._session, "connection", None)
+        connection = held
+        clean = False
+        try:
+            if connection is None:
+                connection = self._checkout()
+            connection.send_packed_command([wire.pack(commands)], False)
+            replies = wire.read_replies(connection, commands)
+            clean = True
+            return replies
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise translate_connection_error(exc) from None
+        finally:
+            if held is None and connection is not None:
+                self._checkin(connection, clean=clean)
+
+    def _session_connection(self) -> Any:
+        try:
+            return self._checkout()
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise translate_connection_error(exc) from None
+
+    def _checkout(self) -> Any:
+        single = self.client.connection
+        return single if single is not None else self.client.connection_pool.get_connection()
+
+    def _checkin(self, connection: Any, *, clean: bool) -> None:
+        """Give the connection back; one left mid-exchange (unread replies, WATCH/MULTI
+        state) is closed first, so the next user starts afresh."""
+        if not clean:
+            connection.disconnect()
+        if connection is not self.client.connection:
+            self.client.connection_pool.release(connection)
 
     def _journal(self) -> EventSink:
         if self.journal is None:

@@ -11,6 +11,8 @@ A step is a generator ``Generator[Effect, object, R]``. For each effect the driv
 - ``Offload`` → the callable's return value; the async driver runs it in a worker thread so
   CPU-heavy conversion or file I/O never blocks its event loop.
 - ``Parallel`` → the sub-steps' return values, in order (see :class:`Parallel`).
+- ``Session`` → the sub-step's return value; its ``Commands`` had one connection to
+  themselves (see :class:`Session`).
 - ``WriteSegment`` → the ``SegmentRef`` of the fsync'd, compressed segment (the driver's
   journal writes it); ``ReadSegment`` → the verified, decoded segment payload.
 """
@@ -97,7 +99,21 @@ class Parallel:
     steps: Sequence[Generator[Any, Any, Any]]
 
 
-Effect: TypeAlias = Commands | Record | Sleep | Offload[Any] | WriteSegment | ReadSegment | Parallel
+@dataclass(frozen=True, slots=True)
+class Session:
+    """A sub-step whose ``Commands`` go out on one connection with nothing in between.
+
+    For connection state that spans round trips (``WATCH`` … ``EXEC``). The sub-step may
+    yield ``Commands`` and ``Offload`` only, and must leave no state behind (end with
+    ``EXEC``, ``DISCARD`` or ``UNWATCH``); if it fails, the driver drops the connection.
+    """
+
+    step: Generator[Any, Any, Any]
+
+
+Effect: TypeAlias = (
+    Commands | Record | Sleep | Offload[Any] | WriteSegment | ReadSegment | Parallel | Session
+)
 Step: TypeAlias = Generator[Effect, Any, R]
 
 

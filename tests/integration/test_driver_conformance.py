@@ -21,6 +21,7 @@ from ftctl.steps.effects import (
     ReadSegment,
     Record,
     ReplyError,
+    Session,
     Sleep,
     Step,
     WriteSegment,
@@ -84,6 +85,22 @@ def _batch(n: int) -> Step[int]:
     return n
 
 
+def _watched_incr() -> Step[str]:
+    """WATCH, MULTI and INCR+EXEC in three round trips: a batch of another thread in between
+    would nest MULTI or WATCH inside MULTI (errors); only a Session keeps them together."""
+    watched = yield Commands([("WATCH", "conformance:w")])
+    multi = yield Commands([("MULTI",)])
+    replies = yield Commands([("INCR", "conformance:w"), ("EXEC",)])
+    if any(isinstance(x, ReplyError) for x in [*watched, *multi, *replies]):
+        return "error"
+    return "aborted" if replies[-1] is None else "ok"
+
+
+def _in_session() -> Step[object]:
+    value = yield Session(_watched_incr())
+    return value
+
+
 def _everything() -> Step[dict[str, Any]]:
     replies = yield Commands(
         [
@@ -101,7 +118,9 @@ def _everything() -> Step[dict[str, Any]]:
     computed = yield Offload(lambda: sum(range(10)))
     yield Sleep(0.001)
     parallel = yield Parallel([_batch(n) for n in range(6)])
+    sessions = yield Parallel([_in_session() for _ in range(4)])
     return {
+        "sessions": sessions,
         "set": replies[0],
         "get": replies[1],
         "wrongtype": isinstance(replies[2], ReplyError) and "WRONGTYPE" in replies[2].message,
@@ -121,7 +140,8 @@ def test_every_effect_means_the_same_under_both_drivers(
     parallel batches give the same results under the sync and the asyncio driver."""
     result = runner(_everything(), journal, workers)
     assert result == {
-        "set": True,
+        "sessions": result["sessions"],
+        "set": b"OK",
         "get": b"\x00\xff",
         "wrongtype": True,
         "tx": [1, 2],
@@ -130,6 +150,10 @@ def test_every_effect_means_the_same_under_both_drivers(
         "offload": 45,
         "parallel": [0, 1, 2, 3, 4, 5],
     }
+    # One connection: nothing else can touch the watched key. Two: the other worker may.
+    assert "error" not in result["sessions"]
+    if workers == 1:
+        assert result["sessions"] == ["ok"] * 4
     assert int(r.get("conformance:counter") or 0) == 6
     notes = [e for e in journal.events() if isinstance(e, Note)]
     assert len(notes) == 8
