@@ -1,13 +1,13 @@
 """The document rewrites that run after the drop: rename_fields, rename_keys, quantize.
 
-Each batch is one server-side script call (see :mod:`ftctl.steps.scripts`): atomic per key,
-idempotent when redone, and never overwriting what someone else wrote. Keys whose state does
+Each batch is atomic per key (server-side scripts, see :mod:`ftctl.steps.scripts`, and
+WATCH/EXEC transactions, see :mod:`ftctl.steps.cas`), idempotent when redone, and never
+overwrites what someone else wrote. Keys whose state does
 not match what the migration expects are recorded as conflicts, not touched.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
 from collections.abc import Sequence
 
@@ -15,7 +15,7 @@ from ftctl.journal.events import BatchDone, ConflictRecorded, SegmentRef
 from ftctl.journal.segments import SegmentPayload, unpack_field
 from ftctl.plan.codecs import convert_batch
 from ftctl.plan.quantization import element_size
-from ftctl.steps import scripts
+from ftctl.steps import cas, scripts
 from ftctl.steps.effects import Arg, Command, Commands, Offload, ReadSegment, Record, Step
 from ftctl.steps.replies import ok
 from ftctl.steps.spec import Conversion, RunSpec
@@ -101,14 +101,8 @@ def joined(replies: list[object], what: str) -> list[object]:
     return out
 
 
-def sha1(value: bytes) -> str:
-    return hashlib.sha1(value, usedforsecurity=False).hexdigest()
-
-
-def convert_block(
-    originals: list[bytes | None], conversion: Conversion
-) -> tuple[list[str], list[bytes]]:
-    """(sha1 of each original, its conversion) for one field of a batch; ``""`` = skip.
+def convert_block(originals: list[bytes | None], conversion: Conversion) -> list[bytes | None]:
+    """The conversion of each original of one field of a batch; ``None`` = leave it alone.
 
     Vectors of the wrong length (the source index could not have held them) are skipped.
     """
@@ -122,39 +116,17 @@ def convert_block(
         conversion.params,
     )
     size = len(converted) // len(index) if index else 0
-    expected = [""] * len(originals)
-    wanted = [b""] * len(originals)
+    out: list[bytes | None] = [None] * len(originals)
     for n, i in enumerate(index):
-        original = originals[i]
-        assert original is not None
-        expected[i] = sha1(original)
-        wanted[i] = converted[n * size : (n + 1) * size]
-    return expected, wanted
+        out[i] = converted[n * size : (n + 1) * size]
+    return out
 
 
-def cas_commands(
-    spec: RunSpec,
-    keys: Sequence[bytes],
-    columns: Sequence[tuple[list[str], list[bytes]]],
-    *,
-    force: bool,
-) -> list[Command]:
-    """One :data:`scripts.CAS_HSET` call per chunk of ``keys``: ARGV is force, the field
-    names, then (expected sha1, wanted bytes) per key and field."""
-    fields = [c.field for c in spec.conversions]
-    commands: list[Command] = []
-    for start in range(0, len(keys), spec.batch_size):
-        chunk = keys[start : start + spec.batch_size]
-        args: list[Arg] = ["1" if force else "0", len(fields), *fields]
-        for k in range(start, start + len(chunk)):
-            for expected, wanted in columns:
-                args += [expected[k], wanted[k]]
-        commands.append(("EVAL", scripts.CAS_HSET, len(chunk), *chunk, *args))
-    return commands
-
-
-def quantize_batch(spec: RunSpec, batch: int, backup_ref: SegmentRef) -> Step[BatchDone]:
-    """Convert one backup segment and write it with compare-and-set against the original.
+def quantize_batch(
+    spec: RunSpec, batch: int, backup_ref: SegmentRef, *, watch: bool
+) -> Step[BatchDone]:
+    """Convert one backup segment and write it with compare-and-set against the original
+    (``watch``: with WATCH/EXEC, else with the script; see :mod:`ftctl.steps.cas`).
 
     The conversion starts from the backed-up bytes, never from what is in Redis now, so a
     redone batch writes exactly the same bytes (also for float16↔bfloat16, int8↔uint8).
@@ -163,21 +135,27 @@ def quantize_batch(spec: RunSpec, batch: int, backup_ref: SegmentRef) -> Step[Ba
     count = len(segment.keys)
     final_keys = [spec.final_key(k) for k in segment.keys]
 
-    def prepare() -> list[Command]:
-        columns = [
-            convert_block(unpack_field(segment.fields[c.backup_field], count), c)
-            for c in spec.conversions
-        ]
-        return cas_commands(spec, final_keys, columns, force=False)
+    def prepare() -> list[cas.Column]:
+        columns = []
+        for c in spec.conversions:
+            originals = unpack_field(segment.fields[c.backup_field], count)
+            converted = convert_block(originals, c)
+            expected = [
+                o if v is not None else None for o, v in zip(originals, converted, strict=True)
+            ]
+            columns.append(cas.Column(c.field, expected, [v or b"" for v in converted]))
+        return columns
 
-    commands = yield Offload(prepare)
-    replies = yield Commands(commands)
+    columns = yield Offload(prepare)
+    statuses = yield from cas.compare_and_set(
+        final_keys, columns, force=False, batch_size=spec.batch_size, watch=watch
+    )
     return (
         yield from journal_batch(
             "quantize",
             batch,
             final_keys,
-            joined(replies, "quantize"),
+            statuses,
             "the vector changed after it was backed up; the newer value was kept",
         )
     )

@@ -22,7 +22,7 @@ from ftctl.journal.events import (
 )
 from ftctl.journal.projections import RunState, project_run
 from ftctl.journal.segments import SegmentPayload, unpack_field
-from ftctl.steps import index_ops, rewrite, scripts
+from ftctl.steps import cas, index_ops, rewrite, scripts
 from ftctl.steps.effects import Command, Commands, Offload, Parallel, ReadSegment, Record, Step
 from ftctl.steps.replies import is_unknown_index, ok
 from ftctl.steps.sequence import record_history
@@ -41,37 +41,33 @@ ROLLBACK_STEPS = (
 
 
 def restore_vectors_batch(
-    spec: RunSpec, batch: int, backup_ref: SegmentRef, *, force: bool
+    spec: RunSpec, batch: int, backup_ref: SegmentRef, *, force: bool, watch: bool
 ) -> Step[BatchDone]:
-    """Write the original bytes back where the converted bytes (by sha1) still are."""
+    """Write the original bytes back where the converted bytes still are (``force``: also
+    where they are not)."""
     segment: SegmentPayload = yield ReadSegment(backup_ref)
     count = len(segment.keys)
     final_keys = [spec.final_key(k) for k in segment.keys]
 
-    def prepare() -> list[Command]:
+    def prepare() -> list[cas.Column]:
         columns = []
         for c in spec.conversions:
             originals = unpack_field(segment.fields[c.backup_field], count)
-            converted_sha, converted = rewrite.convert_block(originals, c)
-            expected = [
-                rewrite.sha1(value) if sha else ""
-                for sha, value in zip(converted_sha, converted, strict=True)
-            ]
-            wanted = [
-                o if o is not None and sha else b""
-                for o, sha in zip(originals, converted_sha, strict=True)
-            ]
-            columns.append((expected, wanted))
-        return rewrite.cas_commands(spec, final_keys, columns, force=force)
+            converted = rewrite.convert_block(originals, c)
+            wanted = [o if o is not None else b"" for o in originals]
+            columns.append(cas.Column(c.field, converted, wanted))
+        return columns
 
-    commands = yield Offload(prepare)
-    replies = yield Commands(commands)
+    columns = yield Offload(prepare)
+    statuses = yield from cas.compare_and_set(
+        final_keys, columns, force=force, batch_size=spec.batch_size, watch=watch
+    )
     return (
         yield from rewrite.journal_batch(
             "restore_vectors",
             batch,
             final_keys,
-            rewrite.joined(replies, "restore_vectors"),
+            statuses,
             "the vector changed after the migration wrote it; kept (use --force to overwrite)",
         )
     )
@@ -186,8 +182,9 @@ def rollback_sequence(
             case "drop_target":
                 counts["dropped"] = yield from _drop_target(spec)
             case "restore_vectors":
+                watch = yield from cas.watch_supported()
                 pending = [
-                    restore_vectors_batch(spec, b, ref, force=force)
+                    restore_vectors_batch(spec, b, ref, force=force, watch=watch)
                     for b, ref in enumerate(backup_refs)
                     if not state.batch_done(step, b)
                 ]

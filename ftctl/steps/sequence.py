@@ -6,13 +6,14 @@ Which steps and batches are already done comes only from the journal's projectio
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
 from ftctl.journal.events import SegmentRef, StepFinished, StepSkipped, StepStarted
 from ftctl.journal.projections import RunState, project_run
 from ftctl.schema.model import IndexSchema
-from ftctl.steps import backup, index_ops, rewrite
+from ftctl.steps import backup, cas, index_ops, rewrite
 from ftctl.steps.effects import Parallel, Record, Step
 from ftctl.steps.enumerate import enumerate_keys
 from ftctl.steps.history import delete_history, write_history
@@ -118,7 +119,9 @@ def drop_recreate(
             case "quantize":
                 backups = state.batch_segments.get("backup", {})
                 ordered = [backups[b] for b in sorted(backups)]
-                counts = yield from _batches(spec, state, step, rewrite.quantize_batch, ordered)
+                watch = yield from cas.watch_supported()
+                quantize = functools.partial(rewrite.quantize_batch, watch=watch)
+                counts = yield from _batches(spec, state, step, quantize, ordered)
             case "create":
                 yield from index_ops.create_index(spec.target_schema)
                 yield from record_history(spec.target_schema, forget=spec.source_index)

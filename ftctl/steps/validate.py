@@ -143,9 +143,9 @@ def _check_vectors(
         replies = yield Commands([("HMGET", key, *fields) for key in final])
         for column, conversion in enumerate(spec.conversions):
             originals = unpack_field(segment.fields[conversion.backup_field], len(segment.keys))
-            _, wanted = convert_block(originals[: len(keys)], conversion)
-            for row, (reply, expected) in enumerate(zip(replies, wanted, strict=True)):
-                if originals[row] is None or not expected:
+            wanted = convert_block(originals[: len(keys)], conversion)
+            for reply, expected in zip(replies, wanted, strict=True):
+                if expected is None:
                     continue
                 checked += 1
                 live = reply[column] if isinstance(reply, list) else None

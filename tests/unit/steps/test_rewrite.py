@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 from helpers import ft_info_reply
 
@@ -10,7 +12,7 @@ from ftctl.journal.segments import SegmentPayload, pack_field
 from ftctl.plan.codecs import convert_many
 from ftctl.schema.ftinfo import parse_ft_info
 from ftctl.steps import scripts
-from ftctl.steps.rewrite import convert_block, quantize_batch, rename_keys_batch, sha1
+from ftctl.steps.rewrite import convert_block, quantize_batch, rename_keys_batch
 from ftctl.steps.spec import Conversion, PrefixChange, RunSpec
 from ftctl.testing import ScriptedRedis
 
@@ -31,28 +33,32 @@ def _spec() -> RunSpec:
     )
 
 
+def _sha1(value: bytes) -> str:
+    return hashlib.sha1(value).hexdigest()
+
+
 def _vectors(count: int) -> list[bytes]:
     rng = np.random.default_rng(3)
     return [rng.standard_normal(DIMS).astype(np.float32).tobytes() for _ in range(count)]
 
 
 def test_convert_block_skips_absent_and_wrong_size_vectors() -> None:
-    """Valid originals get their sha1 and exact conversion; an absent field or a vector of
-    the wrong size (one the source index could not hold) gets "" (= leave it alone)."""
+    """Valid originals get their exact conversion; an absent field or a vector of the wrong
+    size (one the source index could not hold) gets None (= leave it alone)."""
     a, b = _vectors(2)
-    expected, wanted = convert_block([a, None, b"\x00" * 3, b], F16)
-    assert expected == [sha1(a), "", "", sha1(b)]
-    assert wanted == [
+    converted = convert_block([a, None, b"\x00" * 3, b], F16)
+    assert converted == [
         *convert_many([a], "float32", "float16", DIMS),
-        b"",
-        b"",
+        None,
+        None,
         convert_many([b], "float32", "float16", DIMS)[0],
     ]
 
 
 def test_quantize_batch_writes_from_backup_under_final_names() -> None:
     """quantize converts the backed-up bytes, compare-and-sets them on the renamed keys and
-    field (never forced), and journals a conflict with its final key name before the batch."""
+    field (never forced), and journals a conflict with its final key name before the batch.
+    Without HSETEX on the server, the batch is one script call."""
     a, b = _vectors(2)
     scripted = ScriptedRedis([("EVAL *", [scripts.WRITTEN, scripts.CONFLICT])])
     scripted.segments.append(
@@ -61,12 +67,12 @@ def test_quantize_batch_writes_from_backup_under_final_names() -> None:
             fields={"emb": pack_field([a, b], dtype="float32", dims=DIMS)},
         )
     )
-    done = scripted.run(quantize_batch(_spec(), 4, 0))  # type: ignore[arg-type]
+    done = scripted.run(quantize_batch(_spec(), 4, 0, watch=False))  # type: ignore[arg-type]
     (command,) = scripted.sent
     wanted = convert_many([a, b], "float32", "float16", DIMS)
     assert command == (
         "EVAL", scripts.CAS_HSET, 2, b"item:1", b"item:2",
-        "0", 1, "vec", sha1(a), wanted[0], sha1(b), wanted[1],
+        "0", 1, "vec", _sha1(a), wanted[0], _sha1(b), wanted[1],
     )  # fmt: skip
     conflict, batch = scripted.recorded
     assert conflict == ConflictRecorded(step="quantize", keys=[b"item:2"], reason=conflict.reason)
@@ -108,3 +114,32 @@ def test_a_segment_goes_to_redis_in_batch_size_chunks() -> None:
     assert [command[2] for command in scripted.sent] == [4, 4, 2]
     (batch,) = scripted.recorded
     assert batch.keys == 5 and batch.counts == {"written": 5}
+
+
+def test_quantize_batch_with_hsetex_watches_reads_and_sets_only_matching_keys() -> None:
+    """With HSETEX, the batch WATCHes its keys and reads the field, then writes (keeping the
+    field's TTL) only the key that still holds its original; the other is a conflict."""
+    a, b = _vectors(2)
+    wanted = convert_many([a, b], "float32", "float16", DIMS)
+    scripted = ScriptedRedis(
+        [
+            ("WATCH item:1 item:2", b"OK"),
+            ("HMGET item:1 vec", [a]),
+            ("HMGET item:2 vec", [b"someone else"]),
+            ("MULTI", b"OK"),
+            ("HSETEX item:1 KEEPTTL FIELDS 1 vec *", b"QUEUED"),
+            ("EXEC", [1]),
+        ]
+    )
+    scripted.segments.append(
+        SegmentPayload(
+            keys=[b"doc:1", b"doc:2"],
+            fields={"emb": pack_field([a, b], dtype="float32", dims=DIMS)},
+        )
+    )
+    done = scripted.run(quantize_batch(_spec(), 0, 0, watch=True))  # type: ignore[arg-type]
+    scripted.assert_done()
+    assert scripted.sent[4][-1] == wanted[0]
+    conflict, done_event = scripted.recorded
+    assert conflict.keys == [b"item:2"]
+    assert done == done_event and done.counts == {"written": 1, "conflicts": 1}

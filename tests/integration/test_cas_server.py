@@ -1,0 +1,107 @@
+"""Compare-and-set writes on the real server, in both forms (WATCH/EXEC with HSETEX, and the
+script): the same statuses, the same bytes, TTLs kept, and a write that races the
+transaction is kept, never overwritten."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import redis
+
+from ftctl.drivers import SyncDriver
+from ftctl.steps import cas, scripts
+from ftctl.steps.effects import Session, Step
+
+ORIGINAL, NEW, OTHER = b"original-bytes", b"new", b"someone-else"
+KEYS = [b"cas:match", b"cas:already", b"cas:changed", b"cas:deleted", b"cas:skipped"]
+
+
+def _load(r: redis.Redis) -> None:
+    r.hset("cas:match", mapping={"vec": ORIGINAL, "other": "x"})
+    r.hpexpire("cas:match", 600_000, "vec")
+    r.pexpire("cas:match", 900_000)
+    r.hset("cas:already", "vec", NEW)
+    r.hset("cas:changed", "vec", OTHER)
+    r.hset("cas:skipped", "vec", OTHER)
+
+
+def _column() -> cas.Column:
+    expected: list[bytes | None] = [ORIGINAL] * 4 + [None]
+    return cas.Column("vec", expected, [NEW] * 5)
+
+
+def test_the_server_has_hsetex(r: redis.Redis) -> None:
+    """The embedded Redis 8 takes the WATCH/EXEC path; the probe answers from the server."""
+    assert SyncDriver(r).run(cas.watch_supported()) is True
+
+
+@pytest.mark.parametrize("watch", [True, False], ids=["watch-exec", "script"])
+def test_both_forms_decide_and_write_alike(r: redis.Redis, watch: bool) -> None:
+    _load(r)
+    field_expiry = r.hpexpiretime("cas:match", "vec")
+    key_ttl = r.pttl("cas:match")
+    step = cas.compare_and_set(KEYS, [_column()], force=False, batch_size=2, watch=watch)
+    statuses = SyncDriver(r).run(step)
+    assert statuses == [
+        scripts.WRITTEN,
+        scripts.ALREADY,
+        scripts.CONFLICT,
+        scripts.CONFLICT,
+        scripts.ABSENT,
+    ]
+    assert r.hgetall("cas:match") == {b"vec": NEW, b"other": b"x"}
+    assert r.hpexpiretime("cas:match", "vec") == field_expiry
+    assert 0 <= key_ttl - r.pttl("cas:match") < 60_000
+    assert r.hget("cas:changed", "vec") == OTHER
+    assert r.hget("cas:skipped", "vec") == OTHER
+    assert not r.exists("cas:deleted")
+
+
+@pytest.mark.parametrize("watch", [True, False], ids=["watch-exec", "script"])
+def test_force_writes_over_anything(r: redis.Redis, watch: bool) -> None:
+    _load(r)
+    step = cas.compare_and_set(KEYS[:4], [_column()], force=True, batch_size=10, watch=watch)
+    assert SyncDriver(r).run(step) == [scripts.WRITTEN, scripts.ALREADY] + [scripts.WRITTEN] * 2
+    assert r.hget("cas:changed", "vec") == NEW
+
+
+def _after_first_round_trip(step: Step[Any], action: Callable[[], None]) -> Step[Any]:
+    """``step``, with ``action`` run (on another connection) once its first reply is in."""
+    reply: object = None
+    rounds = 0
+    while True:
+        try:
+            effect = step.send(reply)
+        except StopIteration as done:
+            return done.value
+        reply = yield effect
+        rounds += 1
+        if rounds == 1:
+            action()
+
+
+def test_a_write_between_read_and_exec_is_kept(redis_url: str, r: redis.Redis) -> None:
+    """Another client rewrites a watched key after the group was read: EXEC fails, the group
+    is read again, the changed key becomes a conflict with its newer bytes kept, and the
+    rest of the group is written."""
+    for key in KEYS[:3]:
+        r.hset(key, "vec", ORIGINAL)
+    other = redis.Redis.from_url(redis_url)
+
+    def race() -> None:
+        other.hset("cas:already", "vec", OTHER)
+
+    column = cas.Column("vec", [ORIGINAL] * 3, [NEW] * 3)
+    inner = cas.watched_writes(KEYS[:3], [column], False, 10)
+    statuses = SyncDriver(r).run(_session(_after_first_round_trip(inner, race)))
+    assert statuses == [scripts.WRITTEN, scripts.CONFLICT, scripts.WRITTEN]
+    assert r.hget("cas:already", "vec") == OTHER
+    assert r.hget("cas:match", "vec") == NEW
+    other.close()
+
+
+def _session(step: Step[Any]) -> Step[Any]:
+    value = yield Session(step)
+    return value
