@@ -15,10 +15,13 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import hiredis
+
 from ftctl.steps.effects import (
     Command,
     Commands,
     Offload,
+    Packed,
     ReadSegment,
     Record,
     Session,
@@ -75,6 +78,8 @@ class ScriptedRedis:
             match effect:
                 case Commands(commands=commands):
                     reply = [self.reply_to(tuple(c)) for c in commands]
+                case Packed(payload=payload, count=count):
+                    reply = [self.reply_to(c) for c in unpack(payload, count)]
                 case Record(events=events):
                     self.recorded.extend(events)
                     reply = list(events)
@@ -95,6 +100,21 @@ class ScriptedRedis:
         """Every scripted reply was used."""
         if self.script:
             raise AssertionError(f"scripted replies left unused: {[p for p, _ in self.script]}")
+
+
+def unpack(payload: bytes, count: int) -> list[Command]:
+    """The ``count`` commands a :class:`Packed` payload encodes."""
+    reader = hiredis.Reader()
+    reader.feed(payload)
+    commands: list[Command] = []
+    for _ in range(count):
+        command = reader.gets()
+        if not isinstance(command, list):
+            raise AssertionError(f"payload holds fewer than {count} commands")
+        commands.append(tuple(command))
+    if reader.gets() is not False:
+        raise AssertionError(f"payload holds more than {count} commands")
+    return commands
 
 
 def commands_matching(sent: Iterable[Command], pattern: str) -> Sequence[Command]:

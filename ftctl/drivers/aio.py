@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import redis
 import redis.asyncio
 
-from ftctl.drivers import wire
+from ftctl.drivers.gil import responsive_threads
 from ftctl.drivers.replies import translate_connection_error, value_of, wrap_replies
 from ftctl.drivers.sync import EventSink
 from ftctl.errors import Interrupted
@@ -24,6 +24,7 @@ from ftctl.steps.effects import (
     Commands,
     Effect,
     Offload,
+    Packed,
     Parallel,
     ReadSegment,
     Record,
@@ -31,6 +32,7 @@ from ftctl.steps.effects import (
     Sleep,
     Step,
     WriteSegment,
+    pack,
 )
 
 R = TypeVar("R")
@@ -80,10 +82,9 @@ class AsyncDriver:
     async def execute(self, effect: Effect) -> object:
         match effect:
             case Commands(commands=commands, transaction=False):
-                if self._session.get() is not None:
-                    return await self._exchange(commands)
-                async with self._wire:
-                    return await self._exchange(commands)
+                return await self._exchange(pack(commands), len(commands))
+            case Packed(payload=payload, count=count):
+                return await self._exchange(payload, count)
             case Commands(commands=commands):  # transaction=True
                 pipe = self.client.pipeline(transaction=True)
                 for command in commands:
@@ -125,31 +126,41 @@ class AsyncDriver:
                         self._session.reset(token)
                         await self._checkin(connection, clean=clean)
 
-    async def _exchange(self, commands: Sequence[Any]) -> list[object]:
-        """Send pre-packed commands and read one raw reply each (no pipeline bookkeeping)."""
-        if not commands:
+    async def _exchange(self, payload: bytes, count: int) -> list[object]:
+        """Send encoded commands and read one raw reply each (no pipeline bookkeeping)."""
+        if not count:
             return []
         held = self._session.get()
-        connection = held
-        clean = False
-        try:
-            if connection is None:
+        if held is not None:
+            return await self._on(held, payload, count)
+        async with self._wire:
+            connection = None
+            clean = False
+            try:
                 connection = await self._checkout()
-            await connection.send_packed_command([wire.pack(commands)], False)
+                replies = await self._on(connection, payload, count)
+                clean = True
+                return replies
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                raise translate_connection_error(exc) from None
+            finally:
+                if connection is not None:
+                    await self._checkin(connection, clean=clean)
+
+    @staticmethod
+    async def _on(connection: Any, payload: bytes, count: int) -> list[object]:
+        try:
+            await connection.send_packed_command([payload], False)
             replies: list[object] = []
-            for command in commands:
+            for _ in range(count):
                 try:
                     reply = await connection.read_response()
                 except redis.ResponseError as exc:
                     reply = exc
-                replies.append(value_of(reply, nested=command[0] == "EXEC"))
-            clean = True
+                replies.append(value_of(reply))
             return replies
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             raise translate_connection_error(exc) from None
-        finally:
-            if held is None and connection is not None:
-                await self._checkin(connection, clean=clean)
 
     async def _session_connection(self) -> Any:
         try:
@@ -206,7 +217,8 @@ class AsyncDriver:
                     failed.set()
                     raise
 
-        outcomes = await asyncio.gather(*(work(d) for d in drivers), return_exceptions=True)
+        with responsive_threads():
+            outcomes = await asyncio.gather(*(work(d) for d in drivers), return_exceptions=True)
         for step in steps:
             step.close()
         for outcome in outcomes:

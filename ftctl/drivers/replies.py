@@ -23,12 +23,12 @@ def wrap_replies(replies: Sequence[object]) -> list[object]:
     return out
 
 
-def value_of(reply: object, *, nested: bool = False) -> object:
-    """One raw reply with an error reply as a :class:`ReplyError` value; ``nested``: also
-    the errors inside an array (EXEC's replies)."""
+def value_of(reply: object) -> object:
+    """One raw reply with error replies, also those one level inside an array (EXEC's), as
+    :class:`ReplyError` values."""
     if isinstance(reply, redis.ResponseError):
         return ReplyError(str(reply))
-    if nested and isinstance(reply, list):
+    if isinstance(reply, list) and any(isinstance(r, redis.ResponseError) for r in reply):
         return [ReplyError(str(r)) if isinstance(r, redis.ResponseError) else r for r in reply]
     return reply
 

@@ -11,12 +11,14 @@ from typing import Any, Protocol, TypeVar
 import redis
 
 from ftctl.drivers import wire
+from ftctl.drivers.gil import responsive_threads
 from ftctl.drivers.replies import translate_connection_error, wrap_replies
 from ftctl.errors import Interrupted
 from ftctl.steps.effects import (
     Commands,
     Effect,
     Offload,
+    Packed,
     Parallel,
     ReadSegment,
     Record,
@@ -24,6 +26,7 @@ from ftctl.steps.effects import (
     Sleep,
     Step,
     WriteSegment,
+    pack,
 )
 
 R = TypeVar("R")
@@ -87,7 +90,10 @@ class SyncDriver:
         match effect:
             case Commands(commands=commands, transaction=False):
                 with self._wire:
-                    return self._exchange(commands)
+                    return self._exchange(pack(commands), len(commands))
+            case Packed(payload=payload, count=count):
+                with self._wire:
+                    return self._exchange(payload, count)
             case Commands(commands=commands):  # transaction=True
                 pipe = self.client.pipeline(transaction=True)
                 for command in commands:
@@ -128,9 +134,9 @@ class SyncDriver:
                         self._session.connection = None
                         self._checkin(connection, clean=clean)
 
-    def _exchange(self, commands: Sequence[Any]) -> list[object]:
-        """Send pre-packed commands and read one raw reply each (no pipeline bookkeeping)."""
-        if not commands:
+    def _exchange(self, payload: bytes, count: int) -> list[object]:
+        """Send encoded commands and read one raw reply each (no pipeline bookkeeping)."""
+        if not count:
             return []
         held = getattr(self._session, "connection", None)
         connection = held
@@ -138,8 +144,8 @@ class SyncDriver:
         try:
             if connection is None:
                 connection = self._checkout()
-            connection.send_packed_command([wire.pack(commands)], False)
-            replies = wire.read_replies(connection, commands)
+            connection.send_packed_command([payload], False)
+            replies = wire.read_replies(connection, count)
             clean = True
             return replies
         except (redis.ConnectionError, redis.TimeoutError) as exc:
@@ -203,7 +209,7 @@ class SyncDriver:
                     failed.set()
                     raise
 
-        with ThreadPoolExecutor(max_workers=len(drivers)) as pool:
+        with responsive_threads(), ThreadPoolExecutor(max_workers=len(drivers)) as pool:
             futures = [pool.submit(work, d) for d in drivers]
             errors = [f.exception() for f in futures]
         for step in steps:

@@ -10,21 +10,12 @@ goes through redis-py's own ``read_response``, one reply at a time: slower, same
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
-import hiredis
 import redis
 from redis._parsers.hiredis import NOT_ENOUGH_DATA, _HiredisParser
 
 from ftctl.drivers.replies import value_of
-from ftctl.steps.effects import Command
-
-
-def pack(commands: Sequence[Command]) -> bytes:
-    """The commands in RESP (hiredis, a dependency via ``redis[hiredis]``, packs them)."""
-    pack_command: Any = hiredis.pack_command
-    return b"".join([pack_command(command) for command in commands])
 
 
 def _direct_reader(connection: Any) -> tuple[Any, Any] | None:
@@ -38,26 +29,26 @@ def _direct_reader(connection: Any) -> tuple[Any, Any] | None:
     return (parser, reader) if reader is not None else None
 
 
-def read_replies(connection: Any, commands: Sequence[Command]) -> list[object]:
-    """One raw reply per command, errors as :class:`ReplyError` values."""
+def read_replies(connection: Any, count: int) -> list[object]:
+    """``count`` raw replies, errors as :class:`ReplyError` values."""
     direct = _direct_reader(connection)
     replies: list[object] = []
     if direct is None:
-        for command in commands:
+        for _ in range(count):
             try:
                 reply = connection.read_response()
             except redis.ResponseError as exc:
                 reply = exc
-            replies.append(value_of(reply, nested=command[0] == "EXEC"))
+            replies.append(value_of(reply))
         return replies
     parser, reader = direct
     gets = reader.gets
-    for command in commands:
+    for _ in range(count):
         reply = gets()
         while reply is NOT_ENOUGH_DATA:
             parser.read_from_socket()
             reply = gets()
         if isinstance(reply, redis.ConnectionError):
             raise reply
-        replies.append(value_of(reply, nested=command[0] == "EXEC"))
+        replies.append(value_of(reply))
     return replies

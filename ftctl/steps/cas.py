@@ -2,11 +2,14 @@
 the bytes the migration expects, so a concurrent write is detected and kept, never lost.
 
 Where the server has ``HSETEX`` (Redis 8), each group of keys is one optimistic transaction:
-``WATCH`` the keys and ``HMGET`` their fields, compare on the client, then ``MULTI``,
+``WATCH`` the keys and read their fields, compare on the client, then ``MULTI``,
 ``HSETEX … KEEPTTL`` for the keys that matched, ``EXEC``. A key changed in between makes
-``EXEC`` fail and the group is read and decided again. The next group's ``WATCH``/``HMGET``
-travels in the same round trip as this group's ``EXEC``, so a group costs one round trip and
+``EXEC`` fail and the group is read and decided again. The next group's ``WATCH`` and reads
+travel in the same round trip as this group's ``EXEC``, so a group costs one round trip and
 no script runs on the server. Elsewhere :data:`scripts.CAS_HSET` does the same per batch.
+
+Everything is encoded by :func:`prepare` ahead of the batch's turn on the connection (in an
+``Offload``); on the wire only the comparison happens.
 
 Statuses per key are those of :mod:`ftctl.steps.scripts` (written, already, conflict, absent).
 """
@@ -15,11 +18,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import NamedTuple
 
 from ftctl.errors import MigrationFailed
 from ftctl.steps import scripts
-from ftctl.steps.effects import Arg, Command, Commands, ReplyError, Session, Step
+from ftctl.steps.effects import Arg, Command, Commands, Packed, ReplyError, Session, Step, pack
 from ftctl.steps.replies import ok
 
 WATCH_GROUP = 100
@@ -29,20 +33,95 @@ a WATCH costs the square of its key count."""
 RETRIES = 4
 """Times a group is re-read after its EXEC failed before it falls back to the script."""
 
+_MULTI, _EXEC, _UNWATCH = pack([("MULTI",)]), pack([("EXEC",)]), pack([("UNWATCH",)])
+
 
 class Column(NamedTuple):
     """One hash field across a batch of keys: the bytes each key must hold (``None``: the
     key is left alone) and the bytes to write in their place."""
 
     field: str
-    expected: Sequence[bytes | None]
-    wanted: Sequence[bytes]
+    expected: list[bytes | None]
+    wanted: list[bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """One batch's compare-and-set, encoded ahead of its turn on the connection."""
+
+    keys: Sequence[bytes]
+    columns: Sequence[Column]
+    force: bool
+    batch_size: int
+    watch: bool
+    groups: list[range]
+    reads: list[bytes]
+    """Per group: WATCH of its keys, then one read per key (HGET, HMGET for several fields)."""
+    writes: list[bytes]
+    """Per key: HSETEX KEEPTTL of every column's wanted bytes."""
 
 
 def watch_supported() -> Step[bool]:
     """Whether the server has ``HSETEX`` (which keeps a field's TTL, as ``HSET`` does not)."""
     (reply,) = yield Commands([("COMMAND", "INFO", "HSETEX")])
     return isinstance(reply, list) and bool(reply) and reply[0] is not None
+
+
+def prepare(
+    keys: Sequence[bytes],
+    columns: Sequence[Column],
+    *,
+    force: bool,
+    batch_size: int,
+    watch: bool,
+) -> Prepared:
+    """Encode the compare-and-set of ``columns`` onto ``keys`` (pure CPU: run it offloaded)."""
+    size = max(1, min(batch_size, WATCH_GROUP)) if watch else max(1, batch_size)
+    groups = [range(s, min(s + size, len(keys))) for s in range(0, len(keys), size)]
+    reads: list[bytes] = []
+    writes: list[bytes] = []
+    if watch:
+        reads, writes = _encode_reads(keys, columns, groups), _encode_writes(keys, columns)
+    return Prepared(keys, columns, force, batch_size, watch, groups, reads, writes)
+
+
+def _bulk(value: bytes | str) -> bytes:
+    data = value.encode() if isinstance(value, str) else value
+    return b"$%d\r\n%b\r\n" % (len(data), data)
+
+
+def _encode_reads(
+    keys: Sequence[bytes], columns: Sequence[Column], groups: list[range]
+) -> list[bytes]:
+    """Per group: WATCH of its keys, then HGET (HMGET for several fields) of each, encoded
+    as :func:`pack` would (RESP arrays of bulk strings), a template per key."""
+    fields = b"".join(_bulk(c.field) for c in columns)
+    head = b"*%d\r\n%b" % (2 + len(columns), _bulk("HGET" if len(columns) == 1 else "HMGET"))
+    out = []
+    for group in groups:
+        watch = [b"*%d\r\n$5\r\nWATCH\r\n" % (1 + len(group))]
+        watch += [b"$%d\r\n%b\r\n" % (len(keys[k]), keys[k]) for k in group]
+        reads = [b"%b$%d\r\n%b\r\n%b" % (head, len(keys[k]), keys[k], fields) for k in group]
+        out.append(b"".join(watch + reads))
+    return out
+
+
+def _encode_writes(keys: Sequence[bytes], columns: Sequence[Column]) -> list[bytes]:
+    """Per key: HSETEX key KEEPTTL FIELDS n field value …, encoded as :func:`pack` would."""
+    head = b"*%d\r\n$6\r\nHSETEX\r\n" % (5 + 2 * len(columns))
+    middle = b"$7\r\nKEEPTTL\r\n$6\r\nFIELDS\r\n" + _bulk(str(len(columns)))
+    if len(columns) == 1:
+        field, wanted = middle + _bulk(columns[0].field), columns[0].wanted
+        return [
+            b"%b$%d\r\n%b\r\n%b$%d\r\n%b\r\n" % (head, len(key), key, field, len(v), v)
+            for key, v in zip(keys, wanted, strict=True)
+        ]
+    return [
+        b"".join(
+            [head, _bulk(key), middle, *(_bulk(c.field) + _bulk(c.wanted[k]) for c in columns)]
+        )
+        for k, key in enumerate(keys)
+    ]
 
 
 def decide(
@@ -68,40 +147,30 @@ def decide(
     return status, []
 
 
-def compare_and_set(
-    keys: Sequence[bytes],
-    columns: Sequence[Column],
-    *,
-    force: bool,
-    batch_size: int,
-    watch: bool,
-) -> Step[list[int]]:
-    """Write ``columns`` to ``keys`` where each field still holds its expected bytes (every
+def compare_and_set(prepared: Prepared) -> Step[list[int]]:
+    """Write the prepared columns where each field still holds its expected bytes (every
     field, with ``force``); return each key's status, in key order."""
-    if watch:
-        statuses: list[int] = yield Session(watched_writes(keys, columns, force, batch_size))
+    if prepared.watch:
+        statuses: list[int] = yield Session(watched_writes(prepared))
         return statuses
-    replies = yield Commands(
-        [
-            _script(keys, columns, range(start, min(start + batch_size, len(keys))), force)
-            for start in range(0, len(keys), batch_size)
-        ]
-    )
+    replies = yield Commands([_script(prepared, group) for group in prepared.groups])
     out: list[int] = []
     for reply in replies:
         out += _script_statuses(reply)
     return out
 
 
-def _script(keys: Sequence[bytes], columns: Sequence[Column], group: range, force: bool) -> Command:
+def _script(prepared: Prepared, group: range) -> Command:
     """One :data:`scripts.CAS_HSET` call: ARGV is force, the field names, then (sha1 of the
     expected bytes or "", wanted bytes) per key and field."""
-    args: list[Arg] = ["1" if force else "0", len(columns), *(c.field for c in columns)]
+    columns = prepared.columns
+    args: list[Arg] = ["1" if prepared.force else "0", len(columns), *(c.field for c in columns)]
     for k in group:
         for column in columns:
             expected = column.expected[k]
             args += [_sha1(expected) if expected is not None else "", column.wanted[k]]
-    return ("EVAL", scripts.CAS_HSET, len(group), *(keys[k] for k in group), *args)
+    keys = (prepared.keys[k] for k in group)
+    return ("EVAL", scripts.CAS_HSET, len(group), *keys, *args)
 
 
 def _sha1(value: bytes) -> str:
@@ -115,55 +184,69 @@ def _script_statuses(reply: object) -> list[int]:
     return [int(s) for s in statuses]
 
 
-def watched_writes(
-    keys: Sequence[bytes], columns: Sequence[Column], force: bool, batch_size: int
-) -> Step[list[int]]:
+def _decide_group(
+    prepared: Prepared, group: range, values: list[object], statuses: list[int]
+) -> list[bytes]:
+    """Set the group's statuses from the values read; return the encoded writes."""
+    columns = prepared.columns
+    if len(columns) == 1 and not prepared.force:
+        expected = columns[0].expected[group.start : group.stop]
+        if None not in expected and values == expected:
+            # The common case: every key still holds its original.
+            statuses[group.start : group.stop] = [scripts.WRITTEN] * len(group)
+            return prepared.writes[group.start : group.stop]
+    writes: list[bytes] = []
+    for k, value in zip(group, values, strict=True):
+        current = [value] if len(columns) == 1 else ok(value, "HMGET")
+        if not isinstance(current, list):
+            raise MigrationFailed(f"HMGET returned {current!r:.100}")
+        statuses[k], pending = decide(current, columns, k, force=prepared.force)
+        if len(pending) == 2 * len(columns):
+            writes.append(prepared.writes[k])
+        elif pending:
+            key = prepared.keys[k]
+            writes.append(pack([("HSETEX", key, "KEEPTTL", "FIELDS", len(pending) // 2, *pending)]))
+    return writes
+
+
+def watched_writes(prepared: Prepared) -> Step[list[int]]:
     """The WATCH/EXEC form of :func:`compare_and_set`; run it inside a :class:`Session`."""
-    size = max(1, min(batch_size, WATCH_GROUP))
-    groups = [range(s, min(s + size, len(keys))) for s in range(0, len(keys), size)]
-    statuses = [scripts.ABSENT] * len(keys)
+    groups, reads = prepared.groups, prepared.reads
+    statuses = [scripts.ABSENT] * len(prepared.keys)
     if not groups:
         return statuses
-    fields: tuple[Arg, ...] = tuple(c.field for c in columns)
-
-    def read(group: range) -> list[Command]:
-        watch: Command = ("WATCH", *(keys[k] for k in group))
-        return [watch, *[("HMGET", keys[k], *fields) for k in group]]
-
     position, failures = 0, 0
-    reads = yield Commands(read(groups[0]))
+    replies = yield Packed(reads[0], 1 + len(groups[0]))
     while True:
         group = groups[position]
-        ok(reads[0], "WATCH")
-        writes: list[Command] = []
-        for k, row in zip(group, reads[1:], strict=True):
-            current = ok(row, "HMGET")
-            if not isinstance(current, list):
-                raise MigrationFailed(f"HMGET returned {current!r:.100}")
-            statuses[k], pending = decide(current, columns, k, force=force)
-            if pending:
-                writes.append(("HSETEX", keys[k], "KEEPTTL", "FIELDS", len(pending) // 2, *pending))
-        transaction: list[Command] = [("MULTI",), *writes, ("EXEC",)] if writes else [("UNWATCH",)]
-        following = read(groups[position + 1]) if position + 1 < len(groups) else []
-        replies = yield Commands(transaction + following)
-        if writes and replies[len(transaction) - 1] is None:
+        if ReplyError in map(type, replies):
+            failed = next(r for r in replies if isinstance(r, ReplyError))
+            ok(failed, "reading the fields to compare")
+        writes = _decide_group(prepared, group, replies[1:], statuses)
+        if writes:
+            transaction, count = b"".join([_MULTI, *writes, _EXEC]), len(writes) + 2
+        else:
+            transaction, count = _UNWATCH, 1
+        last = position + 1 == len(groups)
+        following = b"" if last else reads[position + 1]
+        following_count = 0 if last else 1 + len(groups[position + 1])
+        answered = yield Packed(transaction + following, count + following_count)
+        if writes and answered[count - 1] is None:
             # A watched key changed between the read and EXEC: nothing of the group was
             # written. Drop the next group's WATCH and decide this group again.
             failures += 1
             if failures <= RETRIES:
-                reads = (yield Commands([("UNWATCH",), *read(group)]))[1:]
+                replies = (yield Packed(_UNWATCH + reads[position], 2 + len(group)))[1:]
                 continue
-            (_, reply, *after) = yield Commands(
-                [("UNWATCH",), _script(keys, columns, group, force), *following]
-            )
-            for k, status in zip(group, _script_statuses(reply), strict=True):
-                statuses[k] = status
+            fallback = pack([_script(prepared, group)])
+            (_, reply, *after) = yield Packed(_UNWATCH + fallback + following, 2 + following_count)
+            statuses[group.start : group.stop] = _script_statuses(reply)
         else:
-            _check_transaction(replies[: len(transaction)])
-            after = replies[len(transaction) :]
-        if not following:
+            _check_transaction(answered[:count])
+            after = answered[count:]
+        if last:
             return statuses
-        reads = after
+        replies = after
         position, failures = position + 1, 0
 
 

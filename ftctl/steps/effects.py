@@ -3,8 +3,10 @@
 A step is a generator ``Generator[Effect, object, R]``. For each effect the driver sends back:
 
 - ``Commands`` → ``list[object]``: one reply per command, in order. A Redis error reply is
-  delivered as a :class:`ReplyError` value, never raised, so a step decides what it means.
-  Replies are raw (bytes, ints, lists; dicts under RESP3): no client-side callbacks.
+  delivered as a :class:`ReplyError` value, never raised, so a step decides what it means
+  (also inside EXEC's array). Replies are raw (bytes, ints, lists; dicts under RESP3): no
+  client-side callbacks.
+- ``Packed`` → the same, for commands the step encoded itself (see :func:`pack`).
 - ``Record`` → ``list[Event]``: the events as appended (sequence number and time stamped),
   after they were fsync'd.
 - ``Sleep`` → ``None`` after the pause.
@@ -19,9 +21,11 @@ A step is a generator ``Generator[Effect, object, R]``. For each effect the driv
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeAlias, TypeVar
+
+import hiredis
 
 Arg: TypeAlias = bytes | str | int | float
 Command: TypeAlias = tuple[Arg, ...]
@@ -46,6 +50,25 @@ class Commands:
 
     commands: Sequence[Command]
     transaction: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Packed:
+    """``count`` commands already encoded by :func:`pack`, sent as they are.
+
+    For hot loops: the encoding happens where it costs nothing (in an ``Offload``, while
+    another batch is on the wire), not while the connection waits. Replies as for
+    ``Commands``, with error replies inside any array also delivered as values.
+    """
+
+    payload: bytes
+    count: int
+
+
+def pack(commands: Iterable[Command]) -> bytes:
+    """Commands in the Redis protocol (RESP arrays of bulk strings)."""
+    pack_command: Any = hiredis.pack_command
+    return b"".join([pack_command(command) for command in commands])
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +127,7 @@ class Session:
     """A sub-step whose ``Commands`` go out on one connection with nothing in between.
 
     For connection state that spans round trips (``WATCH`` … ``EXEC``). The sub-step may
-    yield ``Commands`` and ``Offload`` only, and must leave no state behind (end with
+    yield ``Commands``, ``Packed`` and ``Offload`` only, and must leave no state behind (end with
     ``EXEC``, ``DISCARD`` or ``UNWATCH``); if it fails, the driver drops the connection.
     """
 
@@ -112,7 +135,15 @@ class Session:
 
 
 Effect: TypeAlias = (
-    Commands | Record | Sleep | Offload[Any] | WriteSegment | ReadSegment | Parallel | Session
+    Commands
+    | Packed
+    | Record
+    | Sleep
+    | Offload[Any]
+    | WriteSegment
+    | ReadSegment
+    | Parallel
+    | Session
 )
 Step: TypeAlias = Generator[Effect, Any, R]
 

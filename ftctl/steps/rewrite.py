@@ -135,7 +135,7 @@ def quantize_batch(
     count = len(segment.keys)
     final_keys = [spec.final_key(k) for k in segment.keys]
 
-    def prepare() -> list[cas.Column]:
+    def prepare() -> cas.Prepared:
         columns = []
         for c in spec.conversions:
             originals = unpack_field(segment.fields[c.backup_field], count)
@@ -144,12 +144,12 @@ def quantize_batch(
                 o if v is not None else None for o, v in zip(originals, converted, strict=True)
             ]
             columns.append(cas.Column(c.field, expected, [v or b"" for v in converted]))
-        return columns
+        return cas.prepare(
+            final_keys, columns, force=False, batch_size=spec.batch_size, watch=watch
+        )
 
-    columns = yield Offload(prepare)
-    statuses = yield from cas.compare_and_set(
-        final_keys, columns, force=False, batch_size=spec.batch_size, watch=watch
-    )
+    prepared = yield Offload(prepare)
+    statuses = yield from cas.compare_and_set(prepared)
     return (
         yield from journal_batch(
             "quantize",

@@ -49,19 +49,19 @@ def restore_vectors_batch(
     count = len(segment.keys)
     final_keys = [spec.final_key(k) for k in segment.keys]
 
-    def prepare() -> list[cas.Column]:
+    def prepare() -> cas.Prepared:
         columns = []
         for c in spec.conversions:
             originals = unpack_field(segment.fields[c.backup_field], count)
             converted = rewrite.convert_block(originals, c)
             wanted = [o if o is not None else b"" for o in originals]
             columns.append(cas.Column(c.field, converted, wanted))
-        return columns
+        return cas.prepare(
+            final_keys, columns, force=force, batch_size=spec.batch_size, watch=watch
+        )
 
-    columns = yield Offload(prepare)
-    statuses = yield from cas.compare_and_set(
-        final_keys, columns, force=force, batch_size=spec.batch_size, watch=watch
-    )
+    prepared = yield Offload(prepare)
+    statuses = yield from cas.compare_and_set(prepared)
     return (
         yield from rewrite.journal_batch(
             "restore_vectors",

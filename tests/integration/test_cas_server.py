@@ -42,7 +42,8 @@ def test_both_forms_decide_and_write_alike(r: redis.Redis, watch: bool) -> None:
     _load(r)
     field_expiry = r.hpexpiretime("cas:match", "vec")
     key_ttl = r.pttl("cas:match")
-    step = cas.compare_and_set(KEYS, [_column()], force=False, batch_size=2, watch=watch)
+    prepared = cas.prepare(KEYS, [_column()], force=False, batch_size=2, watch=watch)
+    step = cas.compare_and_set(prepared)
     statuses = SyncDriver(r).run(step)
     assert statuses == [
         scripts.WRITTEN,
@@ -62,7 +63,9 @@ def test_both_forms_decide_and_write_alike(r: redis.Redis, watch: bool) -> None:
 @pytest.mark.parametrize("watch", [True, False], ids=["watch-exec", "script"])
 def test_force_writes_over_anything(r: redis.Redis, watch: bool) -> None:
     _load(r)
-    step = cas.compare_and_set(KEYS[:4], [_column()], force=True, batch_size=10, watch=watch)
+    column = cas.Column("vec", [ORIGINAL] * 4, [NEW] * 4)
+    prepared = cas.prepare(KEYS[:4], [column], force=True, batch_size=10, watch=watch)
+    step = cas.compare_and_set(prepared)
     assert SyncDriver(r).run(step) == [scripts.WRITTEN, scripts.ALREADY] + [scripts.WRITTEN] * 2
     assert r.hget("cas:changed", "vec") == NEW
 
@@ -94,7 +97,8 @@ def test_a_write_between_read_and_exec_is_kept(redis_url: str, r: redis.Redis) -
         other.hset("cas:already", "vec", OTHER)
 
     column = cas.Column("vec", [ORIGINAL] * 3, [NEW] * 3)
-    inner = cas.watched_writes(KEYS[:3], [column], False, 10)
+    prepared = cas.prepare(KEYS[:3], [column], force=False, batch_size=10, watch=True)
+    inner = cas.watched_writes(prepared)
     statuses = SyncDriver(r).run(_session(_after_first_round_trip(inner, race)))
     assert statuses == [scripts.WRITTEN, scripts.CONFLICT, scripts.WRITTEN]
     assert r.hget("cas:already", "vec") == OTHER
@@ -105,3 +109,17 @@ def test_a_write_between_read_and_exec_is_kept(redis_url: str, r: redis.Redis) -
 def _session(step: Step[Any]) -> Step[Any]:
     value = yield Session(step)
     return value
+
+
+@pytest.mark.parametrize("watch", [True, False], ids=["watch-exec", "script"])
+def test_two_fields_are_written_together_or_not_at_all(r: redis.Redis, watch: bool) -> None:
+    """Per key, every field must match for any to be written; a field already converted is
+    left as it is while the other is written."""
+    r.hset("two:half", mapping={"a": NEW, "b": ORIGINAL})
+    r.hset("two:clash", mapping={"a": ORIGINAL, "b": OTHER})
+    keys = [b"two:half", b"two:clash"]
+    columns = [cas.Column(f, [ORIGINAL] * 2, [NEW] * 2) for f in ("a", "b")]
+    prepared = cas.prepare(keys, columns, force=False, batch_size=10, watch=watch)
+    assert SyncDriver(r).run(cas.compare_and_set(prepared)) == [scripts.WRITTEN, scripts.CONFLICT]
+    assert r.hgetall("two:half") == {b"a": NEW, b"b": NEW}
+    assert r.hgetall("two:clash") == {b"a": ORIGINAL, b"b": OTHER}

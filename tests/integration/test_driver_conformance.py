@@ -17,6 +17,7 @@ from ftctl.journal import Journal, Note, RunStarted, SegmentPayload
 from ftctl.steps.effects import (
     Commands,
     Offload,
+    Packed,
     Parallel,
     ReadSegment,
     Record,
@@ -25,6 +26,7 @@ from ftctl.steps.effects import (
     Sleep,
     Step,
     WriteSegment,
+    pack,
 )
 
 Runner = Callable[[Step[Any], Journal, int], Any]
@@ -119,8 +121,12 @@ def _everything() -> Step[dict[str, Any]]:
     yield Sleep(0.001)
     parallel = yield Parallel([_batch(n) for n in range(6)])
     sessions = yield Parallel([_in_session() for _ in range(4)])
+    packed = yield Packed(pack([("SET", "conformance:p", b"\r\n"), ("GET", "conformance:p")]), 2)
+    in_exec = yield Commands([("MULTI",), ("INCR", "conformance:a"), ("EXEC",)])
     return {
         "sessions": sessions,
+        "packed": packed,
+        "in_exec": isinstance(in_exec[-1][0], ReplyError) and "integer" in in_exec[-1][0].message,
         "set": replies[0],
         "get": replies[1],
         "wrongtype": isinstance(replies[2], ReplyError) and "WRONGTYPE" in replies[2].message,
@@ -141,6 +147,8 @@ def test_every_effect_means_the_same_under_both_drivers(
     result = runner(_everything(), journal, workers)
     assert result == {
         "sessions": result["sessions"],
+        "packed": [b"OK", b"\r\n"],
+        "in_exec": True,
         "set": b"OK",
         "get": b"\x00\xff",
         "wrongtype": True,

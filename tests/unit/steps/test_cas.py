@@ -10,7 +10,8 @@ import pytest
 
 from ftctl.errors import MigrationFailed
 from ftctl.steps import cas, scripts
-from ftctl.steps.effects import Command, Commands, ReplyError, Session
+from ftctl.steps.effects import Command, Commands, Packed, ReplyError, Session, pack
+from ftctl.testing import unpack
 
 ORIGINAL, NEW, OTHER = b"original", b"new", b"other"
 
@@ -72,9 +73,16 @@ def _drive(step: Any, respond: Responder) -> tuple[Any, list[list[str]]]:
             reply, inner = _drive(effect.step, respond)
             rounds += inner
             continue
-        assert isinstance(effect, Commands) and not effect.transaction
-        rounds.append([str(c[0]) for c in effect.commands])
-        reply = respond(effect.commands)
+        if isinstance(effect, Packed):
+            commands = [
+                tuple(a.decode() if i == 0 else a for i, a in enumerate(c))
+                for c in unpack(effect.payload, effect.count)
+            ]
+        else:
+            assert isinstance(effect, Commands) and not effect.transaction
+            commands = list(effect.commands)
+        rounds.append([str(c[0]) for c in commands])
+        reply = respond(commands)
 
 
 def _server(values: dict[bytes, bytes], exec_fails: int = 0) -> Responder:
@@ -89,8 +97,8 @@ def _server(values: dict[bytes, bytes], exec_fails: int = 0) -> Responder:
             name = command[0]
             if name in ("WATCH", "UNWATCH", "MULTI"):
                 out.append(b"OK")
-            elif name == "HMGET":
-                out.append([values.get(bytes(command[1]))])  # type: ignore[arg-type]
+            elif name == "HGET":
+                out.append(values.get(bytes(command[1])))  # type: ignore[arg-type]
             elif name == "HSETEX":
                 queued.append(command)
                 out.append(b"QUEUED")
@@ -123,14 +131,16 @@ def test_groups_share_round_trips() -> None:
     of 2 take 3 + 1 round trips, and every key is written."""
     keys = _keys(5)
     values = dict.fromkeys(keys, ORIGINAL)
-    step = cas.compare_and_set(keys, [_column(5)], force=False, batch_size=2, watch=True)
+    step = cas.compare_and_set(
+        cas.prepare(keys, [_column(5)], force=False, batch_size=2, watch=True)
+    )
     statuses, rounds = _drive(step, _server(values))
     assert statuses == [scripts.WRITTEN] * 5
     assert set(values.values()) == {NEW}
     assert rounds == [
-        ["WATCH", "HMGET", "HMGET"],
-        ["MULTI", "HSETEX", "HSETEX", "EXEC", "WATCH", "HMGET", "HMGET"],
-        ["MULTI", "HSETEX", "HSETEX", "EXEC", "WATCH", "HMGET"],
+        ["WATCH", "HGET", "HGET"],
+        ["MULTI", "HSETEX", "HSETEX", "EXEC", "WATCH", "HGET", "HGET"],
+        ["MULTI", "HSETEX", "HSETEX", "EXEC", "WATCH", "HGET"],
         ["MULTI", "HSETEX", "EXEC"],
     ]
 
@@ -139,18 +149,22 @@ def test_watch_group_is_capped() -> None:
     """WATCH's cost grows with the square of its keys: a group never exceeds WATCH_GROUP."""
     keys = _keys(cas.WATCH_GROUP + 1)
     values = dict.fromkeys(keys, ORIGINAL)
-    step = cas.compare_and_set(keys, [_column(len(keys))], force=False, batch_size=500, watch=True)
+    step = cas.compare_and_set(
+        cas.prepare(keys, [_column(len(keys))], force=False, batch_size=500, watch=True)
+    )
     _, rounds = _drive(step, _server(values))
-    assert rounds[0].count("HMGET") == cas.WATCH_GROUP
+    assert rounds[0].count("HGET") == cas.WATCH_GROUP
 
 
 def test_a_group_with_nothing_to_write_unwatches() -> None:
     keys = _keys(2)
     values = dict.fromkeys(keys, NEW)
-    step = cas.compare_and_set(keys, [_column(2)], force=False, batch_size=10, watch=True)
+    step = cas.compare_and_set(
+        cas.prepare(keys, [_column(2)], force=False, batch_size=10, watch=True)
+    )
     statuses, rounds = _drive(step, _server(values))
     assert statuses == [scripts.ALREADY] * 2
-    assert rounds == [["WATCH", "HMGET", "HMGET"], ["UNWATCH"]]
+    assert rounds == [["WATCH", "HGET", "HGET"], ["UNWATCH"]]
 
 
 def test_failed_exec_rereads_the_group_after_dropping_the_next_watch() -> None:
@@ -158,14 +172,16 @@ def test_failed_exec_rereads_the_group_after_dropping_the_next_watch() -> None:
     is dropped and the same group is read and decided again."""
     keys = _keys(3)
     values = dict.fromkeys(keys, ORIGINAL)
-    step = cas.compare_and_set(keys, [_column(3)], force=False, batch_size=2, watch=True)
+    step = cas.compare_and_set(
+        cas.prepare(keys, [_column(3)], force=False, batch_size=2, watch=True)
+    )
     statuses, rounds = _drive(step, _server(values, exec_fails=1))
     assert statuses == [scripts.WRITTEN] * 3
     assert set(values.values()) == {NEW}
     assert rounds[:3] == [
-        ["WATCH", "HMGET", "HMGET"],
-        ["MULTI", "HSETEX", "HSETEX", "EXEC", "WATCH", "HMGET"],
-        ["UNWATCH", "WATCH", "HMGET", "HMGET"],
+        ["WATCH", "HGET", "HGET"],
+        ["MULTI", "HSETEX", "HSETEX", "EXEC", "WATCH", "HGET"],
+        ["UNWATCH", "WATCH", "HGET", "HGET"],
     ]
 
 
@@ -174,11 +190,13 @@ def test_a_group_that_keeps_failing_falls_back_to_the_script() -> None:
     be raced), together with the next group's reads; the run goes on."""
     keys = _keys(3)
     values = dict.fromkeys(keys, ORIGINAL)
-    step = cas.compare_and_set(keys, [_column(3)], force=False, batch_size=2, watch=True)
+    step = cas.compare_and_set(
+        cas.prepare(keys, [_column(3)], force=False, batch_size=2, watch=True)
+    )
     statuses, rounds = _drive(step, _server(values, exec_fails=cas.RETRIES + 1))
     assert statuses == [scripts.WRITTEN] * 3
     fallback = rounds[2 + 2 * cas.RETRIES]  # the first read, then (EXEC, re-read) each time
-    assert fallback == ["UNWATCH", "EVAL", "WATCH", "HMGET"]
+    assert fallback == ["UNWATCH", "EVAL", "WATCH", "HGET"]
     assert rounds[-1] == ["MULTI", "HSETEX", "EXEC"]
 
 
@@ -188,17 +206,46 @@ def test_an_error_inside_exec_fails_the_step() -> None:
     def respond(commands: Sequence[Command]) -> list[object]:
         names = [c[0] for c in commands]
         if names[0] == "WATCH":
-            return [b"OK", [ORIGINAL]]
+            return [b"OK", ORIGINAL]
         return [b"OK", b"QUEUED", [ReplyError("OOM command not allowed")]]
 
-    step = cas.compare_and_set(keys, [_column(1)], force=False, batch_size=10, watch=True)
+    step = cas.compare_and_set(
+        cas.prepare(keys, [_column(1)], force=False, batch_size=10, watch=True)
+    )
     with pytest.raises(MigrationFailed, match="OOM"):
         _drive(step, respond)
 
 
 def test_without_hsetex_each_batch_is_one_script_call() -> None:
     keys = _keys(5)
-    step = cas.compare_and_set(keys, [_column(5)], force=True, batch_size=2, watch=False)
+    step = cas.compare_and_set(
+        cas.prepare(keys, [_column(5)], force=True, batch_size=2, watch=False)
+    )
     statuses, rounds = _drive(step, _server({}))
     assert statuses == [scripts.WRITTEN] * 5
     assert rounds == [["EVAL", "EVAL", "EVAL"]]
+
+
+@pytest.mark.parametrize("fields", [["vec"], ["a", "bé"]])
+def test_encoded_reads_and_writes_are_what_pack_makes(fields: list[str]) -> None:
+    """The per-key templates encode exactly what hiredis packs for the same commands."""
+    keys = [b"k:1", "ключ:2".encode(), b""]
+    columns = [cas.Column(f, [ORIGINAL] * 3, [NEW, b"\r\n$3", b""]) for f in fields]
+    prepared = cas.prepare(keys, columns, force=False, batch_size=2, watch=True)
+    read = "HGET" if len(fields) == 1 else "HMGET"
+    assert prepared.reads == [
+        pack([("WATCH", *keys[:2]), *[(read, k, *fields) for k in keys[:2]]]),
+        pack([("WATCH", keys[2]), (read, keys[2], *fields)]),
+    ]
+    writes = [
+        (
+            "HSETEX",
+            key,
+            "KEEPTTL",
+            "FIELDS",
+            len(fields),
+            *[x for c in columns for x in (c.field, c.wanted[k])],
+        )
+        for k, key in enumerate(keys)
+    ]
+    assert prepared.writes == [pack([w]) for w in writes]

@@ -124,8 +124,8 @@ def test_quantize_batch_with_hsetex_watches_reads_and_sets_only_matching_keys() 
     scripted = ScriptedRedis(
         [
             ("WATCH item:1 item:2", b"OK"),
-            ("HMGET item:1 vec", [a]),
-            ("HMGET item:2 vec", [b"someone else"]),
+            ("HGET item:1 vec", a),
+            ("HGET item:2 vec", b"someone else"),
             ("MULTI", b"OK"),
             ("HSETEX item:1 KEEPTTL FIELDS 1 vec *", b"QUEUED"),
             ("EXEC", [1]),
