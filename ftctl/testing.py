@@ -22,6 +22,7 @@ from ftctl.steps.effects import (
     Commands,
     Offload,
     Packed,
+    Parallel,
     ReadSegment,
     Record,
     Session,
@@ -95,6 +96,8 @@ class ScriptedRedis:
                     reply = self.segments[ref]
                 case Session(step=sub):
                     reply = self.run(sub)
+                case Parallel(steps=steps):
+                    reply = [self.run(sub) for sub in steps]  # in order: the script is one list
 
     def assert_done(self) -> None:
         """Every scripted reply was used."""

@@ -132,11 +132,15 @@ def _by_aggregate(spec: RunSpec, batches: _KeyBatches) -> Step[None]:
     keys, cursor = aggregate_keys(ok(reply, "FT.AGGREGATE"))
     yield from batches.add(keys)
     while cursor:
-        (reply,) = yield Commands(
-            [("FT.CURSOR", "READ", spec.source_index, str(cursor), "COUNT", count)]
-        )
-        keys, cursor = aggregate_keys(ok(reply, "FT.CURSOR READ"))
+        # Two reads per round trip (a cursor keeps its id): the server computes the second
+        # page while the client parses the first. A read past the end is an error, ignored.
+        read = ("FT.CURSOR", "READ", spec.source_index, str(cursor), "COUNT", count)
+        first, second = yield Commands([read, read])
+        keys, cursor = aggregate_keys(ok(first, "FT.CURSOR READ"))
         yield from batches.add(keys)
+        if cursor:
+            keys, cursor = aggregate_keys(ok(second, "FT.CURSOR READ"))
+            yield from batches.add(keys)
 
 
 def _by_scan(spec: RunSpec, batches: _KeyBatches) -> Step[None]:

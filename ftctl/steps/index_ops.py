@@ -125,9 +125,17 @@ def create_index(schema: IndexSchema) -> Step[None]:
         )
 
 
+WAIT_MIN, WAIT_MAX, WAIT_FRACTION = 0.002, 0.25, 16
+
+
 def wait_ready(name: str, timeout: float) -> Step[IndexStats]:
-    """Poll FT.INFO until the index is fully indexed; the interval starts short and backs off."""
-    delay, waited = 0.002, 0.0
+    """Poll FT.INFO until the index is fully indexed.
+
+    Each pause is 1/16 of the time waited so far (2 ms at least, 250 ms at most), so the
+    poll that sees the index ready comes at most ~6% after it was (a fixed or doubling
+    interval would add up to a whole interval to the downtime).
+    """
+    waited = 0.0
     while True:
         info = yield from live_info(name)
         if info is None:
@@ -140,6 +148,6 @@ def wait_ready(name: str, timeout: float) -> Step[IndexStats]:
                 f"{info.stats.percent_indexed:.0%} indexed after {timeout:.0f}s",
                 "re-run the same command to keep waiting, or pass a larger --timeout",
             )
+        delay = min(max(waited / WAIT_FRACTION, WAIT_MIN), WAIT_MAX)
         yield Sleep(delay)
         waited += delay
-        delay = min(delay * 2, 0.25)

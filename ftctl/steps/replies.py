@@ -56,7 +56,7 @@ def aggregate_keys(reply: object) -> tuple[list[bytes], int]:
             keys = [row[1] for row in rows]
         except (TypeError, IndexError, KeyError):
             keys = []
-        if len(keys) != len(rows) or not all(isinstance(key, bytes) for key in keys):
+        if len(keys) != len(rows) or not set(map(type, keys)) <= {bytes}:
             keys = [
                 row[1]
                 for row in rows

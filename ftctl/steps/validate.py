@@ -16,15 +16,16 @@ import json
 import math
 from collections.abc import Sequence
 
+from ftctl.errors import MigrationFailed
 from ftctl.journal.events import CheckFailed, CheckPassed, SegmentRef
 from ftctl.journal.segments import SegmentPayload, unpack_field
 from ftctl.plan.codecs import encode
 from ftctl.plan.quantization import element_size
 from ftctl.schema.compare import reported_differences
 from ftctl.schema.model import IndexSchema, VectorField
-from ftctl.steps.effects import Arg, Command, Commands, ReadSegment, Record, Step
+from ftctl.steps.effects import Arg, Command, Commands, Parallel, ReadSegment, Record, Step
 from ftctl.steps.index_ops import live_info
-from ftctl.steps.replies import search_hits, text
+from ftctl.steps.replies import ok, search_hits, text
 from ftctl.steps.rewrite import convert_block
 from ftctl.steps.spec import RunSpec
 
@@ -89,14 +90,7 @@ def validate(
         max(0, info.stats.hash_indexing_failures - source_failures),
         f"{info.stats.hash_indexing_failures} failures (source had {source_failures})",
     )
-    missing = 0
-    for ref in key_segments:
-        segment: SegmentPayload = yield ReadSegment(ref)
-        final = (
-            segment.keys if spec.prefix_change is None else list(map(spec.final_key, segment.keys))
-        )
-        (present,) = yield Commands([("EXISTS", *final)])
-        missing += len(final) - int(present)
+    missing = sum((yield Parallel([_missing_keys(spec, ref) for ref in key_segments])))
     out.check("keys_exist", missing, f"{missing} enumerated keys missing under their final name")
     sample = yield from _sample_keys(spec, schema, key_segments, backup_segments)
     yield from _check_vectors(spec, backup_segments, out)
@@ -104,6 +98,17 @@ def validate(
     out.check("concurrent_writes", conflicts, f"{conflicts} keys changed by others meanwhile")
     yield Record(out.events)
     return out.passed
+
+
+def _missing_keys(spec: RunSpec, ref: SegmentRef) -> Step[int]:
+    """How many keys of one key segment do not exist under their final name."""
+    segment: SegmentPayload = yield ReadSegment(ref)
+    final = segment.keys if spec.prefix_change is None else list(map(spec.final_key, segment.keys))
+    (reply,) = yield Commands([("EXISTS", *final)])
+    present = ok(reply, "EXISTS")
+    if not isinstance(present, int):
+        raise MigrationFailed(f"EXISTS returned {present!r:.100}")
+    return len(final) - present
 
 
 def _sample_keys(

@@ -59,7 +59,8 @@ def _batches(scripted: ScriptedRedis) -> list[list[bytes]]:
 @pytest.mark.parametrize("page", [_resp3_page, _resp2_page], ids=["resp3", "resp2"])
 def test_aggregate_pages_follow_the_cursor_into_full_batches(page: object) -> None:
     """Keys of every FT.AGGREGATE / FT.CURSOR READ page land in segments of segment_size keys
-    (the last one shorter), one KeysEnumerated event each; the cursor is read until 0."""
+    (the last one shorter), one KeysEnumerated event each; the cursor is read until 0, and
+    the read sent past its end is ignored."""
     assert callable(page)
     keys = [f"doc:{i}".encode() for i in range(5)]
     scripted = ScriptedRedis(
@@ -69,8 +70,11 @@ def test_aggregate_pages_follow_the_cursor_into_full_batches(page: object) -> No
                 "FT.AGGREGATE docs * LOAD 1 @__key WITHCURSOR COUNT 5000 MAXIDLE *",
                 page(keys[:3], 7),
             ),
-            ("FT.CURSOR READ docs 7 COUNT 5000", page(keys[3:4], 8)),
-            ("FT.CURSOR READ docs 8 COUNT 5000", page(keys[4:], 0)),
+            # Two reads per round trip; a cursor keeps its id until it answers 0.
+            ("FT.CURSOR READ docs 7 COUNT 5000", page(keys[3:4], 7)),
+            ("FT.CURSOR READ docs 7 COUNT 5000", page(keys[4:], 7)),
+            ("FT.CURSOR READ docs 7 COUNT 5000", page([], 0)),
+            ("FT.CURSOR READ docs 7 COUNT 5000", ReplyError("Cursor not found, id: 7")),
         ]
     )
     assert scripted.run(enumerate_keys(_spec())) == 5

@@ -95,24 +95,29 @@ def test_preflight_without_renames_checks_no_name_or_prefix() -> None:
 
 
 def test_wait_ready_backs_off_until_indexed() -> None:
-    """wait_ready polls while indexing, sleeping 2 ms then doubling (capped at 250 ms), and
-    returns the final stats."""
+    """wait_ready polls while indexing, each pause 1/16 of the time waited so far (2 ms at
+    least, 250 ms at most), and returns the final stats."""
     building = ft_info_reply("catalog", indexing=True, percent=0.5)
-    script: list[tuple[str, object]] = [("FT.INFO catalog", building)] * 10
+    script: list[tuple[str, object]] = [("FT.INFO catalog", building)] * 150
     script.append(("FT.INFO catalog", ft_info_reply("catalog", num_docs=9)))
     scripted = ScriptedRedis(script)
     stats = scripted.run(wait_ready("catalog", timeout=60))
     assert stats.num_docs == 9
-    assert scripted.slept == [0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.25, 0.25, 0.25]
+    slept = scripted.slept
+    assert len(slept) == 150
+    assert slept[:16] == [0.002] * 16
+    for n, pause in enumerate(slept):
+        assert pause == pytest.approx(min(max(sum(slept[:n]) / 16, 0.002), 0.25))
+    assert slept[-1] == 0.25 and 10 < sum(slept) < 25
 
 
 def test_wait_ready_times_out_with_progress() -> None:
     """Past the timeout (counted in slept seconds) it fails naming how far indexing got."""
     building = ft_info_reply("catalog", indexing=True, percent=0.25)
-    scripted = ScriptedRedis([("FT.INFO catalog", building)] * 4)
+    scripted = ScriptedRedis([("FT.INFO catalog", building)] * 5)
     with pytest.raises(MigrationFailed, match="timeout waiting for index ready: 'catalog' is 25%"):
-        scripted.run(wait_ready("catalog", timeout=0.01))
-    assert scripted.slept == [0.002, 0.004, 0.008]
+        scripted.run(wait_ready("catalog", timeout=0.007))
+    assert scripted.slept == [0.002] * 4
     scripted.assert_done()
 
 
