@@ -23,6 +23,9 @@ SEGMENTS_PER_RECORD = 32
 """Key segments synced and journaled together (progress is reported per group)."""
 PAGE_SIZE = 5000
 """Keys per FT.AGGREGATE cursor read: fewer round trips than one page per batch."""
+READS_AHEAD = 2
+"""FT.CURSOR READs per round trip (a cursor keeps its id): the server computes the next page
+while the client parses this one. A read past the end is an error, ignored."""
 
 
 def glob_escape(prefix: str) -> str:
@@ -132,14 +135,11 @@ def _by_aggregate(spec: RunSpec, batches: _KeyBatches) -> Step[None]:
     keys, cursor = aggregate_keys(ok(reply, "FT.AGGREGATE"))
     yield from batches.add(keys)
     while cursor:
-        # Two reads per round trip (a cursor keeps its id): the server computes the second
-        # page while the client parses the first. A read past the end is an error, ignored.
         read = ("FT.CURSOR", "READ", spec.source_index, str(cursor), "COUNT", count)
-        first, second = yield Commands([read, read])
-        keys, cursor = aggregate_keys(ok(first, "FT.CURSOR READ"))
-        yield from batches.add(keys)
-        if cursor:
-            keys, cursor = aggregate_keys(ok(second, "FT.CURSOR READ"))
+        for page in (yield Commands([read] * READS_AHEAD)):
+            if not cursor:
+                break
+            keys, cursor = aggregate_keys(ok(page, "FT.CURSOR READ"))
             yield from batches.add(keys)
 
 
