@@ -266,7 +266,9 @@ def verify_shadow(spec: OnlineSpec, *, current: str, new: str, schema: IndexSche
         source_schema=spec.source_schema,
         target_schema=new_schema,
     )
-    yield from _check_knn(view, new_schema, keys, out)
+    knn = yield from _check_knn(view, new_schema, keys)
+    if knn is not None:
+        out.check(*knn)
     yield Record(out.events)
     return out.passed
 

@@ -90,11 +90,21 @@ def validate(
         max(0, info.stats.hash_indexing_failures - source_failures),
         f"{info.stats.hash_indexing_failures} failures (source had {source_failures})",
     )
-    missing = sum((yield Parallel([_missing_keys(spec, ref) for ref in key_segments])))
-    out.check("keys_exist", missing, f"{missing} enumerated keys missing under their final name")
     sample = yield from _sample_keys(spec, schema, key_segments, backup_segments)
-    yield from _check_vectors(spec, backup_segments, out)
-    yield from _check_knn(spec, schema, sample, out)
+    # Independent checks, run side by side: the server's KNN scans and EXISTS overlap the
+    # client's reading of backup segments.
+    knn, vectors, *missing = yield Parallel(
+        [
+            _check_knn(spec, schema, sample),
+            _check_vectors(spec, backup_segments),
+            *[_missing_keys(spec, ref) for ref in key_segments],
+        ]
+    )
+    absent = sum(missing)
+    out.check("keys_exist", absent, f"{absent} enumerated keys missing under their final name")
+    for result in (vectors, knn):
+        if result is not None:
+            out.check(*result)
     out.check("concurrent_writes", conflicts, f"{conflicts} keys changed by others meanwhile")
     yield Record(out.events)
     return out.passed
@@ -134,11 +144,13 @@ def _sample_keys(
     return [doc_id for doc_id, _ in search_hits(reply)]
 
 
-def _check_vectors(
-    spec: RunSpec, backup_segments: Sequence[SegmentRef], out: Outcome
-) -> Step[None]:
+Check = tuple[str, int, str]
+"""(name, failures, detail) of one check, as :meth:`Outcome.check` takes them."""
+
+
+def _check_vectors(spec: RunSpec, backup_segments: Sequence[SegmentRef]) -> Step[Check | None]:
     if not spec.conversions or not backup_segments:
-        return
+        return None
     mismatched, checked = 0, 0
     for index in _spread(len(backup_segments), min(len(backup_segments), SAMPLED_SEGMENTS)):
         segment: SegmentPayload = yield ReadSegment(backup_segments[index])
@@ -156,7 +168,7 @@ def _check_vectors(
                 live = reply[column] if isinstance(reply, list) else None
                 if live != expected:
                     mismatched += 1
-    out.check(
+    return (
         "vector_bytes",
         mismatched,
         f"{checked - mismatched} of {checked} sampled vectors equal the conversion of their backup",
@@ -177,10 +189,10 @@ def _query_vector(schema: IndexSchema, f: VectorField, reply: object) -> bytes |
     return encode([values[0]], f.attrs.datatype)
 
 
-def _check_knn(spec: RunSpec, schema: IndexSchema, sample: list[bytes], out: Outcome) -> Step[None]:
+def _check_knn(spec: RunSpec, schema: IndexSchema, sample: list[bytes]) -> Step[Check | None]:
     vector_fields = schema.vector_fields()
     if not vector_fields or not sample:
-        return
+        return None
     keys = sample[: max(1, min(len(sample), KNN_QUERIES))]
     failures, asked = 0, 0
     for f in vector_fields:
@@ -216,7 +228,7 @@ def _check_knn(spec: RunSpec, schema: IndexSchema, sample: list[bytes], out: Out
             best = _distance(hits[0][1])
             if not any(doc == key and abs(_distance(fs) - best) <= 1e-6 for doc, fs in hits):
                 failures += 1
-    out.check(
+    return (
         "knn_self",
         failures,
         f"{asked - failures} of {asked} sampled vectors find their own document first",
