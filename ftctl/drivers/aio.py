@@ -16,8 +16,9 @@ from typing import Any, TypeVar
 import redis
 import redis.asyncio
 
+from ftctl.drivers import wire
 from ftctl.drivers.gil import responsive_threads
-from ftctl.drivers.replies import translate_connection_error, value_of, wrap_replies
+from ftctl.drivers.replies import translate_connection_error, wrap_replies
 from ftctl.drivers.sync import EventSink
 from ftctl.errors import Interrupted
 from ftctl.steps.effects import (
@@ -151,14 +152,7 @@ class AsyncDriver:
     async def _on(connection: Any, payload: bytes, count: int) -> list[object]:
         try:
             await connection.send_packed_command([payload], False)
-            replies: list[object] = []
-            for _ in range(count):
-                try:
-                    reply = await connection.read_response()
-                except redis.ResponseError as exc:
-                    reply = exc
-                replies.append(value_of(reply))
-            return replies
+            return await wire.read_replies_async(connection, count)
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             raise translate_connection_error(exc) from None
 

@@ -32,11 +32,14 @@ from ftctl.steps.effects import (
 Runner = Callable[[Step[Any], Journal, int], Any]
 
 
-def _sync(url: str) -> Runner:
+def _sync(url: str, protocol: int) -> Runner:
     def run(step: Step[Any], journal: Journal, workers: int) -> Any:
-        client = redis.Redis.from_url(url, protocol=3)
+        client = redis.Redis.from_url(url, protocol=protocol)
         driver = SyncDriver(
-            client, journal, workers=workers, connect_worker=lambda: redis.Redis.from_url(url)
+            client,
+            journal,
+            workers=workers,
+            connect_worker=lambda: redis.Redis.from_url(url, protocol=protocol),
         )
         try:
             return driver.run(step)
@@ -47,13 +50,13 @@ def _sync(url: str) -> Runner:
     return run
 
 
-def _async(url: str) -> Runner:
+def _async(url: str, protocol: int) -> Runner:
     def run(step: Step[Any], journal: Journal, workers: int) -> Any:
         async def go() -> Any:
-            client = redis.asyncio.Redis.from_url(url, protocol=3)
+            client = redis.asyncio.Redis.from_url(url, protocol=protocol)
 
             async def more() -> redis.asyncio.Redis:
-                return redis.asyncio.Redis.from_url(url, protocol=3)
+                return redis.asyncio.Redis.from_url(url, protocol=protocol)
 
             driver = AsyncDriver(client, journal, workers=workers, connect_worker=more)
             try:
@@ -67,10 +70,12 @@ def _async(url: str) -> Runner:
     return run
 
 
-@pytest.fixture(params=["sync", "async"])
+@pytest.fixture(params=["sync-resp2", "sync-resp3", "async-resp2", "async-resp3"])
 def runner(request: pytest.FixtureRequest, redis_url: str) -> Runner:
-    """Each driver in turn."""
-    return _sync(redis_url) if request.param == "sync" else _async(redis_url)
+    """Each driver in turn, under each protocol (RESP2 takes replies straight off hiredis)."""
+    kind, resp = request.param.split("-")
+    protocol = int(resp[-1])
+    return _sync(redis_url, protocol) if kind == "sync" else _async(redis_url, protocol)
 
 
 @pytest.fixture
@@ -175,10 +180,47 @@ def test_lost_connection_is_one_ftctl_error(runner: Runner, journal: Journal) ->
         yield Commands([("PING",)])
 
     bad = (
-        _sync("redis://127.0.0.1:1")
+        _sync("redis://127.0.0.1:1", 2)
         if runner.__qualname__.startswith("_sync")
-        else _async("redis://127.0.0.1:1")
+        else _async("redis://127.0.0.1:1", 2)
     )
     with pytest.raises(ConnectionFailed):
         bad(step(), journal, 1)
     journal.close()
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_a_connection_killed_inside_a_session_fails_it_and_is_replaced(
+    redis_url: str, protocol: int
+) -> None:
+    """A session never carries on over a silently re-made connection (its WATCH would be
+    gone): the kill surfaces as ConnectionFailed; the next batch gets a fresh connection.
+    Both drivers."""
+    killer = redis.Redis.from_url(redis_url)
+
+    def session() -> Step[None]:
+        def inside() -> Step[None]:
+            (client_id,) = yield Commands([("CLIENT", "ID")])
+            killer.client_kill_filter(_id=client_id)
+            yield Commands([("PING",)])
+
+        yield Session(inside())
+
+    def ping() -> Step[object]:
+        (pong,) = yield Commands([("PING",)])
+        return pong
+
+    sync = SyncDriver(redis.Redis.from_url(redis_url, protocol=protocol))
+    with pytest.raises(ConnectionFailed):
+        sync.run(session())
+    assert sync.run(ping()) == b"PONG"
+
+    async def go() -> None:
+        driver = AsyncDriver(redis.asyncio.Redis.from_url(redis_url, protocol=protocol))
+        with pytest.raises(ConnectionFailed):
+            await driver.run(session())
+        assert await driver.run(ping()) == b"PONG"
+        await driver.client.aclose()
+
+    asyncio.run(go())
+    killer.close()
