@@ -159,12 +159,3 @@ for k = 1, #KEYS do
 end
 return out
 """
-
-READ_FIELDS = """
--- KEYS: the batch's keys; ARGV: field names. One reply row per key (HMGET's values).
-local out = {}
-for k = 1, #KEYS do
-  out[k] = redis.call('HMGET', KEYS[k], unpack(ARGV))
-end
-return out
-"""
