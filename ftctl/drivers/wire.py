@@ -10,6 +10,9 @@ goes through redis-py's own ``read_response``, one reply at a time: slower, same
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import redis
@@ -29,6 +32,25 @@ def _direct_reader(connection: Any, kind: type = _HiredisParser) -> tuple[Any, A
     return (parser, reader) if reader is not None else None
 
 
+@contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    """Pause the cyclic garbage collector while replies are parsed.
+
+    A page of 5,000 aggregate rows allocates 5,000 lists; each 700 allocations trigger a
+    collection, and now and then one that walks every object of the process. In a process
+    holding millions of objects that doubled the time to enumerate keys. Parsed replies are
+    plain data (no cycles), so nothing is left for the collector; it is switched back on
+    afterwards unless it was already off.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def read_replies(connection: Any, count: int) -> list[object]:
     """``count`` raw replies, errors as :class:`ReplyError` values."""
     direct = _direct_reader(connection)
@@ -43,14 +65,15 @@ def read_replies(connection: Any, count: int) -> list[object]:
         return replies
     parser, reader = direct
     gets = reader.gets
-    for _ in range(count):
-        reply = gets()
-        while reply is NOT_ENOUGH_DATA:
-            parser.read_from_socket()
+    with _no_cycle_collection():
+        for _ in range(count):
             reply = gets()
-        if isinstance(reply, redis.ConnectionError):
-            raise reply
-        replies.append(value_of(reply))
+            while reply is NOT_ENOUGH_DATA:
+                parser.read_from_socket()
+                reply = gets()
+            if isinstance(reply, redis.ConnectionError):
+                raise reply
+            replies.append(value_of(reply))
     return replies
 
 
@@ -68,12 +91,13 @@ async def read_replies_async(connection: Any, count: int) -> list[object]:
         return replies
     parser, reader = direct
     gets = reader.gets
-    for _ in range(count):
-        reply = gets()
-        while reply is NOT_ENOUGH_DATA:
-            await parser.read_from_socket()
+    with _no_cycle_collection():
+        for _ in range(count):
             reply = gets()
-        if isinstance(reply, redis.ConnectionError):
-            raise reply
-        replies.append(value_of(reply))
+            while reply is NOT_ENOUGH_DATA:
+                await parser.read_from_socket()
+                reply = gets()
+            if isinstance(reply, redis.ConnectionError):
+                raise reply
+            replies.append(value_of(reply))
     return replies

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -163,6 +164,7 @@ def test_every_effect_means_the_same_under_both_drivers(
         "offload": 45,
         "parallel": [0, 1, 2, 3, 4, 5],
     }
+    assert gc.isenabled(), "the collector paused for parsing must be back on"
     # One connection: nothing else can touch the watched key. Two: the other worker may.
     assert "error" not in result["sessions"]
     if workers == 1:

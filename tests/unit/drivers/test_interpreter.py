@@ -1,13 +1,16 @@
-"""The switch interval is short only while a driver runs batches in threads."""
+"""Interpreter settings the drivers change for speed: the GIL switch interval while batches
+run in threads, the cyclic collector while replies are parsed. Both come back."""
 
 from __future__ import annotations
 
+import gc
 import sys
 
 import pytest
 
 from ftctl.drivers import SyncDriver
 from ftctl.drivers.gil import SWITCH_INTERVAL, responsive_threads
+from ftctl.drivers.wire import _no_cycle_collection
 from ftctl.steps.effects import Offload, Parallel, Step
 
 
@@ -33,3 +36,18 @@ def test_parallel_batches_run_with_the_short_interval() -> None:
 
     assert driver.run(top()) == pytest.approx([SWITCH_INTERVAL, SWITCH_INTERVAL])
     assert sys.getswitchinterval() == before
+
+
+def test_cycle_collection_pauses_while_parsing_and_keeps_the_callers_setting() -> None:
+    """On while it was on, off while it was off: the caller's setting always comes back."""
+    assert gc.isenabled()
+    with _no_cycle_collection():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with _no_cycle_collection():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
