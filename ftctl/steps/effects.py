@@ -127,8 +127,9 @@ class Session:
     """A sub-step whose ``Commands`` go out on one connection with nothing in between.
 
     For connection state that spans round trips (``WATCH`` … ``EXEC``). The sub-step may
-    yield ``Commands``, ``Packed`` and ``Offload`` only, and must leave no state behind (end with
-    ``EXEC``, ``DISCARD`` or ``UNWATCH``); if it fails, the driver drops the connection.
+    yield ``Packed``, ``Offload`` and ``Commands`` without ``transaction`` only, and must
+    leave no state behind (end with ``EXEC``, ``DISCARD`` or ``UNWATCH``); if it fails, the
+    driver drops the connection.
     """
 
     step: Generator[Any, Any, Any]
