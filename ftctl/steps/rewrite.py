@@ -2,8 +2,8 @@
 
 Each batch is atomic per key (server-side scripts, see :mod:`ftctl.steps.scripts`, and
 WATCH/EXEC transactions, see :mod:`ftctl.steps.cas`), idempotent when redone, and never
-overwrites what someone else wrote. Keys whose state does
-not match what the migration expects are recorded as conflicts, not touched.
+overwrites what someone else wrote. Keys whose state does not match what the migration
+expects are recorded as conflicts, not touched.
 """
 
 from __future__ import annotations
