@@ -90,12 +90,16 @@ def validate(
         max(0, info.stats.hash_indexing_failures - source_failures),
         f"{info.stats.hash_indexing_failures} failures (source had {source_failures})",
     )
-    sample = yield from _sample_keys(spec, schema, key_segments, backup_segments)
+
+    def knn_on_sample() -> Step[Check | None]:
+        sample = yield from _sample_keys(spec, schema, key_segments, backup_segments)
+        return (yield from _check_knn(spec, schema, sample))
+
     # Independent checks, run side by side: the server's KNN scans and EXISTS overlap the
-    # client's reading of backup segments.
+    # client's reading of segments.
     knn, vectors, *missing = yield Parallel(
         [
-            _check_knn(spec, schema, sample),
+            knn_on_sample(),
             _check_vectors(spec, backup_segments),
             *[_missing_keys(spec, ref) for ref in key_segments],
         ]
