@@ -34,14 +34,7 @@ def _direct_reader(connection: Any, kind: type = _HiredisParser) -> tuple[Any, A
 
 @contextmanager
 def _no_cycle_collection() -> Iterator[None]:
-    """Pause the cyclic garbage collector while replies are parsed.
-
-    A page of 5,000 aggregate rows allocates 5,000 lists; each 700 allocations trigger a
-    collection, and now and then one that walks every object of the process. In a process
-    holding millions of objects that doubled the time to enumerate keys. Parsed replies are
-    plain data (no cycles), so nothing is left for the collector; it is switched back on
-    afterwards unless it was already off.
-    """
+    """Pause the cyclic garbage collector (switched back on after, unless it was off)."""
     enabled = gc.isenabled()
     gc.disable()
     try:
@@ -49,6 +42,24 @@ def _no_cycle_collection() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
+
+
+def _take_buffered(gets: Any, replies: list[object], count: int) -> None:
+    """Parse the replies already received, up to ``count`` in all, into ``replies``.
+
+    The cyclic collector is paused meanwhile (never while waiting for the socket): a page of
+    5,000 aggregate rows allocates 5,000 lists, every 700 allocations trigger a collection,
+    and now and then one walks every object of the process. Parsed replies are plain data
+    with no cycles, so the collector has nothing to find in them.
+    """
+    with _no_cycle_collection():
+        while len(replies) < count:
+            reply = gets()
+            if reply is NOT_ENOUGH_DATA:
+                return
+            if isinstance(reply, redis.ConnectionError):
+                raise reply
+            replies.append(value_of(reply))
 
 
 def read_replies(connection: Any, count: int) -> list[object]:
@@ -64,16 +75,10 @@ def read_replies(connection: Any, count: int) -> list[object]:
             replies.append(value_of(reply))
         return replies
     parser, reader = direct
-    gets = reader.gets
-    with _no_cycle_collection():
-        for _ in range(count):
-            reply = gets()
-            while reply is NOT_ENOUGH_DATA:
-                parser.read_from_socket()
-                reply = gets()
-            if isinstance(reply, redis.ConnectionError):
-                raise reply
-            replies.append(value_of(reply))
+    _take_buffered(reader.gets, replies, count)
+    while len(replies) < count:
+        parser.read_from_socket()
+        _take_buffered(reader.gets, replies, count)
     return replies
 
 
@@ -90,14 +95,8 @@ async def read_replies_async(connection: Any, count: int) -> list[object]:
             replies.append(value_of(reply))
         return replies
     parser, reader = direct
-    gets = reader.gets
-    with _no_cycle_collection():
-        for _ in range(count):
-            reply = gets()
-            while reply is NOT_ENOUGH_DATA:
-                await parser.read_from_socket()
-                reply = gets()
-            if isinstance(reply, redis.ConnectionError):
-                raise reply
-            replies.append(value_of(reply))
+    _take_buffered(reader.gets, replies, count)
+    while len(replies) < count:
+        await parser.read_from_socket()
+        _take_buffered(reader.gets, replies, count)
     return replies
