@@ -16,17 +16,27 @@ from contextlib import contextmanager
 from typing import Any
 
 import redis
-from redis._parsers.hiredis import NOT_ENOUGH_DATA, _AsyncHiredisParser, _HiredisParser
 
 from ftctl.drivers.replies import value_of
 
+try:  # redis-py internals: should a release move them, every reply takes the public path
+    from redis._parsers import hiredis as _internals
+except ImportError:  # pragma: no cover - depends on the installed redis-py
+    _internals = None  # type: ignore[assignment]
 
-def _direct_reader(connection: Any, kind: type = _HiredisParser) -> tuple[Any, Any] | None:
+SYNC_PARSER: type | None = getattr(_internals, "_HiredisParser", None)
+ASYNC_PARSER: type | None = getattr(_internals, "_AsyncHiredisParser", None)
+NOT_ENOUGH_DATA: object = getattr(_internals, "NOT_ENOUGH_DATA", None)
+
+
+def _direct_reader(connection: Any, kind: type | None) -> tuple[Any, Any] | None:
     """(parser, hiredis reader) when replies can be taken off the reader directly."""
     parser = getattr(connection, "_parser", None)
-    if not isinstance(parser, kind):
+    if kind is None or NOT_ENOUGH_DATA is None or not isinstance(parser, kind):
         return None
     if str(getattr(connection, "protocol", 2)) != "2":
+        return None
+    if not hasattr(parser, "read_from_socket"):
         return None
     reader = getattr(parser, "_reader", None)
     return (parser, reader) if reader is not None else None
@@ -64,7 +74,7 @@ def _take_buffered(gets: Any, replies: list[object], count: int) -> None:
 
 def read_replies(connection: Any, count: int) -> list[object]:
     """``count`` raw replies, errors as :class:`ReplyError` values."""
-    direct = _direct_reader(connection)
+    direct = _direct_reader(connection, SYNC_PARSER)
     replies: list[object] = []
     if direct is None:
         for _ in range(count):
@@ -84,7 +94,7 @@ def read_replies(connection: Any, count: int) -> list[object]:
 
 async def read_replies_async(connection: Any, count: int) -> list[object]:
     """:func:`read_replies` for a redis.asyncio connection."""
-    direct = _direct_reader(connection, _AsyncHiredisParser)
+    direct = _direct_reader(connection, ASYNC_PARSER)
     replies: list[object] = []
     if direct is None:
         for _ in range(count):
