@@ -253,13 +253,12 @@ def watched_writes(prepared: Prepared) -> Step[list[int]]:
 def _check_transaction(replies: Sequence[object]) -> None:
     """The replies to MULTI, each queued command and EXEC (or to a lone UNWATCH): any error
     fails the step."""
-    for reply in replies[:-1]:
-        ok(reply, "MULTI")
-    executed = ok(replies[-1], "EXEC")
+    for reply in replies:
+        ok(reply, "compare-and-set write")
     if len(replies) == 1:
         return
+    executed = replies[-1]
     if not isinstance(executed, list):
-        raise MigrationFailed(f"EXEC returned {executed!r:.100}")
+        raise MigrationFailed(f"compare-and-set write: EXEC returned {executed!r:.100}")
     for reply in executed:
-        if isinstance(reply, ReplyError):
-            raise MigrationFailed(f"HSETEX failed inside EXEC: {reply.message}")
+        ok(reply, "compare-and-set write")

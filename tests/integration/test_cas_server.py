@@ -11,6 +11,7 @@ import pytest
 import redis
 
 from ftctl.drivers import SyncDriver
+from ftctl.errors import MigrationFailed
 from ftctl.steps import cas, scripts
 from ftctl.steps.effects import Session, Step
 
@@ -123,3 +124,18 @@ def test_two_fields_are_written_together_or_not_at_all(r: redis.Redis, watch: bo
     assert SyncDriver(r).run(cas.compare_and_set(prepared)) == [scripts.WRITTEN, scripts.CONFLICT]
     assert r.hgetall("two:half") == {b"a": NEW, b"b": NEW}
     assert r.hgetall("two:clash") == {b"a": ORIGINAL, b"b": OTHER}
+
+
+@pytest.mark.parametrize("watch", [True, False], ids=["watch-exec", "script"])
+def test_a_server_out_of_memory_fails_the_write_and_changes_nothing(
+    r: redis.Redis, watch: bool
+) -> None:
+    _load(r)
+    prepared = cas.prepare(KEYS, [_column()], force=False, batch_size=10, watch=watch)
+    r.config_set("maxmemory", 1)
+    try:
+        with pytest.raises(MigrationFailed, match="maxmemory"):
+            SyncDriver(r).run(cas.compare_and_set(prepared))
+    finally:
+        r.config_set("maxmemory", 0)
+    assert r.hget("cas:match", "vec") == ORIGINAL
