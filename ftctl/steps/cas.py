@@ -52,9 +52,9 @@ class Prepared:
     keys: Sequence[bytes]
     columns: Sequence[Column]
     force: bool
-    batch_size: int
     watch: bool
     groups: list[range]
+    """Keys per server call: per WATCH group, or per script call."""
     reads: list[bytes]
     """Per group: WATCH of its keys, then one read per key (HGET, HMGET for several fields)."""
     writes: list[bytes]
@@ -82,7 +82,7 @@ def prepare(
     writes: list[bytes] = []
     if watch:
         reads, writes = _encode_reads(keys, columns, groups), _encode_writes(keys, columns)
-    return Prepared(keys, columns, force, batch_size, watch, groups, reads, writes)
+    return Prepared(keys, columns, force, watch, groups, reads, writes)
 
 
 def _bulk(value: bytes | str) -> bytes:
