@@ -2,6 +2,7 @@
 
     python bench/quantize.py [--docs 100000] [--dims 384] [--batch 500] [--workers 1]
                              [--async] [--change quantize|rename_field|prefix] [--url URL]
+                             [--repeat N]
 
 Loads N documents (text, tag, float32 vector, HNSW), then in one run measures
 
@@ -13,7 +14,9 @@ Loads N documents (text, tag, float32 vector, HNSW), then in one run measures
 and prints docs/s of the rewrite phase, the backup phase, the whole apply, the downtime
 window (drop → target ready), the fixed overhead, and the ratios (b)/(a). Add
 ``--rss N2`` to also print the peak RSS of an apply at N and at N2 documents (small dims keep
-it quick). Numbers go to stdout; this is a benchmark, not a test.
+it quick), and ``--repeat N`` to measure N times on freshly loaded data and print the medians
+(the machine's noise is larger than some of the differences). Numbers go to stdout; this is
+a benchmark, not a test.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -206,6 +210,60 @@ def rss_run(url: str, docs: int, dims: int, batch: int) -> float:
     return int(out.stdout.strip().splitlines()[-1]) / 1024
 
 
+MEDIAN_KEYS = (
+    "ratio_rewrite_vs_sol_rw",
+    "ratio_backup_vs_sol_read",
+    "fixed_overhead_per_100k_docs",
+    "apply_total_seconds",
+    "downtime_seconds",
+)
+
+
+def measure_once(client: redis.Redis, url: str, args: argparse.Namespace) -> dict[str, object]:
+    """Load fresh data, measure the speed of light, apply once; the run's figures."""
+    started = time.perf_counter()
+    load(client, args.docs, args.dims)
+    load_s = time.perf_counter() - started
+    sol = speed_of_light(client, args.docs, args.batch)
+    with tempfile.TemporaryDirectory(prefix="ftctl-bench-") as work:
+        total, measured = apply_once(url, args, Path(work))
+    steps: dict[str, dict[str, float]] = measured["steps"]  # type: ignore[assignment]
+    rewrite_step = {
+        "quantize": "quantize",
+        "rename_field": "rename_fields",
+        "prefix": "rename_keys",
+    }[args.change]
+    rewrite = steps.get(rewrite_step, {}).get("docs_per_s", 0.0)
+    backup = steps.get("backup", {}).get("docs_per_s", 0.0)
+    index_build = steps.get("wait", {}).get("seconds", 0.0)
+    counted = sum(steps.get(s, {}).get("seconds", 0.0) for s in (rewrite_step, "backup", "wait"))
+    result = {
+        "machine": {
+            "cpus": len(__import__("os").sched_getaffinity(0)),
+            "python": sys.version.split()[0],
+        },
+        "docs": args.docs,
+        "dims": args.dims,
+        "batch": args.batch,
+        "workers": args.workers,
+        "async": args.use_async,
+        "change": args.change,
+        "load_seconds": round(load_s, 2),
+        "speed_of_light": {k: round(v) for k, v in sol.items()},
+        "apply_total_seconds": round(total, 3),
+        "downtime_seconds": round(float(measured["downtime"]), 3),  # type: ignore[arg-type]
+        "index_build_seconds": round(index_build, 3),
+        "fixed_overhead_seconds": round(total - counted, 3),
+        "fixed_overhead_per_100k_docs": round((total - counted) * 100_000 / args.docs, 3),
+        "rewrite_docs_per_s": round(rewrite),
+        "backup_docs_per_s": round(backup),
+        "ratio_rewrite_vs_sol_rw": round(rewrite / sol["rw_docs_per_s"], 2),
+        "ratio_backup_vs_sol_read": round(backup / sol["read_docs_per_s"], 2),
+        "steps": steps,
+    }
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -233,6 +291,9 @@ def main() -> None:
         help="a Python with redisvl installed: also run RedisVL's migrator on the same data",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="measure N times on fresh data; print medians"
+    )
     args = parser.parse_args()
     ALGORITHM[0] = args.algorithm
 
@@ -240,55 +301,29 @@ def main() -> None:
     url = args.url or (server.url if server else "")
     try:
         client = redis.Redis.from_url(url)
-        started = time.perf_counter()
-        load(client, args.docs, args.dims)
-        load_s = time.perf_counter() - started
-        sol = speed_of_light(client, args.docs, args.batch)
-        with tempfile.TemporaryDirectory(prefix="ftctl-bench-") as work:
-            total, measured = apply_once(url, args, Path(work))
-        steps: dict[str, dict[str, float]] = measured["steps"]  # type: ignore[assignment]
-        rewrite_step = {
-            "quantize": "quantize",
-            "rename_field": "rename_fields",
-            "prefix": "rename_keys",
-        }[args.change]
-        rewrite = steps.get(rewrite_step, {}).get("docs_per_s", 0.0)
-        backup = steps.get("backup", {}).get("docs_per_s", 0.0)
-        index_build = steps.get("wait", {}).get("seconds", 0.0)
-        counted = sum(
-            steps.get(s, {}).get("seconds", 0.0) for s in (rewrite_step, "backup", "wait")
-        )
-        result = {
-            "machine": {
-                "cpus": len(__import__("os").sched_getaffinity(0)),
-                "python": sys.version.split()[0],
-            },
-            "docs": args.docs,
-            "dims": args.dims,
-            "batch": args.batch,
-            "workers": args.workers,
-            "async": args.use_async,
-            "change": args.change,
-            "load_seconds": round(load_s, 2),
-            "speed_of_light": {k: round(v) for k, v in sol.items()},
-            "apply_total_seconds": round(total, 3),
-            "downtime_seconds": round(float(measured["downtime"]), 3),  # type: ignore[arg-type]
-            "index_build_seconds": round(index_build, 3),
-            "fixed_overhead_seconds": round(total - counted, 3),
-            "fixed_overhead_per_100k_docs": round((total - counted) * 100_000 / args.docs, 3),
-            "rewrite_docs_per_s": round(rewrite),
-            "backup_docs_per_s": round(backup),
-            "ratio_rewrite_vs_sol_rw": round(rewrite / sol["rw_docs_per_s"], 2),
-            "ratio_backup_vs_sol_read": round(backup / sol["read_docs_per_s"], 2),
-            "steps": steps,
-        }
+        runs = [measure_once(client, url, args) for _ in range(args.repeat)]
+        result = runs[0]
+        if args.repeat > 1:
+            result = {
+                **{k: v for k, v in runs[0].items() if k in ("machine", "docs", "dims", "batch")},
+                "runs": runs,
+                "median": {
+                    key: statistics.median(float(run[key]) for run in runs)  # type: ignore[arg-type]
+                    for key in MEDIAN_KEYS
+                },
+            }
+        measured_total = float(runs[-1]["apply_total_seconds"])  # type: ignore[arg-type]
+        measured_downtime = float(runs[-1]["downtime_seconds"])  # type: ignore[arg-type]
         if args.redisvl_python and args.change == "quantize":
             rvl = redisvl_run(url, args)
             result["redisvl"] = rvl
-            result["ratio_total_vs_redisvl"] = round(total / float(rvl["apply_total_seconds"]), 2)  # type: ignore[arg-type]
+            result["ratio_total_vs_redisvl"] = round(
+                measured_total / float(rvl["apply_total_seconds"]),  # type: ignore[arg-type]
+                2,
+            )
             result["ratio_downtime_vs_redisvl"] = round(
-                float(measured["downtime"]) / float(rvl["downtime_seconds"]),
-                2,  # type: ignore[arg-type]
+                measured_downtime / float(rvl["downtime_seconds"]),  # type: ignore[arg-type]
+                2,
             )
         if args.rss:
             result["peak_rss_mib"] = {
