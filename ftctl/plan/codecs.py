@@ -117,7 +117,26 @@ def _float64_to_float32_round_to_odd(values: npt.NDArray[np.float64]) -> npt.NDA
     return bits.view(np.float32)
 
 
+_EXPONENT_BITS = {
+    np.dtype(np.float16): (np.uint16, 0x7C00),
+    np.dtype(np.float32): (np.uint32, 0x7F800000),
+}
+
+
+def _all_finite(values: np.ndarray) -> bool:
+    """Whether no value is inf or NaN; for float16/float32 by their exponent bits, which is
+    an order of magnitude faster than ``np.isfinite`` on float16."""
+    found = _EXPONENT_BITS.get(values.dtype)
+    if found is None:
+        return bool(np.isfinite(values).all())
+    unsigned, mask = found
+    bits = np.ascontiguousarray(values).view(unsigned)
+    return not bool(((bits & unsigned(mask)) == mask).any())
+
+
 def _refuse_overflow(source: np.ndarray, result: np.ndarray, datatype: str) -> None:
+    if _all_finite(result):
+        return
     overflowed = np.isinf(result) & np.isfinite(source)
     count = int(np.count_nonzero(overflowed))
     if count:

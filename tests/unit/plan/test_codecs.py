@@ -316,3 +316,17 @@ def test_datatype_names_are_case_insensitive() -> None:
     assert convert_batch(data, "FLOAT32", "BFLOAT16", 2, None) == convert_batch(
         data, "float32", "bfloat16", 2, None
     )
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_all_finite_by_exponent_bits_agrees_with_numpy(dtype: type) -> None:
+    """The bit test behind the overflow check says what ``np.isfinite`` says, for every
+    special value, in contiguous and strided arrays."""
+    from ftctl.plan.codecs import _all_finite
+
+    finite = np.array([0.0, -0.0, 1.5, -65504.0, 6e-8], dtype=dtype)
+    assert _all_finite(finite) and _all_finite(finite[::2])
+    for special in (np.inf, -np.inf, np.nan):
+        values = np.append(finite, dtype(special)).astype(dtype)
+        assert not _all_finite(values)
+        assert _all_finite(values[:-1])
