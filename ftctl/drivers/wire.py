@@ -54,6 +54,10 @@ def _no_cycle_collection() -> Iterator[None]:
             gc.enable()
 
 
+_PLAIN = frozenset({bytes, int, type(None)})
+"""Reply types that are never errors and hold no nested errors."""
+
+
 def _take_buffered(gets: Any, replies: list[object], count: int) -> None:
     """Parse the replies already received, up to ``count`` in all, into ``replies``.
 
@@ -62,14 +66,18 @@ def _take_buffered(gets: Any, replies: list[object], count: int) -> None:
     and now and then one walks every object of the process. Parsed replies are plain data
     with no cycles, so the collector has nothing to find in them.
     """
+    append = replies.append
     with _no_cycle_collection():
         while len(replies) < count:
             reply = gets()
             if reply is NOT_ENOUGH_DATA:
                 return
-            if isinstance(reply, redis.ConnectionError):
+            if reply.__class__ in _PLAIN:
+                append(reply)  # most replies: skip the error checks below
+            elif isinstance(reply, redis.ConnectionError):
                 raise reply
-            replies.append(value_of(reply))
+            else:
+                append(value_of(reply))
 
 
 def read_replies(connection: Any, count: int) -> list[object]:
