@@ -36,7 +36,14 @@ import redis
 
 from ftctl.journal import Journal
 from ftctl.journal.report import project_benchmark
-from ftctl.plan.models import FieldRename, FieldUpdate, IndexChange, PatchChanges, SchemaPatch
+from ftctl.plan.models import (
+    FieldRename,
+    FieldUpdate,
+    IndexChange,
+    PatchChanges,
+    SchemaPatch,
+    dump_plan,
+)
 from ftctl.server import EmbeddedServer
 
 INDEX = "bench_idx"
@@ -135,17 +142,20 @@ def apply_once(
     plan = MigrationPlanner().create_plan(INDEX, redis_url=url, schema_patch=patch_for(args.change))
     if not plan.supported:
         raise SystemExit(f"plan blocked: {plan.diff_classification.blocked_reasons}")
+    # As with the CLI: the reviewed plan is a YAML file, and apply reads it (inside the timing).
+    plan_file = backup_dir / "plan.yaml"
+    plan_file.write_bytes(dump_plan(plan))
     started = time.perf_counter()
     if args.use_async:
         report = asyncio.run(
             AsyncMigrationExecutor().apply(
-                plan, redis_url=url, backup_dir=backup_dir, batch_size=args.batch,
+                plan_file, redis_url=url, backup_dir=backup_dir, batch_size=args.batch,
                 num_workers=args.workers, accept_data_loss=True,
             )
         )  # fmt: skip
     else:
         report = MigrationExecutor().apply(
-            plan, redis_url=url, backup_dir=backup_dir, batch_size=args.batch,
+            plan_file, redis_url=url, backup_dir=backup_dir, batch_size=args.batch,
             num_workers=args.workers, accept_data_loss=True,
         )  # fmt: skip
     total = time.perf_counter() - started
