@@ -40,6 +40,11 @@ class StepTiming:
     last: datetime | None
 
 
+VALIDATION_STARTS = ("wait", "validate_source")
+"""Steps that begin a run's validation: an apply's ``wait`` checks the documents while the
+index builds and ``validate`` adds the index's checks; a rollback validates in one step."""
+
+
 @dataclass(frozen=True, slots=True)
 class FailedCheck:
     """A failed check as recorded."""
@@ -166,7 +171,7 @@ def project_run(events: Iterable[AnyEvent]) -> RunState:
                     # An unfinished enumeration cannot resume its cursor: it starts over.
                     keys_by_batch.clear()
                     state.keys_enumerated = 0
-                if event.step in ("validate", "validate_source"):
+                if event.step in VALIDATION_STARTS:
                     state.checks_passed = []
                     state.checks_failed = []
                 if event.step not in state.steps_started:
@@ -186,9 +191,15 @@ def project_run(events: Iterable[AnyEvent]) -> RunState:
                     state.keys_enumerated += event.keys
                 keys_by_batch[event.batch] = event.segment
             case CheckPassed():
-                state.checks_passed.append(event.check)
+                # The latest result of each check counts (a resumed validation redoes some).
+                state.checks_failed = [f for f in state.checks_failed if f.check != event.check]
+                if event.check not in state.checks_passed:
+                    state.checks_passed.append(event.check)
             case CheckFailed():
+                state.checks_failed = [f for f in state.checks_failed if f.check != event.check]
                 state.checks_failed.append(FailedCheck(event.check, event.detail, event.count))
+                if event.check in state.checks_passed:
+                    state.checks_passed.remove(event.check)
             case ConflictRecorded():
                 state.conflicts += len(event.keys)
                 by_step = state.conflicts_by_step

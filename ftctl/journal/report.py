@@ -16,13 +16,17 @@ import msgspec
 
 from ftctl.journal.events import AnyEvent, CheckFailed, CheckPassed, ConflictRecorded, RunStarted
 from ftctl.journal.online import CutoverDone, ShadowCreated, ShadowReady
-from ftctl.journal.projections import RunState, project_run, run_events
+from ftctl.journal.projections import VALIDATION_STARTS, RunState, project_run, run_events
 
 DOWNTIME_STEPS = {"apply": ("drop", "wait"), "rollback": ("drop_target", "wait_source")}
 """The steps whose start and end bound the window with no index, per run kind."""
 
 
 VALIDATE_STEPS = ("validate", "validate_source", "online_validate", "rb_validate")
+CHECKING_STEPS = (*VALIDATE_STEPS, "wait")
+"""Steps whose checks are the validation's (an apply's ``wait`` checks the documents)."""
+REPORTED_VALIDATION_STARTS = (*VALIDATION_STARTS, "online_validate", "rb_validate")
+"""Steps whose start begins the validation a report shows (see ``VALIDATION_STARTS``)."""
 """Steps whose checks are the report's validation (drop_recreate, rollback, online)."""
 
 
@@ -108,14 +112,18 @@ def _step_seconds(state: RunState) -> dict[str, float]:
 
 
 def _validation(events: Sequence[AnyEvent]) -> ReportValidation:
-    """The checks of the latest validate step (earlier attempts are superseded)."""
+    """The checks of the latest validation (earlier attempts are superseded).
+
+    An apply's validation starts with its ``wait`` step, which checks the documents while the
+    index builds; ``validate`` adds the index's checks to them.
+    """
     latest: dict[str, CheckResult] = {}
     in_validate = False
     for event in events:
         step = getattr(event, "step", None)
         if step is not None:
-            in_validate = step in VALIDATE_STEPS
-            if in_validate and type(event).__name__ == "StepStarted":
+            in_validate = step in CHECKING_STEPS
+            if step in REPORTED_VALIDATION_STARTS and type(event).__name__ == "StepStarted":
                 latest = {}
         if isinstance(event, CheckPassed | CheckFailed) and in_validate:
             latest[event.check] = CheckResult(

@@ -18,7 +18,7 @@ from ftctl.steps.effects import Parallel, Record, Step
 from ftctl.steps.enumerate import enumerate_keys
 from ftctl.steps.history import delete_history, write_history
 from ftctl.steps.spec import RunSpec
-from ftctl.steps.validate import validate
+from ftctl.steps.validate import check_events, document_checks, validate
 
 DROP_RECREATE_STEPS = (
     "enumerate",
@@ -126,7 +126,17 @@ def drop_recreate(
                 yield from index_ops.create_index(spec.target_schema)
                 yield from record_history(spec.target_schema, forget=spec.source_index)
             case "wait":
-                stats = yield from index_ops.wait_ready(spec.target_index, spec.timeout)
+                # The document checks need no index: they run while the server builds it.
+                backups = state.batch_segments.get("backup", {})
+                stats, checks = yield Parallel(
+                    [
+                        index_ops.wait_ready(spec.target_index, spec.timeout),
+                        document_checks(
+                            spec, state.key_segments, [backups[b] for b in sorted(backups)]
+                        ),
+                    ]
+                )
+                yield Record(check_events(checks))
                 counts["num_docs"] = stats.num_docs
             case "validate":
                 backups = state.batch_segments.get("backup", {})
@@ -138,6 +148,7 @@ def drop_recreate(
                     key_segments=state.key_segments,
                     backup_segments=[backups[b] for b in sorted(backups)],
                     conflicts=sum(state.conflicts_by_step.get(s, 0) for s in REWRITE_STEPS),
+                    documents=False,
                 )
                 counts["passed"] = int(passed)
         yield Record([StepFinished(step=step, counts=counts)])

@@ -1,5 +1,9 @@
 """validate: every check is a journal event; the run succeeds only if all of them pass.
 
+In an apply, ``keys_exist`` and ``vector_bytes`` (:func:`document_checks`) read documents,
+not the index: they run in the ``wait`` step while the server builds the index, and
+``validate`` adds the rest. Rollback and ``migrate validate`` run them all in one step.
+
 - ``schema_match``: the live target equals the plan's target on everything FT.INFO reports;
 - ``doc_count``: ``num_docs + hash_indexing_failures`` equals the journaled enumeration;
 - ``keys_exist``: every enumerated key exists under its final name;
@@ -54,6 +58,10 @@ class Outcome:
         return all(isinstance(e, CheckPassed) for e in self.events)
 
 
+Check = tuple[str, int, str]
+"""(name, failures, detail) of one check, as :meth:`Outcome.check` takes them."""
+
+
 def _spread(count: int, want: int) -> list[int]:
     if count <= want:
         return list(range(count))
@@ -69,8 +77,13 @@ def validate(
     key_segments: Sequence[SegmentRef],
     backup_segments: Sequence[SegmentRef],
     conflicts: int,
+    documents: bool = True,
 ) -> Step[bool]:
-    """Run every check against the live index ``schema.name`` and journal each result."""
+    """Run every check against the live index ``schema.name`` and journal each result.
+
+    ``documents=False`` leaves out :func:`document_checks`, for a run that journaled them
+    while the index was being built.
+    """
     out = Outcome()
     info = yield from live_info(schema.name)
     if info is None:
@@ -91,27 +104,48 @@ def validate(
         f"{info.stats.hash_indexing_failures} failures (source had {source_failures})",
     )
 
-    def knn_on_sample() -> Step[Check | None]:
+    def knn_on_sample() -> Step[list[Check]]:
         sample = yield from _sample_keys(spec, schema, key_segments, backup_segments)
-        return (yield from _check_knn(spec, schema, sample))
+        knn = yield from _check_knn(spec, schema, sample)
+        return [] if knn is None else [knn]
 
     # Independent checks, run side by side: the server's KNN scans and EXISTS overlap the
     # client's reading of segments.
-    knn, vectors, *missing = yield Parallel(
+    knn, *on_documents = yield Parallel(
         [
             knn_on_sample(),
-            _check_vectors(spec, backup_segments),
-            *[_missing_keys(spec, ref) for ref in key_segments],
+            *([document_checks(spec, key_segments, backup_segments)] if documents else []),
         ]
     )
-    absent = sum(missing)
-    out.check("keys_exist", absent, f"{absent} enumerated keys missing under their final name")
-    for result in (vectors, knn):
-        if result is not None:
-            out.check(*result)
+    for checks in [*on_documents, knn]:
+        for check in checks:
+            out.check(*check)
     out.check("concurrent_writes", conflicts, f"{conflicts} keys changed by others meanwhile")
     yield Record(out.events)
     return out.passed
+
+
+def document_checks(
+    spec: RunSpec, key_segments: Sequence[SegmentRef], backup_segments: Sequence[SegmentRef]
+) -> Step[list[Check]]:
+    """``keys_exist`` and ``vector_bytes``: they read documents, not the index, so a run
+    can check them while the server builds the index."""
+    vectors, *missing = yield Parallel(
+        [_check_vectors(spec, backup_segments), *[_missing_keys(spec, ref) for ref in key_segments]]
+    )
+    absent = sum(missing)
+    checks: list[Check] = [
+        ("keys_exist", absent, f"{absent} enumerated keys missing under their final name")
+    ]
+    return checks if vectors is None else [*checks, vectors]
+
+
+def check_events(checks: Sequence[Check]) -> list[CheckPassed | CheckFailed]:
+    """The journal events of checks run outside :func:`validate`."""
+    out = Outcome()
+    for check in checks:
+        out.check(*check)
+    return out.events
 
 
 def _missing_keys(spec: RunSpec, ref: SegmentRef) -> Step[int]:
@@ -146,10 +180,6 @@ def _sample_keys(
         [("FT.SEARCH", schema.name, "*", "NOCONTENT", "LIMIT", "0", str(want), "DIALECT", "2")]
     )
     return [doc_id for doc_id, _ in search_hits(reply)]
-
-
-Check = tuple[str, int, str]
-"""(name, failures, detail) of one check, as :meth:`Outcome.check` takes them."""
 
 
 def _check_vectors(spec: RunSpec, backup_segments: Sequence[SegmentRef]) -> Step[Check | None]:

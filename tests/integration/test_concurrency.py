@@ -10,6 +10,7 @@ import redis
 from helpers import DIMS, DOCS, RUNNERS, patch, plan, run_apply, snapshot, source
 
 from ftctl.executor import rollback
+from ftctl.journal import CheckFailed, CheckPassed, Journal
 from ftctl.plan.codecs import convert_many
 
 KEY = b"doc:7"
@@ -80,3 +81,33 @@ def test_field_written_at_rename_destination_is_kept(
     assert report.conflict_sample == [KEY.decode()]
     assert r.hmget(KEY, "title", "headline") == [b"running item 7", b"written meanwhile"]
     assert r.hget(b"doc:8", "title") is None and r.hget(b"doc:8", "headline") == b"running item 8"
+
+
+def test_a_key_deleted_after_its_rewrite_fails_the_document_checks(
+    r: redis.Redis, redis_url: str, tmp_path: Path
+) -> None:
+    """The document checks run while the index builds (journaled in the wait step) and
+    still decide the run: a key deleted after quantize fails keys_exist and the run."""
+    source(r, "hash")
+    made = plan(redis_url, patch(update_fields=[{"name": "emb", "attrs": {"datatype": "float16"}}]))
+    deleted: list[str] = []
+
+    def delete_once_rewritten(step: str, done: int, total: int) -> None:
+        if step == "quantize" and done == total and not deleted:
+            r.delete(KEY)
+            deleted.append(step)
+
+    report = run_apply(
+        RUNNERS[1], made, redis_url=redis_url, backup_dir=tmp_path,
+        progress_callback=delete_once_rewritten,
+    )  # fmt: skip
+    assert deleted == ["quantize"]
+    assert report.result == "failed"
+    assert report.validation.keys_exist is False
+    events = Journal.read(tmp_path / made.source.index_name)
+    in_wait, step = [], None
+    for event in events:
+        step = getattr(event, "step", step)
+        if isinstance(event, CheckPassed | CheckFailed) and step == "wait":
+            in_wait.append(event.check)
+    assert in_wait == ["keys_exist", "vector_bytes"]

@@ -161,3 +161,48 @@ def test_later_run_keeps_plan_of_first_and_resets_result() -> None:
     assert state.plan_sha256 == "sha-plan"
     assert state.kind == "rollback" and state.runs == ["apply", "rollback"]
     assert not state.finished and state.error == ""
+
+
+def test_checks_made_while_the_index_builds_count_with_validate() -> None:
+    """An apply's validation starts at ``wait`` (document checks) and goes on in
+    ``validate``: a document check failed in ``wait`` still fails the run after validate
+    passes its own checks, and a resumed validate does not erase it."""
+    events = _stamp(
+        [
+            _run(),
+            StepStarted(step="preflight"),
+            CheckFailed(check="preflight", detail="an earlier attempt", count=1),
+            CheckPassed(check="preflight", detail="ok"),
+            StepFinished(step="preflight"),
+            StepStarted(step="wait"),
+            CheckFailed(check="keys_exist", detail="1 missing", count=1),
+            CheckPassed(check="vector_bytes", detail="ok"),
+            StepFinished(step="wait"),
+            StepStarted(step="validate"),
+            CheckPassed(check="doc_count", detail="ok"),
+            _run(run_id="r2"),
+            StepStarted(step="validate"),
+            CheckPassed(check="doc_count", detail="ok"),
+            StepFinished(step="validate"),
+        ]
+    )
+    state = project_run(events)
+    assert [f.check for f in state.checks_failed] == ["keys_exist"]
+    assert state.checks_passed == ["vector_bytes", "doc_count"]
+
+
+def test_the_latest_result_of_a_check_counts() -> None:
+    """Within one validation a check redone after a crash replaces its earlier result."""
+    events = _stamp(
+        [
+            _run(),
+            StepStarted(step="validate"),
+            CheckFailed(check="knn_self", detail="1 miss", count=1),
+            _run(run_id="r2"),
+            StepStarted(step="validate"),
+            CheckPassed(check="knn_self", detail="ok"),
+            StepFinished(step="validate"),
+        ]
+    )
+    state = project_run(events)
+    assert state.checks_failed == [] and state.checks_passed == ["knn_self"]

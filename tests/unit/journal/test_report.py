@@ -146,3 +146,23 @@ def test_inspect_rows_one_per_event() -> None:
     conflict = next(r for r in rows if r.event == "conflict_recorded")
     assert "doc:3" in conflict.detail and conflict.keys == 1
     assert inspect_rows(events, index="other") == []
+
+
+def test_document_checks_journaled_while_the_index_builds_are_reported() -> None:
+    """keys_exist and vector_bytes come from the apply's wait step, the rest from validate;
+    a fresh wait (a new validation) supersedes the earlier ones."""
+    base = [e for e in _apply_events() if not isinstance(e, RunFinished)]
+    at_wait = next(i for i, e in enumerate(base) if getattr(e, "step", "") == "wait")
+    events = _stamp(
+        [
+            *base[: at_wait + 1],
+            CheckFailed(check="keys_exist", detail="1 missing", count=1),
+            CheckPassed(check="vector_bytes", detail="ok"),
+            *base[at_wait + 1 :],
+            RunFinished(result="failed"),
+        ]
+    )
+    validation = project_report(events).validation
+    assert validation.keys_exist is False
+    assert validation.vector_sample_match is True
+    assert validation.doc_count_match is True
