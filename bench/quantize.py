@@ -186,10 +186,13 @@ print(json.dumps({"result": str(report.result), "apply_total_seconds": total,
 
 
 def redisvl_run(url: str, args: argparse.Namespace) -> dict[str, object]:
-    """RedisVL's migrator on freshly loaded identical data, in its own interpreter (redisvl is
-    never a dependency of ftctl: pass a Python that has it)."""
+    """RedisVL's migrator on freshly loaded identical data, prepared like ftctl's, in its own
+    interpreter (redisvl is never a dependency of ftctl: pass a Python that has it)."""
     client = redis.Redis.from_url(url)
     load(client, args.docs, args.dims)
+    # The same history as ftctl's run (speed-of-light passes, then a full re-index), so the
+    # server starts both migrations from the same state.
+    speed_of_light(client, args.docs, args.batch)
     client.close()
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as patch:
         patch.write(
