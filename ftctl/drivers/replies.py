@@ -12,15 +12,10 @@ from ftctl.steps.effects import ReplyError
 
 def wrap_replies(replies: Sequence[object]) -> list[object]:
     """Pipeline replies with each ``ResponseError`` turned into a :class:`ReplyError` value."""
-    out: list[object] = []
     for reply in replies:
-        if isinstance(reply, redis.ResponseError):
-            out.append(ReplyError(str(reply)))
-        elif isinstance(reply, redis.RedisError):
+        if isinstance(reply, redis.RedisError) and not isinstance(reply, redis.ResponseError):
             raise translate_connection_error(reply)
-        else:
-            out.append(reply)
-    return out
+    return [value_of(reply) for reply in replies]
 
 
 def value_of(reply: object) -> object:

@@ -24,7 +24,7 @@ from typing import NamedTuple
 from ftctl.errors import MigrationFailed
 from ftctl.steps import scripts
 from ftctl.steps.effects import Arg, Command, Commands, Packed, ReplyError, Session, Step, pack
-from ftctl.steps.replies import ok
+from ftctl.steps.replies import ok, script_statuses
 
 WATCH_GROUP = 100
 """Keys per WATCH: the server checks each watched key against the ones already watched, so
@@ -154,10 +154,7 @@ def compare_and_set(prepared: Prepared) -> Step[list[int]]:
         statuses: list[int] = yield Session(watched_writes(prepared))
         return statuses
     replies = yield Commands([_script(prepared, group) for group in prepared.groups])
-    out: list[int] = []
-    for reply in replies:
-        out += _script_statuses(reply)
-    return out
+    return script_statuses(replies, "compare-and-set")
 
 
 def _script(prepared: Prepared, group: range) -> Command:
@@ -175,13 +172,6 @@ def _script(prepared: Prepared, group: range) -> Command:
 
 def _sha1(value: bytes) -> str:
     return hashlib.sha1(value, usedforsecurity=False).hexdigest()
-
-
-def _script_statuses(reply: object) -> list[int]:
-    statuses = ok(reply, "compare-and-set")
-    if not isinstance(statuses, list):
-        raise MigrationFailed(f"compare-and-set script returned {statuses!r:.100}")
-    return [int(s) for s in statuses]
 
 
 def _decide_group(
@@ -240,7 +230,7 @@ def watched_writes(prepared: Prepared) -> Step[list[int]]:
                 continue
             fallback = pack([_script(prepared, group)])
             (_, reply, *after) = yield Packed(_UNWATCH + fallback + following, 2 + following_count)
-            statuses[group.start : group.stop] = _script_statuses(reply)
+            statuses[group.start : group.stop] = script_statuses([reply], "compare-and-set")
         else:
             _check_transaction(answered[:count])
             after = answered[count:]

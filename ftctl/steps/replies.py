@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from ftctl.errors import MigrationFailed
@@ -26,6 +27,17 @@ def ok(reply: object, what: str) -> object:
     if isinstance(reply, ReplyError):
         raise MigrationFailed(f"{what} failed: {reply.message}")
     return reply
+
+
+def script_statuses(replies: Sequence[object], what: str) -> list[int]:
+    """The per-key statuses of one or more batch-script replies, in key order."""
+    out: list[int] = []
+    for reply in replies:
+        statuses = ok(reply, what)
+        if not isinstance(statuses, list):
+            raise MigrationFailed(f"{what}: script returned {statuses!r:.100}")
+        out += [int(s) for s in statuses]
+    return out
 
 
 def is_unknown_index(reply: object) -> bool:

@@ -11,13 +11,14 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 
+from ftctl.errors import MigrationFailed
 from ftctl.journal.events import BatchDone, ConflictRecorded, SegmentRef
 from ftctl.journal.segments import SegmentPayload, unpack_field
 from ftctl.plan.codecs import convert_batch
 from ftctl.plan.quantization import element_size
 from ftctl.steps import cas, scripts
 from ftctl.steps.effects import Arg, Command, Commands, Offload, ReadSegment, Record, Step
-from ftctl.steps.replies import ok
+from ftctl.steps.replies import script_statuses
 from ftctl.steps.spec import Conversion, RunSpec
 
 _STATUS_NAMES = {
@@ -29,14 +30,14 @@ _STATUS_NAMES = {
 
 
 def journal_batch(
-    step: str, batch: int, keys: Sequence[bytes], statuses: object, reason: str
+    step: str, batch: int, keys: Sequence[bytes], statuses: Sequence[int], reason: str
 ) -> Step[BatchDone]:
     """Journal a batch's outcome: conflicts first (with their keys), then the batch itself."""
-    if not isinstance(statuses, list) or len(statuses) != len(keys):
-        raise AssertionError(f"{step}: script returned {statuses!r:.100} for {len(keys)} keys")
-    counts = Counter(_STATUS_NAMES[int(s)] for s in statuses)
+    if len(statuses) != len(keys):
+        raise MigrationFailed(f"{step}: {len(statuses)} statuses for {len(keys)} keys")
+    counts = Counter(_STATUS_NAMES[s] for s in statuses)
     events: list[object] = []
-    conflicted = [k for k, s in zip(keys, statuses, strict=True) if int(s) == scripts.CONFLICT]
+    conflicted = [k for k, s in zip(keys, statuses, strict=True) if s == scripts.CONFLICT]
     if conflicted:
         events.append(ConflictRecorded(step=step, keys=conflicted, reason=reason))
     events.append(BatchDone(step=step, batch=batch, keys=len(keys), counts=dict(counts)))
@@ -63,7 +64,7 @@ def rename_fields_batch(
             step,
             batch,
             segment.keys,
-            joined(replies, step),
+            script_statuses(replies, step),
             "the destination field already existed beside the source field",
         )
     )
@@ -84,21 +85,10 @@ def rename_keys_batch(spec: RunSpec, batch: int, keys_ref: SegmentRef) -> Step[B
             "rename_keys",
             batch,
             segment.keys,
-            joined(replies, "rename_keys"),
+            script_statuses(replies, "rename_keys"),
             "a key already existed at the destination name",
         )
     )
-
-
-def joined(replies: list[object], what: str) -> list[object]:
-    """The per-key statuses of a segment's chunks, in key order."""
-    out: list[object] = []
-    for reply in replies:
-        statuses = ok(reply, what)
-        if not isinstance(statuses, list):
-            raise AssertionError(f"{what}: script returned {statuses!r:.100}")
-        out.extend(statuses)
-    return out
 
 
 def convert_block(originals: list[bytes | None], conversion: Conversion) -> list[bytes | None]:

@@ -24,7 +24,7 @@ from ftctl.journal.projections import RunState, project_run
 from ftctl.journal.segments import SegmentPayload, unpack_field
 from ftctl.steps import cas, index_ops, rewrite, scripts
 from ftctl.steps.effects import Command, Commands, Offload, Parallel, ReadSegment, Record, Step
-from ftctl.steps.replies import is_unknown_index, ok
+from ftctl.steps.replies import is_unknown_index, ok, script_statuses
 from ftctl.steps.sequence import record_history
 from ftctl.steps.spec import Conversion, DocFieldRename, RunSpec
 from ftctl.steps.validate import validate
@@ -88,7 +88,7 @@ def restore_keys_batch(spec: RunSpec, batch: int, keys_ref: SegmentRef) -> Step[
             "restore_keys",
             batch,
             segment.keys,
-            rewrite.joined(replies, "restore_keys"),
+            script_statuses(replies, "restore_keys"),
             "a key exists under both its original and its migrated name; both kept",
         )
     )
