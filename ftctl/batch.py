@@ -29,7 +29,7 @@ import redis
 from ftctl.drivers import SyncDriver, connect, mask_url
 from ftctl.drivers.connect import resolve_url
 from ftctl.errors import FtctlError, Interrupted, RefusedError, UsageError
-from ftctl.executor import RUN_PROTOCOL, MigrationExecutor, check_plan, ftctl_version
+from ftctl.executor import MigrationExecutor, check_plan
 from ftctl.journal import Journal, RunFinished, RunStarted
 from ftctl.journal.batch import (
     FAILED,
@@ -48,8 +48,8 @@ from ftctl.journal.batch import (
     project_batch_report,
     project_batch_state,
 )
-from ftctl.journal.events import AnyEvent
-from ftctl.journal.report import MigrationReport, project_report
+from ftctl.journal.events import AnyEvent, BatchIndexStatus, BatchRunStarted, Mode, RunResult
+from ftctl.journal.report import MigrationReport
 from ftctl.plan.build import build_plan, merge_request, resolve_source, snapshot_request
 from ftctl.plan.live import LiveSnapshot
 from ftctl.plan.merge import Merged
@@ -63,6 +63,8 @@ from ftctl.plan.models import (
     patch_from_builtins,
     plan_digest,
 )
+from ftctl.planner import ftctl_version
+from ftctl.runs import RUN_PROTOCOL, report_of
 from ftctl.schema.capabilities import Capabilities
 from ftctl.schema.model import IndexSchema
 from ftctl.steps.effects import Commands, ReplyError, Step
@@ -103,7 +105,7 @@ class BatchPlan(msgspec.Struct, frozen=True, kw_only=True):
 
     version: int = 1
     batch_id: str
-    mode: str = "drop_recreate"
+    mode: Mode = "drop_recreate"
     failure_policy: FailurePolicy = "fail_fast"
     requires_quantization: bool = False
     shared_patch: SchemaPatch
@@ -795,7 +797,10 @@ def _index_report(
     if report is None:
         if not Journal.exists(index_dir):
             return ""
-        report = project_report(Journal.read(index_dir), backup_dir=index_dir, kind="apply")
+        events = Journal.read(index_dir)
+        first = events[0]
+        assert isinstance(first, RunStarted)
+        report = report_of(events, load_plan(first.plan_yaml.encode()), index_dir, "apply")
     path = report_dir / f"{_plan_file_name(name)[:-5]}_report.yaml"
     _write_atomic(path, msgspec.yaml.encode(report))
     return str(path)
@@ -828,7 +833,7 @@ def _run_batch(run: _BatchRun, plans: dict[str, MigrationPlan], settings: _Setti
                 settings.progress(index.name, position, total, "running")
             report: MigrationReport | None = None
             error = ""
-            result = ""
+            result: RunResult | Literal[""] = ""
             try:
                 report = MigrationExecutor().apply(
                     plans[index.name],
@@ -846,7 +851,7 @@ def _run_batch(run: _BatchRun, plans: dict[str, MigrationPlan], settings: _Setti
             except FtctlError as exc:
                 result = "refused" if isinstance(exc, RefusedError | UsageError) else "failed"
                 error = exc.one_line()
-            status = SUCCESS if result == "succeeded" else FAILED
+            status: BatchIndexStatus = "success" if result == "succeeded" else "failed"
             if status == FAILED and not error:
                 error = f"migration {result}"
             report_path = _index_report(index.name, settings.backup_dir, report_dir, report)
@@ -882,13 +887,13 @@ def _run_batch(run: _BatchRun, plans: dict[str, MigrationPlan], settings: _Setti
     return project_batch_report(run.journal.events())
 
 
-def _run_started(
+def _batch_run_started(
     batch: BatchPlan, url: str, options: dict[str, str | int | float | bool]
-) -> RunStarted:
-    return RunStarted(
+) -> BatchRunStarted:
+    """The first event of each batch run: the batch plan as reviewed, and its digest."""
+    return BatchRunStarted(
         run_id=secrets.token_hex(8),
-        kind="batch",
-        index_name=batch.batch_id,
+        batch_id=batch.batch_id,
         plan_yaml=dump_batch_plan(batch).decode(),
         plan_sha256=batch_plan_digest(batch),
         mode=batch.mode,
@@ -1004,12 +1009,12 @@ class BatchMigrationExecutor:
             progress_callback,
         )
         url = redis_url or _client_url(redis_client)
-        first = _run_started(batch, url, _options(state_path, report_dir, settings))
+        first = _batch_run_started(batch, url, _options(state_path, report_dir, settings))
         directory = batch_journal_dir(root, batch.batch_id)
         try:
             if Journal.exists(directory):
                 journal = Journal.open(directory)
-                if journal.run_started.plan_sha256 != first.plan_sha256:
+                if journal.first.plan_sha256 != first.plan_sha256:
                     journal.close()
                     raise RefusedError(
                         f"backup does not match batch plan: {directory} holds another batch plan",
@@ -1076,12 +1081,12 @@ class BatchMigrationExecutor:
         try:
             journal = Journal.open(directory)
             try:
-                batch = load_batch_plan(journal.run_started.plan_yaml.encode())
+                batch = load_batch_plan(journal.first.plan_yaml.encode())
                 batch = msgspec.structs.replace(batch, source_path=recorded.plan_path)
                 url = redis_url or _client_url(redis_client)
                 options = _options(state_path, report_dir or previous_reports, settings)
                 run = _BatchRun(journal)
-                run.record(_run_started(batch, url, options))
+                run.record(_batch_run_started(batch, url, options))
                 return _run_batch(run, plans, settings)
             finally:
                 journal.close()

@@ -1,8 +1,10 @@
 """``migrate validate``: check a live index against a plan's target, without a journal.
 
 The checks are the validate step's own (schema, doc count, indexing failures, sampled keys,
-KNN self-match); their events are collected in memory and the report is projected from them
-exactly as for an apply.
+KNN self-match), run by the same table runner as every migration (table ``VALIDATE``);
+their events are collected in memory and the report is projected from them exactly as for
+an apply. :class:`MigrationValidator` and :class:`AsyncMigrationValidator` differ only in
+the driver.
 """
 
 from __future__ import annotations
@@ -13,14 +15,20 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 import redis
+import redis.asyncio
 
-from ftctl.drivers import SyncDriver, connect, mask_url
-from ftctl.executor import expected_docs, ftctl_version, spec_from_plan
-from ftctl.journal.events import AnyEvent, RunFinished, RunStarted, StepFinished, StepStarted
+from ftctl.drivers import AsyncDriver, SyncDriver, async_connect, connect, mask_url
+from ftctl.journal.events import AnyEvent, RunFinished, RunStarted
+from ftctl.journal.projections import RunState
 from ftctl.journal.report import MigrationReport, project_report
 from ftctl.plan.models import MigrationPlan, dump_plan, plan_digest
-from ftctl.steps.validate import validate
+from ftctl.planner import ftctl_version
+from ftctl.steps.effects import Step
+from ftctl.steps.runner import Outcome, RunContext, run_table
+from ftctl.steps.spec import run_spec
+from ftctl.steps.tables import VALIDATE
 
 
 class MemorySink:
@@ -31,8 +39,6 @@ class MemorySink:
         self._lock = threading.Lock()
 
     def append(self, events: Sequence[Any]) -> list[Any]:
-        import msgspec
-
         stamped = []
         with self._lock:
             for event in events:
@@ -49,6 +55,34 @@ class MemorySink:
         raise RuntimeError("validation reads no segments")
 
 
+def _start(plan: MigrationPlan, url: str) -> tuple[MemorySink, Step[Outcome]]:
+    sink = MemorySink()
+    (started,) = sink.append(
+        [
+            RunStarted(
+                run_id=secrets.token_hex(8),
+                kind="validate",
+                index_name=plan.source.index_name,
+                plan_yaml=dump_plan(plan).decode(),
+                plan_sha256=plan_digest(plan),
+                mode=plan.mode,
+                redis_url=mask_url(url),
+                ftctl_version=ftctl_version(),
+            )
+        ]
+    )
+    state = RunState(marks=VALIDATE.marks())
+    state.fold(started)
+    ctx = RunContext(spec=run_spec(plan), state=state, applied=state)
+    return sink, run_table(VALIDATE, ctx)
+
+
+def _report(plan: MigrationPlan, sink: MemorySink, outcome: Outcome) -> MigrationReport:
+    sink.append([RunFinished(result="succeeded" if outcome == "passed" else "failed")])
+    events: list[AnyEvent] = sink.events
+    return project_report(events, VALIDATE.marks(), warnings=plan.warnings, kind="validate")
+
+
 class MigrationValidator:
     """Validate the live target index of a plan (read-only)."""
 
@@ -60,43 +94,33 @@ class MigrationValidator:
         client: redis.Redis | None = None,
     ) -> MigrationReport:
         redis_client = client or connect(redis_url)
-        sink = MemorySink()
-        sink.append(
-            [
-                RunStarted(
-                    run_id=secrets.token_hex(8),
-                    kind="validate",
-                    index_name=plan.source.index_name,
-                    plan_yaml=dump_plan(plan).decode(),
-                    plan_sha256=plan_digest(plan),
-                    mode=plan.mode,
-                    redis_url=mask_url(redis_url or ""),
-                    ftctl_version=ftctl_version(),
-                ),
-                StepStarted(step="validate"),
-            ]
-        )
         try:
-            spec = spec_from_plan(plan)
-            passed = SyncDriver(redis_client, sink).run(
-                validate(
-                    spec,
-                    schema=spec.target_schema,
-                    expected_docs=expected_docs(plan),
-                    source_failures=plan.source.stats_snapshot.hash_indexing_failures,
-                    key_segments=[],
-                    backup_segments=[],
-                    conflicts=0,
-                )
-            )
+            sink, step = _start(plan, redis_url or "")
+            outcome = SyncDriver(redis_client, sink).run(step)
         finally:
             if client is None:
                 redis_client.close()
-        sink.append(
-            [
-                StepFinished(step="validate", counts={"passed": int(passed)}),
-                RunFinished(result="succeeded" if passed else "failed"),
-            ]
-        )
-        events: list[AnyEvent] = sink.events
-        return project_report(events, warnings=plan.warnings, kind="validate")
+        return _report(plan, sink, outcome)
+
+
+class AsyncMigrationValidator:
+    """The asyncio twin of :class:`MigrationValidator`."""
+
+    async def validate(
+        self,
+        plan: MigrationPlan,
+        *,
+        redis_url: str | None = None,
+        client: redis.asyncio.Redis | None = None,
+    ) -> MigrationReport:
+        redis_client = client or await async_connect(redis_url)
+        try:
+            sink, step = _start(plan, redis_url or "")
+            outcome = await AsyncDriver(redis_client, sink).run(step)
+        finally:
+            if client is None:
+                await redis_client.aclose()
+        return _report(plan, sink, outcome)
+
+
+__all__ = ["AsyncMigrationValidator", "MemorySink", "MigrationValidator"]

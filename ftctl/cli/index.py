@@ -10,7 +10,7 @@ import msgspec
 
 from ftctl.cli import AppState, pass_state
 from ftctl.drivers import SyncDriver
-from ftctl.executor import ftctl_version
+from ftctl.planner import ftctl_version
 from ftctl.schema import (
     GeoShapeField,
     TagField,

@@ -9,26 +9,18 @@ from __future__ import annotations
 import asyncio
 import sys
 from pathlib import Path
+from typing import Any, Literal, cast
 
 import click
 import msgspec
 
+from ftctl import audit
 from ftctl.cli import AppState, pass_state
 from ftctl.cli.migrate import migrate
 from ftctl.cli.render import Progress, report_summary, timeline, write_yaml
-from ftctl.drivers import async_connect
-from ftctl.errors import EXIT_FAILED, RefusedError
-from ftctl.executor import (
-    AsyncMigrationExecutor,
-    MigrationExecutor,
-    find_journals,
-)
-from ftctl.executor import (
-    rollback as rollback_migration,
-)
-from ftctl.journal import Journal
-from ftctl.journal.inspect import inspect_rows
-from ftctl.journal.report import MigrationReport, project_benchmark, project_report
+from ftctl.errors import EXIT_FAILED
+from ftctl.executor import AsyncMigrationExecutor, MigrationExecutor
+from ftctl.journal.report import MigrationReport
 from ftctl.plan.models import MigrationPlan, load_plan
 from ftctl.validator import MigrationValidator
 
@@ -102,7 +94,7 @@ def _finish(
         write_yaml(report_out, report)
     if benchmark_out and backup_dir is not None:
         directory = Path(report.backup.journal).parent if report.backup.journal else backup_dir
-        write_yaml(benchmark_out, project_benchmark(Journal.read(directory)))
+        write_yaml(benchmark_out, audit.benchmark_report(directory))
     report_summary(report)
     if report.result == "awaiting_cutover":
         where = report.backup.backup_dir or str(backup_dir)
@@ -116,6 +108,26 @@ def _finish(
         raise SystemExit(EXIT_FAILED)
 
 
+_async = click.option("--async", "use_async", is_flag=True, help="Use the asyncio executor.")
+_index = click.option("--index", help="Which index's journal, when the backup dir holds several.")
+
+Verb = Literal["apply", "resume", "rollback", "cutover", "abort"]
+
+
+def execute(use_async: bool, verb: Verb, *args: Any, **kwargs: Any) -> MigrationReport:
+    """Call one verb of the sync or the asyncio executor (same names, same arguments)."""
+    progress = Progress()
+    if verb != "abort":
+        kwargs["progress_callback"] = progress
+    try:
+        if use_async:
+            coroutine = getattr(AsyncMigrationExecutor(), verb)(*args, **kwargs)
+            return cast(MigrationReport, asyncio.run(coroutine))
+        return cast(MigrationReport, getattr(MigrationExecutor(), verb)(*args, **kwargs))
+    finally:
+        progress.close()
+
+
 @migrate.command()
 @click.option(
     "--plan",
@@ -126,7 +138,7 @@ def _finish(
 )
 @_backup_dir
 @_run_options
-@click.option("--async", "use_async", is_flag=True, help="Use the asyncio executor.")
+@_async
 @click.option("--accept-data-loss", is_flag=True, help="Allow lossy vector conversions.")
 @pass_state
 def apply(
@@ -144,37 +156,18 @@ def apply(
     """Apply a plan; re-running the same command resumes from the journal."""
     plan = load_plan(plan_path)
     accept = _confirm_data_loss(plan, accept_data_loss)
-    progress = Progress()
-    try:
-        if use_async:
-
-            async def run() -> MigrationReport:
-                client = await async_connect(state.url)
-                try:
-                    return await AsyncMigrationExecutor().apply(
-                        plan, client=client, backup_dir=backup_dir, batch_size=batch_size,
-                        num_workers=workers, progress_callback=progress,
-                        accept_data_loss=accept, timeout=timeout,
-                    )  # fmt: skip
-                finally:
-                    await client.aclose()
-
-            report = asyncio.run(run())
-        else:
-            report = MigrationExecutor().apply(
-                plan, client=state.client(), backup_dir=backup_dir, batch_size=batch_size,
-                num_workers=workers, progress_callback=progress, accept_data_loss=accept,
-                timeout=timeout,
-            )  # fmt: skip
-    finally:
-        progress.close()
+    report = execute(
+        use_async, "apply", plan, redis_url=state.url, backup_dir=backup_dir,
+        batch_size=batch_size, num_workers=workers, accept_data_loss=accept, timeout=timeout,
+    )  # fmt: skip
     _finish(report, backup_dir, report_out, benchmark_out)
 
 
 @migrate.command()
 @_backup_dir
-@click.option("--index", help="Which index's journal, when the backup dir holds several.")
+@_index
 @_run_options
+@_async
 @pass_state
 def resume(
     state: AppState,
@@ -185,26 +178,24 @@ def resume(
     timeout: float,
     report_out: str | None,
     benchmark_out: str | None,
+    use_async: bool,
 ) -> None:
     """Resume an interrupted apply from its journal alone (the plan is in the journal)."""
-    progress = Progress()
-    try:
-        report = MigrationExecutor().resume(
-            backup_dir, index=index, client=state.client(), batch_size=batch_size,
-            num_workers=workers, progress_callback=progress, timeout=timeout,
-        )  # fmt: skip
-    finally:
-        progress.close()
+    report = execute(
+        use_async, "resume", backup_dir, index=index, redis_url=state.url,
+        batch_size=batch_size, num_workers=workers, timeout=timeout,
+    )  # fmt: skip
     _finish(report, backup_dir, report_out, benchmark_out)
 
 
 @migrate.command()
 @_backup_dir
-@click.option("--index", help="Which index's journal, when the backup dir holds several.")
+@_index
 @click.option(
     "--force", is_flag=True, help="Overwrite vectors that were changed after the migration."
 )
 @_run_options
+@_async
 @pass_state
 def rollback(
     state: AppState,
@@ -216,16 +207,13 @@ def rollback(
     timeout: float,
     report_out: str | None,
     benchmark_out: str | None,
+    use_async: bool,
 ) -> None:
     """Undo a migration from its journal: vectors, keys, fields and the source index."""
-    progress = Progress()
-    try:
-        report = rollback_migration(
-            backup_dir, index=index, client=state.client(), force=force, batch_size=batch_size,
-            num_workers=workers, progress_callback=progress, timeout=timeout,
-        )  # fmt: skip
-    finally:
-        progress.close()
+    report = execute(
+        use_async, "rollback", backup_dir, index=index, redis_url=state.url, force=force,
+        batch_size=batch_size, num_workers=workers, timeout=timeout,
+    )  # fmt: skip
     _finish(report, None, report_out, None)
 
 
@@ -236,7 +224,7 @@ def rollback(
 def validate(state: AppState, plan_path: str, report_out: str | None) -> None:
     """Check the live index against the plan's target schema and counts (read-only)."""
     plan = load_plan(plan_path)
-    report = MigrationValidator().validate(plan, client=state.client())
+    report = MigrationValidator().validate(plan, redis_url=state.url)
     _finish(report, None, report_out, None)
 
 
@@ -251,34 +239,29 @@ def journal() -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per event, per line.")
 def inspect(backup_dir: Path, index: str | None, as_json: bool) -> None:
     """Print the timeline of a journal: event, time, step, batch, counts."""
-    for directory in find_journals(backup_dir, index, batches=True):
-        with Journal.open_readonly(directory) as opened:
-            rows = inspect_rows(opened.events())
-            if opened.recovered_tail:
-                click.echo(f"note: {directory}: {opened.recovered_tail}", err=True)
+    for found in audit.inspect(backup_dir, index=index):
+        if found.recovered_tail:
+            click.echo(f"note: {found.directory}: {found.recovered_tail}", err=True)
         if as_json:
-            for row in rows:
+            for row in found.rows:
                 click.echo(msgspec.json.encode(row).decode())
         else:
-            click.echo(f"== {directory}")
-            timeline(rows)
+            click.echo(f"== {found.directory}")
+            timeline(found.rows)
 
 
 @migrate.command("report")
 @_backup_dir
-@click.option("--index", help="Which index's journal, when the backup dir holds several.")
+@_index
 @click.option(
     "--kind", type=click.Choice(["apply", "rollback"]), default="apply", show_default=True
 )
 @click.option("--report-out", type=click.Path(dir_okay=False), help="Write the report (YAML).")
-def report_command(backup_dir: Path, index: str | None, kind: str, report_out: str | None) -> None:
+def report_command(
+    backup_dir: Path, index: str | None, kind: Literal["apply", "rollback"], report_out: str | None
+) -> None:
     """Regenerate the migration report from the journal alone."""
-    found = find_journals(backup_dir, index)
-    if len(found) > 1:
-        raise RefusedError(f"{backup_dir} holds several journals", "pass --index NAME")
-    events = Journal.read(found[0])
-    plan = load_plan(next(e for e in events if hasattr(e, "plan_yaml")).plan_yaml.encode())
-    report = project_report(events, backup_dir=found[0], warnings=plan.warnings, kind=kind)
+    report = audit.migration_report(backup_dir, index=index, kind=kind)
     if report_out:
         write_yaml(report_out, report)
     report_summary(report)

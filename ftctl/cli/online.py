@@ -13,9 +13,9 @@ import click
 
 from ftctl.cli import AppState, pass_state
 from ftctl.cli.migrate import migrate
+from ftctl.cli.migrate_run import _async, _index, execute
 from ftctl.cli.render import report_summary, write_yaml
 from ftctl.errors import EXIT_FAILED
-from ftctl.online import abort, cutover
 
 _backup_dir = click.option(
     "--backup-dir",
@@ -23,7 +23,6 @@ _backup_dir = click.option(
     type=click.Path(file_okay=False, path_type=Path),
     help="Directory of the online migration's journal.",
 )
-_index = click.option("--index", help="Which index's journal, when the backup dir holds several.")
 _report_out = click.option("--report-out", type=click.Path(dir_okay=False), help="Report YAML.")
 
 
@@ -32,12 +31,23 @@ _report_out = click.option("--report-out", type=click.Path(dir_okay=False), help
 @_index
 @_report_out
 @click.option("--timeout", default=3600.0, show_default=True, type=click.FloatRange(min=1))
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
+@_async
 @pass_state
 def cutover_command(
-    state: AppState, backup_dir: Path, index: str | None, report_out: str | None, timeout: float
+    state: AppState,
+    backup_dir: Path,
+    index: str | None,
+    report_out: str | None,
+    timeout: float,
+    workers: int,
+    use_async: bool,
 ) -> None:
     """Swap a verified shadow index in (one MULTI/EXEC) and finish the online migration."""
-    report = cutover(backup_dir, index=index, client=state.client(), timeout=timeout)
+    report = execute(
+        use_async, "cutover", backup_dir, index=index, redis_url=state.url, timeout=timeout,
+        num_workers=workers,
+    )  # fmt: skip
     if report_out:
         write_yaml(report_out, report)
     report_summary(report)
@@ -51,12 +61,13 @@ def cutover_command(
 @_backup_dir
 @_index
 @_report_out
+@_async
 @pass_state
 def abort_command(
-    state: AppState, backup_dir: Path, index: str | None, report_out: str | None
+    state: AppState, backup_dir: Path, index: str | None, report_out: str | None, use_async: bool
 ) -> None:
     """Drop the shadow of an online migration that was not cut over (exit 2 if it was)."""
-    report = abort(backup_dir, index=index, client=state.client())
+    report = execute(use_async, "abort", backup_dir, index=index, redis_url=state.url)
     if report_out:
         write_yaml(report_out, report)
     report_summary(report)

@@ -29,7 +29,7 @@ from ftctl.journal.events import (
 )
 from ftctl.journal.framing import MAX_RECORD_SIZE, ScanResult, frame, scan
 from ftctl.journal.log import Journal
-from ftctl.journal.projections import FailedCheck, RunState, StepTiming, project_run
+from ftctl.journal.projections import FailedCheck, RunState, StepMarks, StepTiming, project_run
 from ftctl.journal.segments import (
     FieldBlock,
     SegmentPayload,
@@ -60,6 +60,7 @@ __all__ = [
     "SegmentPayload",
     "SegmentRef",
     "StepFinished",
+    "StepMarks",
     "StepSkipped",
     "StepStarted",
     "StepTiming",

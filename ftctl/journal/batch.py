@@ -1,8 +1,9 @@
 """Batch journal events and the projections rendered from them (state, status, report).
 
 A batch journal lives in ``<backup-dir>/batch-<batch_id>/journal.log``. Its first event is a
-:class:`~ftctl.journal.events.RunStarted` with ``kind="batch"`` that embeds the batch plan
-YAML and its sha256; each later run (``batch-resume``) appends another one. Then:
+:class:`~ftctl.journal.events.BatchRunStarted` that embeds the batch plan YAML and its
+sha256 (journals of earlier releases: a ``RunStarted`` of kind ``batch``); each later run
+(``batch-resume``) appends another one. Then:
 
 - :class:`BatchStarted` (once): the indexes of the batch, which are applicable, where their
   reviewed per-index plans are and their digests;
@@ -20,91 +21,40 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, assert_never
+from typing import Literal, TypeAlias, assert_never
 
 import msgspec
 
 from ftctl.journal.events import (
+    AnyEvent,
     BatchDone,
+    BatchIndexEntry,
+    BatchIndexFinished,
+    BatchIndexInterrupted,
+    BatchIndexStarted,
+    BatchRunStarted,
+    BatchStarted,
     CheckFailed,
     CheckPassed,
     ConflictRecorded,
-    Event,
+    CutoverApproved,
+    CutoverDone,
     Interrupted,
     KeysEnumerated,
     Note,
     RunFinished,
+    RunResult,
     RunStarted,
+    ShadowCreated,
+    ShadowReady,
     StepFinished,
     StepSkipped,
     StepStarted,
 )
 
-if TYPE_CHECKING:
-    from ftctl.journal.events import AnyEvent
-from ftctl.journal.online import ONLINE_EVENT_TYPES
-
-# --- events ---------------------------------------------------------------------------------
-
-
-class BatchIndexEntry(msgspec.Struct, frozen=True, kw_only=True):
-    """One index of a batch as planned: applicable with a reviewed plan, or skipped and why."""
-
-    name: str
-    applicable: bool
-    skip_reason: str | None = None
-    plan_path: str = ""
-    """Absolute path of the reviewed per-index plan (applicable indexes only)."""
-    plan_sha256: str = ""
-
-
-class BatchStarted(Event, frozen=True, kw_only=True, tag="batch_started"):
-    """The batch as planned (recorded once, right after the first ``run_started``)."""
-
-    batch_id: str
-    plan_path: str
-    """Absolute path of ``batch_plan.yaml`` (the plan itself is embedded in ``run_started``)."""
-    backup_dir: str
-    failure_policy: str
-    indexes: list[BatchIndexEntry] = msgspec.field(default_factory=list)
-
-
-class BatchIndexStarted(Event, frozen=True, kw_only=True, tag="batch_index_started"):
-    """The migration of one index began (or resumed, or was retried)."""
-
-    name: str
-    position: int
-    """1-based position among the applicable indexes."""
-    total: int
-    journal: str
-    """The index's own journal directory (``<backup-dir>/<index>``)."""
-    plan_sha256: str
-    retry: bool = False
-    """A ``--retry-failed`` run of an index that had failed."""
-
-
-class BatchIndexFinished(Event, frozen=True, kw_only=True, tag="batch_index_finished"):
-    """One index's migration ended: ``status`` is ``success`` or ``failed``."""
-
-    name: str
-    status: str
-    result: str = ""
-    """The index report's result (``succeeded``, ``failed``, ``refused``, …)."""
-    error: str = ""
-    report_path: str = ""
-    journal: str = ""
-
-
-class BatchIndexInterrupted(Event, frozen=True, kw_only=True, tag="batch_index_interrupted"):
-    """One index's migration stopped at a batch boundary (Ctrl+C); resume continues it."""
-
-    name: str
-    error: str = ""
-
-
-BATCH_EVENT_TYPES = (BatchStarted, BatchIndexStarted, BatchIndexFinished, BatchIndexInterrupted)
-
 # --- projections ----------------------------------------------------------------------------
+
+BatchStatus: TypeAlias = Literal["completed", "partial_failure", "failed", "in_progress"]
 
 SUCCESS = "success"
 FAILED = "failed"
@@ -149,7 +99,7 @@ class BatchProgress:
     indexes: dict[str, IndexProgress] = field(default_factory=dict)
     started_at: datetime | None = None
     updated_at: datetime | None = None
-    run_result: str | None = None
+    run_result: RunResult | None = None
     """``result`` of the latest run's ``run_finished`` (None while it runs or after a crash)."""
     last_seq: int = 0
 
@@ -163,18 +113,18 @@ class BatchProgress:
         return found[0] if found else None
 
     @property
-    def status(self) -> str:
+    def status(self) -> BatchStatus:
         """completed | partial_failure | failed | in_progress (the guide's batch statuses)."""
         applicable = [i for i in self.indexes.values() if i.applicable]
         done = [i for i in applicable if i.status in (SUCCESS, FAILED)]
         failed = [i for i in done if i.status == FAILED]
         if failed and self.run_result is not None:
-            return "partial_failure" if len(failed) < len(done) else FAILED
+            return "partial_failure" if len(failed) < len(done) else "failed"
         if len(done) < len(applicable):
-            return IN_PROGRESS
+            return "in_progress"
         if not failed:
             return "completed"
-        return "partial_failure" if len(failed) < len(done) else FAILED
+        return "partial_failure" if len(failed) < len(done) else "failed"
 
 
 def project_batch(events: Iterable[AnyEvent]) -> BatchProgress:
@@ -187,10 +137,14 @@ def project_batch(events: Iterable[AnyEvent]) -> BatchProgress:
             if state.started_at is None:
                 state.started_at = event.at
         match event:
-            case RunStarted():
+            case BatchRunStarted() | RunStarted():
+                # A batch journal written before BatchRunStarted existed starts with a
+                # RunStarted of kind "batch" whose index_name holds the batch id.
                 if not state.plan_sha256:
                     state.plan_sha256 = event.plan_sha256
-                    state.batch_id = event.index_name
+                    state.batch_id = (
+                        event.batch_id if isinstance(event, BatchRunStarted) else event.index_name
+                    )
                 state.runs += 1
                 state.options = dict(event.options)
                 state.run_result = None
@@ -249,10 +203,12 @@ def project_batch(events: Iterable[AnyEvent]) -> BatchProgress:
                 | ConflictRecorded()
                 | Note()
                 | Interrupted()
+                | ShadowCreated()
+                | ShadowReady()
+                | CutoverApproved()
+                | CutoverDone()
             ):
                 pass  # index-run events live in the index journals, never in a batch journal
-            case _ if isinstance(event, ONLINE_EVENT_TYPES):
-                pass  # online-mode index-run events, likewise
             case _:
                 assert_never(event)
     return state
@@ -412,7 +368,6 @@ def project_batch_report(events: Iterable[AnyEvent]) -> BatchReport:
 
 
 __all__ = [
-    "BATCH_EVENT_TYPES",
     "BatchIndexEntry",
     "BatchIndexFinished",
     "BatchIndexInterrupted",

@@ -5,6 +5,8 @@ Rules that keep old journals readable (msgspec's schema evolution):
 - every concrete event has an explicit ``tag="snake_name"``; renaming the class is free,
   changing the tag is not;
 - fields added later always have a default;
+- closed sets (run kind, result, step name, batch status) are ``Literal`` types: a value may
+  be added later (old journals still decode), never removed or renamed;
 - adding an event is one class here plus one entry in :data:`AnyEvent`.
 
 ``seq`` and ``at`` are stamped by :meth:`ftctl.journal.Journal.append`; callers leave them at
@@ -14,11 +16,74 @@ their defaults.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, TypeAlias
+from typing import Any, Literal, TypeAlias, assert_never, get_args
 
 import msgspec
 
 Scalar: TypeAlias = str | int | float | bool
+
+StepName: TypeAlias = Literal[
+    # drop_recreate
+    "enumerate",
+    "backup",
+    "preflight",
+    "drop",
+    "rename_fields",
+    "rename_keys",
+    "quantize",
+    "create",
+    "wait",
+    "validate",
+    # rollback of drop_recreate
+    "drop_target",
+    "restore_vectors",
+    "restore_keys",
+    "restore_fields",
+    "recreate_source",
+    "wait_source",
+    "validate_source",
+    # online: in place (FT.ALTER) and shadow index
+    "online_preflight",
+    "alter_add",
+    "alter_wait",
+    "shadow_create",
+    "shadow_wait",
+    "shadow_verify",
+    "await_cutover",
+    "cutover",
+    "online_validate",
+    # rollback of online
+    "abort_shadow",
+    "rb_shadow_create",
+    "rb_shadow_wait",
+    "rb_shadow_verify",
+    "rb_cutover",
+    "rb_validate",
+]
+"""Every step any mode's table holds (:mod:`ftctl.steps.tables`)."""
+
+STEP_NAMES: frozenset[str] = frozenset(get_args(StepName))
+
+RunKind: TypeAlias = Literal["apply", "rollback", "validate", "batch"]
+"""``batch`` only in journals written before :class:`BatchRunStarted` existed."""
+
+RunResult: TypeAlias = Literal[
+    "succeeded",
+    "failed",
+    "rolled_back",
+    "refused",
+    "interrupted",
+    "awaiting_cutover",
+    # batch runs: the batch's status when the run ended
+    "completed",
+    "partial_failure",
+    "in_progress",
+    "stopped",
+]
+
+Mode: TypeAlias = Literal["drop_recreate", "online"]
+
+BatchIndexStatus: TypeAlias = Literal["success", "failed"]
 
 
 class SegmentRef(msgspec.Struct, frozen=True, kw_only=True):
@@ -41,46 +106,83 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
     at: datetime | None = None
 
 
+# --- every run ----------------------------------------------------------------------------
+
+
 class RunStarted(Event, frozen=True, kw_only=True, tag="run_started"):
-    """First event of a journal (and of every later run on it): the whole plan and its digest."""
+    """First event of an index journal (and of every later run on it): the whole plan and
+    its digest."""
 
     run_id: str
-    kind: str
-    """``apply`` | ``rollback`` | ``batch``."""
+    kind: RunKind
     index_name: str
     plan_yaml: str
     plan_sha256: str
-    mode: str
+    mode: Mode
     options: dict[str, Scalar] = msgspec.field(default_factory=dict)
     redis_url: str = ""
     """Already masked: never holds a password."""
     ftctl_version: str = ""
 
 
+class RunFinished(Event, frozen=True, kw_only=True, tag="run_finished"):
+    """The run ended; ``error`` says why when it did not succeed.
+
+    Index runs end ``succeeded``, ``rolled_back``, ``failed`` (it ran and did not reach its
+    target), ``refused`` (a precondition failed; nothing changed) or ``awaiting_cutover``
+    (online, stopped at the operator gate). Batch runs end with the batch's status
+    (``completed``, ``partial_failure``, ``failed``, ``in_progress``), ``stopped``
+    (fail_fast after a failed index) or ``interrupted``.
+    """
+
+    result: RunResult
+    error: str = ""
+
+
+class Interrupted(Event, frozen=True, kw_only=True, tag="interrupted"):
+    """The run stopped at a batch boundary (Ctrl+C or a signal); resume continues from here.
+
+    ``step`` is empty when no step was running.
+    """
+
+    step: StepName | Literal[""]
+    batch: int | None = None
+
+
+class Note(Event, frozen=True, kw_only=True, tag="note"):
+    """Free-form information for the report (a warning, a server fact)."""
+
+    message: str
+    data: dict[str, Scalar] = msgspec.field(default_factory=dict)
+
+
+# --- steps --------------------------------------------------------------------------------
+
+
 class StepStarted(Event, frozen=True, kw_only=True, tag="step_started"):
     """A step began (or resumed)."""
 
-    step: str
+    step: StepName
 
 
 class StepFinished(Event, frozen=True, kw_only=True, tag="step_finished"):
     """A step completed; ``counts`` are its totals."""
 
-    step: str
+    step: StepName
     counts: dict[str, int] = msgspec.field(default_factory=dict)
 
 
 class StepSkipped(Event, frozen=True, kw_only=True, tag="step_skipped"):
-    """A step was not needed by the plan."""
+    """A step was not needed by the plan (or by what the apply did, for a rollback)."""
 
-    step: str
+    step: StepName
     reason: str
 
 
 class BatchDone(Event, frozen=True, kw_only=True, tag="batch_done"):
     """One batch of a step is durably done (its segment, if any, is written and verified)."""
 
-    step: str
+    step: StepName
     batch: int
     keys: int
     segment: SegmentRef | None = None
@@ -88,7 +190,7 @@ class BatchDone(Event, frozen=True, kw_only=True, tag="batch_done"):
 
 
 class KeysEnumerated(Event, frozen=True, kw_only=True, tag="keys_enumerated"):
-    """A batch of the source index's keys was streamed into a segment."""
+    """A batch of the source index's keys was streamed into a segment (step ``enumerate``)."""
 
     segment: SegmentRef
     batch: int
@@ -113,48 +215,132 @@ class CheckFailed(Event, frozen=True, kw_only=True, tag="check_failed"):
 class ConflictRecorded(Event, frozen=True, kw_only=True, tag="conflict_recorded"):
     """Keys written concurrently during the migration that were deliberately not overwritten."""
 
-    step: str
+    step: StepName
     keys: list[bytes]
     reason: str
 
 
-class Note(Event, frozen=True, kw_only=True, tag="note"):
-    """Free-form information for the report (a warning, a server fact)."""
-
-    message: str
-    data: dict[str, Scalar] = msgspec.field(default_factory=dict)
+# --- online mode: the shadow index's life and the cut-over instant ------------------------
 
 
-class Interrupted(Event, frozen=True, kw_only=True, tag="interrupted"):
-    """The run stopped at a batch boundary (Ctrl+C or a signal); resume continues from here."""
+class ShadowCreated(Event, frozen=True, kw_only=True, tag="shadow_created"):
+    """``FT.CREATE`` of a shadow index succeeded (or found it already there with its schema)."""
 
-    step: str
-    batch: int | None = None
+    step: StepName
+    index: str
+    """The shadow's real name."""
+    serving: str
+    """The name queries use, still answered by the source meanwhile."""
 
 
-class RunFinished(Event, frozen=True, kw_only=True, tag="run_finished"):
-    """The run ended: ``succeeded`` | ``failed`` | ``rolled_back``."""
+class ShadowReady(Event, frozen=True, kw_only=True, tag="shadow_ready"):
+    """The shadow finished its background scan (``indexing`` 0, ``percent_indexed`` 1)."""
 
-    result: str
+    step: StepName
+    index: str
+    num_docs: int = 0
+    hash_indexing_failures: int = 0
+
+
+class CutoverApproved(Event, frozen=True, kw_only=True, tag="cutover_approved"):
+    """An operator ran ``ftctl migrate cutover``: a postponed cut-over may now happen."""
+
+    step: StepName = "await_cutover"
+
+
+class CutoverDone(Event, frozen=True, kw_only=True, tag="cutover_done"):
+    """The MULTI/EXEC that swapped indexes ran; its ``at`` is the cut-over instant.
+
+    ``dropped`` was dropped (never with DD), ``index`` now answers every name in ``names``.
+    ``recovered`` is True when a resumed run found the swap already done (a crash between
+    EXEC and this event): then ``at`` is when that was found, not the EXEC itself.
+    """
+
+    step: StepName
+    dropped: str
+    index: str
+    names: list[str] = msgspec.field(default_factory=list)
+    recovered: bool = False
+
+
+# --- batch journals (``<backup-dir>/batch-<id>/``) ----------------------------------------
+
+
+class BatchIndexEntry(msgspec.Struct, frozen=True, kw_only=True):
+    """One index of a batch as planned: applicable with a reviewed plan, or skipped and why."""
+
+    name: str
+    applicable: bool
+    skip_reason: str | None = None
+    plan_path: str = ""
+    """Absolute path of the reviewed per-index plan (applicable indexes only)."""
+    plan_sha256: str = ""
+
+
+class BatchRunStarted(Event, frozen=True, kw_only=True, tag="batch_run_started"):
+    """First event of a batch journal, and of every later run on it (``batch-resume``)."""
+
+    run_id: str
+    batch_id: str
+    plan_yaml: str
+    """The batch plan as reviewed."""
+    plan_sha256: str
+    mode: Mode
+    options: dict[str, Scalar] = msgspec.field(default_factory=dict)
+    redis_url: str = ""
+    """Already masked: never holds a password."""
+    ftctl_version: str = ""
+
+
+class BatchStarted(Event, frozen=True, kw_only=True, tag="batch_started"):
+    """The batch as planned (recorded once, right after the first run's start)."""
+
+    batch_id: str
+    plan_path: str
+    """Absolute path of ``batch_plan.yaml`` (the plan itself is embedded in the run start)."""
+    backup_dir: str
+    failure_policy: Literal["fail_fast", "continue_on_error"]
+    indexes: list[BatchIndexEntry] = msgspec.field(default_factory=list)
+
+
+class BatchIndexStarted(Event, frozen=True, kw_only=True, tag="batch_index_started"):
+    """The migration of one index began (or resumed, or was retried)."""
+
+    name: str
+    position: int
+    """1-based position among the applicable indexes."""
+    total: int
+    journal: str
+    """The index's own journal directory (``<backup-dir>/<index>``)."""
+    plan_sha256: str
+    retry: bool = False
+    """A ``--retry-failed`` run of an index that had failed."""
+
+
+class BatchIndexFinished(Event, frozen=True, kw_only=True, tag="batch_index_finished"):
+    """One index's migration ended."""
+
+    name: str
+    status: BatchIndexStatus
+    result: RunResult | Literal[""] = ""
+    """The index report's result (``succeeded``, ``failed``, ``refused``, …)."""
+    error: str = ""
+    report_path: str = ""
+    journal: str = ""
+
+
+class BatchIndexInterrupted(Event, frozen=True, kw_only=True, tag="batch_index_interrupted"):
+    """One index's migration stopped at a batch boundary (Ctrl+C); resume continues it."""
+
+    name: str
     error: str = ""
 
 
-# Batch events live with their projections; imported here, after the classes they build on.
-from ftctl.journal.batch import (  # noqa: E402
-    BatchIndexFinished,
-    BatchIndexInterrupted,
-    BatchIndexStarted,
-    BatchStarted,
-)
-from ftctl.journal.online import (  # noqa: E402
-    CutoverApproved,
-    CutoverDone,
-    ShadowCreated,
-    ShadowReady,
-)
-
 AnyEvent: TypeAlias = (
     RunStarted
+    | RunFinished
+    | Interrupted
+    | Note
     | StepStarted
     | StepFinished
     | StepSkipped
@@ -163,20 +349,21 @@ AnyEvent: TypeAlias = (
     | CheckPassed
     | CheckFailed
     | ConflictRecorded
-    | Note
-    | Interrupted
-    | RunFinished
-    | BatchStarted
-    | BatchIndexStarted
-    | BatchIndexFinished
-    | BatchIndexInterrupted
     | ShadowCreated
     | ShadowReady
     | CutoverApproved
     | CutoverDone
+    | BatchRunStarted
+    | BatchStarted
+    | BatchIndexStarted
+    | BatchIndexFinished
+    | BatchIndexInterrupted
 )
 
-EVENT_TYPES: tuple[type[Event], ...] = AnyEvent.__args__
+AnyRunStart: TypeAlias = RunStarted | BatchRunStarted
+"""What a journal's first event is."""
+
+EVENT_TYPES: tuple[type[Event], ...] = get_args(AnyEvent)
 """Every concrete event class, in union order."""
 
 _encoder = msgspec.msgpack.Encoder()
@@ -193,6 +380,47 @@ def encode_event(event: Event) -> bytes:
 def decode_event(data: bytes | memoryview) -> AnyEvent:
     """Decode one event; raises ``msgspec.DecodeError`` / ``ValidationError`` on bad input."""
     return _decoder.decode(data)
+
+
+def event_tag(event: Event) -> str:
+    """The stable tag an event is stored under (``step_started``)."""
+    return str(type(event).__struct_config__.tag)
+
+
+def step_of(event: AnyEvent) -> StepName | None:
+    """The step an event belongs to, when it names one (``keys_enumerated``: enumerate)."""
+    match event:
+        case (
+            StepStarted(step=step)
+            | StepFinished(step=step)
+            | StepSkipped(step=step)
+            | BatchDone(step=step)
+            | ConflictRecorded(step=step)
+            | ShadowCreated(step=step)
+            | ShadowReady(step=step)
+            | CutoverApproved(step=step)
+            | CutoverDone(step=step)
+        ):
+            return step
+        case Interrupted(step=step):
+            return step or None
+        case KeysEnumerated():
+            return "enumerate"
+        case (
+            RunStarted()
+            | RunFinished()
+            | Note()
+            | CheckPassed()
+            | CheckFailed()
+            | BatchRunStarted()
+            | BatchStarted()
+            | BatchIndexStarted()
+            | BatchIndexFinished()
+            | BatchIndexInterrupted()
+        ):
+            return None
+        case _:
+            assert_never(event)
 
 
 def segment_refs(event: Event) -> list[SegmentRef]:

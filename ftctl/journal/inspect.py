@@ -9,6 +9,7 @@ import msgspec
 from ftctl.journal.events import (
     AnyEvent,
     BatchDone,
+    BatchRunStarted,
     CheckFailed,
     CheckPassed,
     ConflictRecorded,
@@ -18,6 +19,8 @@ from ftctl.journal.events import (
     RunStarted,
     StepFinished,
     StepSkipped,
+    event_tag,
+    step_of,
 )
 
 
@@ -34,13 +37,10 @@ class InspectRow(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     counts: dict[str, int] = msgspec.field(default_factory=dict)
 
 
-def _tag(event: AnyEvent) -> str:
-    tag = type(event).__struct_config__.tag
-    return str(tag)
-
-
 def _detail(event: AnyEvent) -> str:
     match event:
+        case BatchRunStarted():
+            return f"batch run {event.run_id} · plan {event.plan_sha256[:12]} · {event.redis_url}"
         case RunStarted():
             return f"{event.kind} run {event.run_id} · plan {event.plan_sha256[:12]} · {event.redis_url}"
         case StepSkipped():
@@ -72,11 +72,11 @@ def inspect_rows(events: Iterable[AnyEvent], *, index: str | None = None) -> lis
     for event in events:
         if isinstance(event, RunStarted):
             current_index = event.index_name
+        elif isinstance(event, BatchRunStarted):
+            current_index = event.batch_id
         if index is not None and current_index != index:
             continue
-        step = getattr(event, "step", "")
-        if isinstance(event, KeysEnumerated):
-            step = "enumerate"
+        step = step_of(event) or ""
         batch = getattr(event, "batch", None)
         keys: int | None = (
             getattr(event, "keys", None)
@@ -88,8 +88,8 @@ def inspect_rows(events: Iterable[AnyEvent], *, index: str | None = None) -> lis
             InspectRow(
                 seq=event.seq,
                 at=event.at.isoformat() if event.at else "",
-                event=_tag(event),
-                step=step if isinstance(step, str) else "",
+                event=event_tag(event),
+                step=step,
                 batch=batch if isinstance(batch, int) else None,
                 keys=keys if isinstance(keys, int) else None,
                 detail=_detail(event),

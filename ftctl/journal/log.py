@@ -35,6 +35,8 @@ from ftctl.errors import (
 )
 from ftctl.journal.events import (
     AnyEvent,
+    AnyRunStart,
+    BatchRunStarted,
     Event,
     RunStarted,
     SegmentRef,
@@ -174,20 +176,20 @@ class Journal:
         return _first_record_complete(Path(directory) / JOURNAL_NAME)
 
     @staticmethod
-    def first_run(directory: str | os.PathLike[str]) -> RunStarted | None:
-        """The journal's first ``run_started`` (its kind and plan), reading one record only."""
+    def first_run(directory: str | os.PathLike[str]) -> AnyRunStart | None:
+        """The journal's first event (index or batch run start), reading one record only."""
         record = _first_record(Path(directory) / JOURNAL_NAME)
         if record is None:
             return None
         event = decode_event(record)
-        return event if isinstance(event, RunStarted) else None
+        return event if isinstance(event, RunStarted | BatchRunStarted) else None
 
     @classmethod
     def create(
         cls,
         directory: str | os.PathLike[str],
         *,
-        first: RunStarted,
+        first: AnyRunStart,
         level: int = DEFAULT_LEVEL,
     ) -> Journal:
         """Create a journal in ``directory`` (made 0700 if missing) whose first event is ``first``.
@@ -248,7 +250,7 @@ class Journal:
                 os.ftruncate(fd, result.good_length)
                 os.fsync(fd)
             events = _decode_all(path, result.records, result.offsets)
-            if not events or not isinstance(events[0], RunStarted):
+            if not events or not isinstance(events[0], RunStarted | BatchRunStarted):
                 raise JournalCorruptError(
                     f"{path} does not start with a run_started event",
                     "the run that created it stopped before recording anything; "
@@ -310,11 +312,22 @@ class Journal:
         return self._events[-1].seq if self._events else 0
 
     @property
-    def run_started(self) -> RunStarted:
-        """The first event: the plan this journal belongs to."""
+    def first(self) -> AnyRunStart:
+        """The first event: the plan (index or batch) this journal belongs to."""
         first = self._events[0] if self._events else None
-        if not isinstance(first, RunStarted):
+        if not isinstance(first, RunStarted | BatchRunStarted):
             raise JournalCorruptError(f"{self.path} has no run_started event", CORRUPT_HINT)
+        return first
+
+    @property
+    def run_started(self) -> RunStarted:
+        """The first event of an index journal: the plan it belongs to."""
+        first = self.first
+        if not isinstance(first, RunStarted):
+            raise JournalCorruptError(
+                f"{self.path} is a batch journal, not an index journal",
+                "pass the backup dir of an index migration (batch journals: batch-resume)",
+            )
         return first
 
     def events(self) -> list[AnyEvent]:

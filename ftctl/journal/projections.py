@@ -1,8 +1,13 @@
 """Pure folds of journal events into state; nothing here reads a file or stores a result.
 
-:func:`project_run` is the state ``resume`` needs: which steps and batches are done, where
-the enumerated keys are, what was checked, how the run ended. Reports and ``journal
-inspect`` derive their own projections from the same events.
+:class:`RunState` is the state ``resume`` needs: which steps and batches are done, where the
+enumerated keys are, what was checked, how the run ended. It folds events one at a time
+(:meth:`RunState.fold`), so a runner keeps it current by folding each event it appends;
+:func:`project_run` folds a whole journal. Reports and ``journal inspect`` derive their own
+projections from the same events.
+
+What a step *means* (inside the downtime window, part of validation) is not known here: it
+comes from the step tables (:mod:`ftctl.steps.tables`) as :class:`StepMarks`.
 """
 
 from __future__ import annotations
@@ -12,24 +17,51 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import assert_never
 
-from ftctl.journal.batch import BATCH_EVENT_TYPES
 from ftctl.journal.events import (
     AnyEvent,
     BatchDone,
+    BatchIndexFinished,
+    BatchIndexInterrupted,
+    BatchIndexStarted,
+    BatchRunStarted,
+    BatchStarted,
     CheckFailed,
     CheckPassed,
     ConflictRecorded,
+    CutoverApproved,
+    CutoverDone,
     Interrupted,
     KeysEnumerated,
+    Mode,
     Note,
     RunFinished,
+    RunKind,
+    RunResult,
     RunStarted,
     SegmentRef,
+    ShadowCreated,
+    ShadowReady,
     StepFinished,
+    StepName,
     StepSkipped,
     StepStarted,
+    step_of,
 )
-from ftctl.journal.online import CutoverApproved, CutoverDone, ShadowCreated, ShadowReady
+
+
+@dataclass(frozen=True, slots=True)
+class StepMarks:
+    """What the step tables say about steps, as the projections need it.
+
+    ``downtime``: steps inside the window where the index does not answer (from the first
+    such step's start to the last one's end). ``validation``: steps whose checks are the
+    run's validation. ``validation_starts``: steps whose start begins a new validation (an
+    earlier attempt's check results no longer count).
+    """
+
+    downtime: frozenset[str] = frozenset()
+    validation: frozenset[str] = frozenset()
+    validation_starts: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,11 +70,6 @@ class StepTiming:
 
     first: datetime | None
     last: datetime | None
-
-
-VALIDATION_STARTS = ("wait", "validate_source")
-"""Steps that begin a run's validation: an apply's ``wait`` checks the documents while the
-index builds and ``validate`` adds the index's checks; a rollback validates in one step."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,37 +91,42 @@ class RunState:
     because a resumed run continues the same work.
     """
 
+    marks: StepMarks = field(default_factory=StepMarks)
     run_id: str | None = None
-    kind: str | None = None
-    runs: list[str] = field(default_factory=list)
+    kind: RunKind | None = None
+    runs: list[RunKind] = field(default_factory=list)
     """``kind`` of each ``run_started``, in order."""
     index_name: str | None = None
     plan_sha256: str | None = None
-    mode: str | None = None
-    steps_started: list[str] = field(default_factory=list)
-    steps_finished: list[str] = field(default_factory=list)
-    steps_skipped: dict[str, str] = field(default_factory=dict)
+    mode: Mode | None = None
+    steps_started: list[StepName] = field(default_factory=list)
+    steps_finished: list[StepName] = field(default_factory=list)
+    steps_skipped: dict[StepName, str] = field(default_factory=dict)
     """Step → reason, in the order skipped."""
-    step_counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    step_counts: dict[StepName, dict[str, int]] = field(default_factory=dict)
     """Totals reported by ``step_finished``."""
-    batches_done: dict[str, set[int]] = field(default_factory=dict)
-    batch_segments: dict[str, dict[int, SegmentRef]] = field(default_factory=dict)
+    batches_done: dict[StepName, set[int]] = field(default_factory=dict)
+    batch_segments: dict[StepName, dict[int, SegmentRef]] = field(default_factory=dict)
     """Step → batch → the segment its ``batch_done`` wrote (backup segments)."""
-    key_segments: list[SegmentRef] = field(default_factory=list)
-    """Key-enumeration segments, in batch order."""
+    keys_by_batch: dict[int, SegmentRef] = field(default_factory=dict)
     keys_enumerated: int = 0
     conflicts: int = 0
-    conflicts_by_step: dict[str, int] = field(default_factory=dict)
+    conflicts_by_step: dict[StepName, int] = field(default_factory=dict)
     checks_passed: list[str] = field(default_factory=list)
     checks_failed: list[FailedCheck] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    interrupted_at: tuple[str, int | None] | None = None
+    cutover_approved: bool = False
+    shadow_created_at: datetime | None = None
+    """When the first shadow index of the run was created (online mode)."""
+    shadow_ready_at: datetime | None = None
+    """When the latest shadow finished its background scan."""
+    interrupted_at: tuple[StepName | None, int | None] | None = None
     """Where the latest run was interrupted, if it was and did not go on afterwards."""
-    result: str | None = None
+    result: RunResult | None = None
     error: str = ""
     started_at: datetime | None = None
     finished_at: datetime | None = None
-    step_times: dict[str, StepTiming] = field(default_factory=dict)
+    step_times: dict[StepName, StepTiming] = field(default_factory=dict)
     last_seq: int = 0
 
     @property
@@ -102,127 +134,125 @@ class RunState:
         """Whether the latest run recorded its end."""
         return self.result is not None
 
-    def step_done(self, step: str) -> bool:
+    @property
+    def key_segments(self) -> list[SegmentRef]:
+        """Key-enumeration segments, in batch order."""
+        return [self.keys_by_batch[batch] for batch in sorted(self.keys_by_batch)]
+
+    def step_done(self, step: StepName) -> bool:
         """Whether ``step`` finished or was skipped (a resumed run does not run it again)."""
         return step in self.steps_finished or step in self.steps_skipped
 
-    def batch_done(self, step: str, batch: int) -> bool:
+    def batch_done(self, step: StepName, batch: int) -> bool:
         """Whether batch ``batch`` of ``step`` is recorded as done."""
         return batch in self.batches_done.get(step, ())
 
+    def segments_of(self, step: StepName) -> list[SegmentRef]:
+        """The segments a batched step wrote (``backup``), in batch order."""
+        written = self.batch_segments.get(step, {})
+        return [written[b] for b in sorted(written)]
 
-def _touch(state: RunState, step: str, at: datetime | None) -> None:
-    timing = state.step_times.get(step)
-    first = timing.first if timing is not None and timing.first is not None else at
-    state.step_times[step] = StepTiming(first=first, last=at)
+    def fold_all(self, events: Iterable[AnyEvent]) -> RunState:
+        """Fold ``events`` in order; returns ``self``."""
+        for event in events:
+            self.fold(event)
+        return self
 
-
-def _step_of(event: AnyEvent) -> str | None:
-    match event:
-        case (
-            StepStarted(step=step)
-            | StepFinished(step=step)
-            | StepSkipped(step=step)
-            | BatchDone(step=step)
-            | ConflictRecorded(step=step)
-            | Interrupted(step=step)
-            | ShadowCreated(step=step)
-            | ShadowReady(step=step)
-            | CutoverApproved(step=step)
-            | CutoverDone(step=step)
-        ):
-            return step
-        case KeysEnumerated():
-            return "enumerate"
-        case RunStarted() | CheckPassed() | CheckFailed() | Note() | RunFinished():
-            return None
-        case _ if isinstance(event, BATCH_EVENT_TYPES):
-            return None  # batch journals only; see ftctl.journal.batch
-        case _:
-            assert_never(event)
-
-
-def project_run(events: Iterable[AnyEvent]) -> RunState:
-    """Fold ``events`` (in journal order) into a :class:`RunState`."""
-    state = RunState()
-    keys_by_batch: dict[int, SegmentRef] = {}
-    for event in events:
-        state.last_seq = event.seq
-        step = _step_of(event)
+    def fold(self, event: AnyEvent) -> None:
+        """Apply one event (in journal order, each event once)."""
+        self.last_seq = event.seq
+        step = step_of(event)
         if step is not None:
-            _touch(state, step, event.at)
+            timing = self.step_times.get(step)
+            first = timing.first if timing is not None and timing.first is not None else event.at
+            self.step_times[step] = StepTiming(first=first, last=event.at)
         if not isinstance(event, RunStarted | RunFinished | Interrupted):
-            state.interrupted_at = None
+            self.interrupted_at = None
         match event:
             case RunStarted():
-                if state.plan_sha256 is None:
-                    state.plan_sha256 = event.plan_sha256
-                    state.index_name = event.index_name
-                    state.mode = event.mode
-                    state.started_at = event.at
-                state.run_id = event.run_id
-                state.kind = event.kind
-                state.runs.append(event.kind)
-                state.result = None
-                state.error = ""
-                state.finished_at = None
+                if self.plan_sha256 is None:
+                    self.plan_sha256 = event.plan_sha256
+                    self.index_name = event.index_name
+                    self.mode = event.mode
+                    self.started_at = event.at
+                self.run_id = event.run_id
+                self.kind = event.kind
+                self.runs.append(event.kind)
+                self.result = None
+                self.error = ""
+                self.finished_at = None
             case StepStarted():
-                if event.step == "enumerate" and "enumerate" not in state.steps_finished:
+                if event.step == "enumerate" and "enumerate" not in self.steps_finished:
                     # An unfinished enumeration cannot resume its cursor: it starts over.
-                    keys_by_batch.clear()
-                    state.keys_enumerated = 0
-                if event.step in VALIDATION_STARTS:
-                    state.checks_passed = []
-                    state.checks_failed = []
-                if event.step not in state.steps_started:
-                    state.steps_started.append(event.step)
+                    self.keys_by_batch.clear()
+                    self.keys_enumerated = 0
+                if event.step in self.marks.validation_starts:
+                    self.checks_passed = []
+                    self.checks_failed = []
+                if event.step not in self.steps_started:
+                    self.steps_started.append(event.step)
             case StepFinished():
-                if event.step not in state.steps_finished:
-                    state.steps_finished.append(event.step)
-                state.step_counts[event.step] = dict(event.counts)
+                if event.step not in self.steps_finished:
+                    self.steps_finished.append(event.step)
+                self.step_counts[event.step] = dict(event.counts)
             case StepSkipped():
-                state.steps_skipped[event.step] = event.reason
+                self.steps_skipped[event.step] = event.reason
             case BatchDone():
-                state.batches_done.setdefault(event.step, set()).add(event.batch)
+                self.batches_done.setdefault(event.step, set()).add(event.batch)
                 if event.segment is not None:
-                    state.batch_segments.setdefault(event.step, {})[event.batch] = event.segment
+                    self.batch_segments.setdefault(event.step, {})[event.batch] = event.segment
             case KeysEnumerated():
-                if event.batch not in keys_by_batch:
-                    state.keys_enumerated += event.keys
-                keys_by_batch[event.batch] = event.segment
+                if event.batch not in self.keys_by_batch:
+                    self.keys_enumerated += event.keys
+                self.keys_by_batch[event.batch] = event.segment
             case CheckPassed():
                 # The latest result of each check counts (a resumed validation redoes some).
-                state.checks_failed = [f for f in state.checks_failed if f.check != event.check]
-                if event.check not in state.checks_passed:
-                    state.checks_passed.append(event.check)
+                self.checks_failed = [f for f in self.checks_failed if f.check != event.check]
+                if event.check not in self.checks_passed:
+                    self.checks_passed.append(event.check)
             case CheckFailed():
-                state.checks_failed = [f for f in state.checks_failed if f.check != event.check]
-                state.checks_failed.append(FailedCheck(event.check, event.detail, event.count))
-                if event.check in state.checks_passed:
-                    state.checks_passed.remove(event.check)
+                self.checks_failed = [f for f in self.checks_failed if f.check != event.check]
+                self.checks_failed.append(FailedCheck(event.check, event.detail, event.count))
+                if event.check in self.checks_passed:
+                    self.checks_passed.remove(event.check)
             case ConflictRecorded():
-                state.conflicts += len(event.keys)
-                by_step = state.conflicts_by_step
+                self.conflicts += len(event.keys)
+                by_step = self.conflicts_by_step
                 by_step[event.step] = by_step.get(event.step, 0) + len(event.keys)
             case Note():
-                state.notes.append(event.message)
+                self.notes.append(event.message)
             case Interrupted():
-                state.interrupted_at = (event.step, event.batch)
-            case ShadowCreated() | ShadowReady() | CutoverApproved() | CutoverDone():
-                pass  # online mode; see ftctl.journal.online and ftctl.journal.report
+                self.interrupted_at = (event.step or None, event.batch)
+            case CutoverApproved():
+                self.cutover_approved = True
+            case ShadowCreated():
+                self.shadow_created_at = self.shadow_created_at or event.at
+            case ShadowReady():
+                self.shadow_ready_at = event.at
+            case CutoverDone():
+                pass  # the cut-over instant is the report's (ftctl.journal.report)
             case RunFinished():
-                state.result = event.result
-                state.error = event.error
-                state.finished_at = event.at
-            case _ if isinstance(event, BATCH_EVENT_TYPES):
+                self.result = event.result
+                self.error = event.error
+                self.finished_at = event.at
+            case (
+                BatchRunStarted()
+                | BatchStarted()
+                | BatchIndexStarted()
+                | BatchIndexFinished()
+                | BatchIndexInterrupted()
+            ):
                 pass  # batch journals only; see ftctl.journal.batch
             case _:
                 assert_never(event)
-    state.key_segments = [keys_by_batch[batch] for batch in sorted(keys_by_batch)]
-    return state
 
 
-def run_events(events: Iterable[AnyEvent], kind: str) -> list[AnyEvent]:
+def project_run(events: Iterable[AnyEvent], marks: StepMarks | None = None) -> RunState:
+    """Fold ``events`` (in journal order) into a :class:`RunState`."""
+    return RunState(marks=marks or StepMarks()).fold_all(events)
+
+
+def run_events(events: Iterable[AnyEvent], kind: RunKind) -> list[AnyEvent]:
     """The events of every run of ``kind`` (``apply`` or ``rollback``), in order.
 
     A resumed run continues the work of the earlier runs of its kind, so their events fold

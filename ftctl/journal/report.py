@@ -14,20 +14,22 @@ from pathlib import Path
 
 import msgspec
 
-from ftctl.journal.events import AnyEvent, CheckFailed, CheckPassed, ConflictRecorded, RunStarted
-from ftctl.journal.online import CutoverDone, ShadowCreated, ShadowReady
-from ftctl.journal.projections import VALIDATION_STARTS, RunState, project_run, run_events
-
-DOWNTIME_STEPS = {"apply": ("drop", "wait"), "rollback": ("drop_target", "wait_source")}
-"""The steps whose start and end bound the window with no index, per run kind."""
-
-
-VALIDATE_STEPS = ("validate", "validate_source", "online_validate", "rb_validate")
-CHECKING_STEPS = (*VALIDATE_STEPS, "wait")
-"""Steps whose checks are the validation's (an apply's ``wait`` checks the documents)."""
-REPORTED_VALIDATION_STARTS = (*VALIDATION_STARTS, "online_validate", "rb_validate")
-"""Steps whose start begins the validation a report shows (see ``VALIDATION_STARTS``)."""
-"""Steps whose checks are the report's validation (drop_recreate, rollback, online)."""
+from ftctl.journal.events import (
+    AnyEvent,
+    CheckFailed,
+    CheckPassed,
+    ConflictRecorded,
+    CutoverDone,
+    Mode,
+    RunKind,
+    RunResult,
+    RunStarted,
+    ShadowCreated,
+    ShadowReady,
+    StepStarted,
+    step_of,
+)
+from ftctl.journal.projections import RunState, StepMarks, project_run, run_events
 
 
 class CheckResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -73,10 +75,11 @@ class MigrationReport(msgspec.Struct, frozen=True, kw_only=True):
 
     version: int = 1
     index_name: str = ""
-    kind: str = "apply"
-    mode: str = "drop_recreate"
-    result: str = "in_progress"
-    """succeeded | failed | interrupted | in_progress | rolled_back."""
+    kind: RunKind = "apply"
+    mode: Mode = "drop_recreate"
+    result: RunResult = "in_progress"
+    """succeeded | failed | refused | interrupted | in_progress | rolled_back |
+    awaiting_cutover."""
     error: str = ""
     started_at: str = ""
     finished_at: str = ""
@@ -111,19 +114,20 @@ def _step_seconds(state: RunState) -> dict[str, float]:
     }
 
 
-def _validation(events: Sequence[AnyEvent]) -> ReportValidation:
+def _validation(events: Sequence[AnyEvent], marks: StepMarks) -> ReportValidation:
     """The checks of the latest validation (earlier attempts are superseded).
 
-    An apply's validation starts with its ``wait`` step, which checks the documents while the
-    index builds; ``validate`` adds the index's checks to them.
+    A validation begins where a step of ``marks.validation_starts`` starts (an apply's
+    ``wait`` checks the documents while the index builds; ``validate`` adds the index's
+    checks); only checks recorded inside validation steps count.
     """
     latest: dict[str, CheckResult] = {}
     in_validate = False
     for event in events:
-        step = getattr(event, "step", None)
+        step = step_of(event)
         if step is not None:
-            in_validate = step in CHECKING_STEPS
-            if step in REPORTED_VALIDATION_STARTS and type(event).__name__ == "StepStarted":
+            in_validate = step in marks.validation
+            if isinstance(event, StepStarted) and step in marks.validation_starts:
                 latest = {}
         if isinstance(event, CheckPassed | CheckFailed) and in_validate:
             latest[event.check] = CheckResult(
@@ -150,6 +154,14 @@ def _validation(events: Sequence[AnyEvent]) -> ReportValidation:
     )
 
 
+def _downtime(state: RunState) -> float:
+    """From the first downtime step's start to the last downtime step's last event."""
+    spans = [t for step, t in state.step_times.items() if step in state.marks.downtime]
+    firsts = [t.first for t in spans if t.first is not None]
+    lasts = [t.last for t in spans if t.last is not None]
+    return _seconds(min(firsts), max(lasts)) if firsts and lasts else 0.0
+
+
 def _online_times(events: Sequence[AnyEvent]) -> tuple[str, float]:
     """The latest cut-over instant, and how long the shadow it swapped in took to build."""
     created: datetime | None = None
@@ -165,7 +177,7 @@ def _online_times(events: Sequence[AnyEvent]) -> tuple[str, float]:
     return _iso(cutover), _seconds(created, ready)
 
 
-def _result(state: RunState) -> str:
+def _result(state: RunState) -> RunResult:
     if state.result is not None:
         return state.result
     if state.interrupted_at is not None:
@@ -175,23 +187,24 @@ def _result(state: RunState) -> str:
 
 def project_report(
     events: Sequence[AnyEvent],
+    marks: StepMarks,
     *,
     backup_dir: str | Path = "",
     warnings: Sequence[str] = (),
-    kind: str | None = None,
+    kind: RunKind | None = None,
 ) -> MigrationReport:
-    """The migration report of a journal's events (``kind`` picks apply or rollback runs)."""
+    """The migration report of a journal's events (``kind`` picks apply or rollback runs).
+
+    ``marks`` (from the step tables) say which steps bound the downtime and the validation.
+    """
     first = next((e for e in events if isinstance(e, RunStarted)), None)
-    wanted = kind or (first.kind if first else "apply")
+    wanted: RunKind = kind or (first.kind if first else "apply")
     selected = run_events(events, wanted)
-    state = project_run(selected)
+    state = project_run(selected, marks)
     step_seconds = _step_seconds(state)
-    opens, closes = DOWNTIME_STEPS.get(wanted, ("drop", "wait"))
-    drop = state.step_times.get(opens)
-    ready = state.step_times.get(closes)
-    downtime = _seconds(drop.first if drop else None, ready.last if ready else None)
+    downtime = _downtime(state)
     documents = state.keys_enumerated
-    rates = {}
+    rates: dict[str, float] = {}
     for step, batches in state.batches_done.items():
         seconds = step_seconds.get(step, 0.0)
         if seconds > 0 and batches:
@@ -237,7 +250,7 @@ def project_report(
             downtime_duration_seconds=downtime,
             steps=step_seconds,
         ),
-        validation=_validation(selected),
+        validation=_validation(selected, marks),
         benchmark_summary=BenchmarkSummary(documents=documents, docs_per_second=rates),
         backup=BackupInfo(
             backup_dir=str(root.parent) if root else "",
@@ -268,13 +281,17 @@ class BenchmarkReport(msgspec.Struct, frozen=True, kw_only=True):
     steps: dict[str, StepBenchmark] = msgspec.field(default_factory=dict)
 
 
-def project_benchmark(events: Sequence[AnyEvent]) -> BenchmarkReport:
+def project_benchmark(events: Sequence[AnyEvent], marks: StepMarks) -> BenchmarkReport:
     """Per-step durations and throughput of the apply runs of a journal."""
-    report = project_report(events, kind="apply")
-    state = project_run(run_events(events, "apply"))
-    steps = {}
-    for step, seconds in report.timings.steps.items():
-        batches = len(state.batches_done.get(step, ()))
+    report = project_report(events, marks, kind="apply")
+    state = project_run(run_events(events, "apply"), marks)
+    steps: dict[str, StepBenchmark] = {}
+    seconds_of = report.timings.steps
+    for step in state.step_times:
+        if step not in seconds_of:
+            continue
+        seconds = seconds_of[step]
+        batches = len(state.batches_done.get(step, set()))
         documents = state.keys_enumerated if batches or step == "enumerate" else 0
         steps[step] = StepBenchmark(
             seconds=seconds,

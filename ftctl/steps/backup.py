@@ -4,7 +4,7 @@ key batch, read while the source index is still live (outside the downtime windo
 from __future__ import annotations
 
 from ftctl.errors import MigrationFailed
-from ftctl.journal.events import BatchDone, SegmentRef
+from ftctl.journal.events import BatchDone, SegmentRef, StepName
 from ftctl.journal.segments import SegmentPayload, pack_field
 from ftctl.steps.effects import (
     Command,
@@ -19,7 +19,7 @@ from ftctl.steps.effects import (
 from ftctl.steps.replies import ok
 from ftctl.steps.spec import RunSpec
 
-STEP = "backup"
+STEP: StepName = "backup"
 
 
 def backup_batch(spec: RunSpec, batch: int, keys_ref: SegmentRef) -> Step[BatchDone]:

@@ -87,6 +87,14 @@ def delete_history(index: str) -> Step[None]:
     yield Commands([("DEL", history_key(index))])
 
 
+def record_history(schema: IndexSchema, *, forget: str) -> Step[None]:
+    """Remember the schema an index was created with; an index that no longer exists under
+    ``forget`` loses its record."""
+    yield from write_history(schema)
+    if forget != schema.name:
+        yield from delete_history(forget)
+
+
 __all__ = [
     "HISTORY_KEY_PREFIX",
     "HistoryRecord",
@@ -95,5 +103,6 @@ __all__ = [
     "encode_history",
     "history_key",
     "read_history",
+    "record_history",
     "write_history",
 ]

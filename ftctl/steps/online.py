@@ -12,8 +12,6 @@ cut-over first looks whether the swap already happened.
 
 from __future__ import annotations
 
-import msgspec
-
 from ftctl.errors import MigrationFailed, RefusedError
 from ftctl.journal.events import CheckFailed, CheckPassed
 from ftctl.schema.compare import reported_differences
@@ -25,50 +23,13 @@ from ftctl.steps.enumerate import SCAN_COUNT, glob_escape
 from ftctl.steps.index_ops import live_info, throwaway_create
 from ftctl.steps.replies import is_unknown_index, ok, search_hits
 from ftctl.steps.snapshot import read_memory
-from ftctl.steps.spec import RunSpec
+from ftctl.steps.spec import RunSpec, named
 from ftctl.steps.validate import Outcome, _check_knn
 
 COUNT_ATTEMPTS = 8
 """Atomic doc-count comparisons tried before reconciling with a prefix-scoped SCAN."""
 
 _MB = 1024 * 1024
-
-
-class OnlineSpec(msgspec.Struct, frozen=True, kw_only=True):
-    """What the online steps need, derived once from the plan (names and schemas)."""
-
-    source_index: str
-    """The real index serving now."""
-    serving_name: str
-    """The name queries use (the source index itself, or an alias of it)."""
-    aliases: list[str] = msgspec.field(default_factory=list)
-    shadow_name: str = ""
-    source_schema: IndexSchema
-    target_schema: IndexSchema
-    strategy: str = "shadow"
-    added_fields: list[str] = msgspec.field(default_factory=list)
-    keep_old_name: bool = True
-    postpone_cutover: bool = False
-    shadow_mb: float = 0.0
-    timeout: float = 3600.0
-    sample: int = 50
-
-    @property
-    def renamed(self) -> bool:
-        return self.target_schema.name != self.source_schema.name
-
-    def shadow_schema(self) -> IndexSchema:
-        """The target schema under the shadow's real name."""
-        return named(self.target_schema, self.shadow_name)
-
-    def names_after(self) -> list[str]:
-        """Every name the new index answers once cut over (the target name is its own)."""
-        names = [] if self.renamed and not self.keep_old_name else [self.serving_name]
-        return names + [a for a in self.aliases if a not in names]
-
-
-def named(schema: IndexSchema, name: str) -> IndexSchema:
-    return msgspec.structs.replace(schema, index=msgspec.structs.replace(schema.index, name=name))
 
 
 def _fail_or_pass(problems: list[tuple[str, str]], passed: str) -> list[object]:
@@ -78,7 +39,7 @@ def _fail_or_pass(problems: list[tuple[str, str]], passed: str) -> list[object]:
     return events
 
 
-def online_preflight(spec: OnlineSpec) -> Step[None]:
+def online_preflight(spec: RunSpec) -> Step[None]:
     """Refuse (RefusedError, nothing changed) unless the online migration can go ahead.
 
     The serving name and every named alias still resolve to the source, whose schema still
@@ -86,23 +47,24 @@ def online_preflight(spec: OnlineSpec) -> Step[None]:
     name is free; ``used_memory`` + the shadow estimate fits ``maxmemory`` (and the
     background-indexing limit where the server has one).
     """
-    commands: list[Command] = [("FT.INFO", spec.serving_name)]
-    commands += [("FT.INFO", a) for a in spec.aliases]
+    online = spec.online_names()
+    commands: list[Command] = [("FT.INFO", online.serving_name)]
+    commands += [("FT.INFO", a) for a in online.aliases]
     commands += throwaway_create(spec.target_schema)
-    if spec.strategy == "shadow":
-        commands.append(("FT.INFO", spec.shadow_name))
+    if online.strategy == "shadow":
+        commands.append(("FT.INFO", online.shadow_name))
     replies = yield Commands(commands)
     problems: list[tuple[str, str]] = []
     serving = replies[0]
     if is_unknown_index(serving):
-        problems.append(("source_exists", f"'{spec.serving_name}' does not exist"))
+        problems.append(("source_exists", f"'{online.serving_name}' does not exist"))
     else:
         info = parse_ft_info(ok(serving, "FT.INFO"))
         if info.index_name != spec.source_index:
             problems.append(
                 (
                     "source_serving",
-                    f"'{spec.serving_name}' resolves to '{info.index_name}', "
+                    f"'{online.serving_name}' resolves to '{info.index_name}', "
                     f"not '{spec.source_index}'",
                 )
             )
@@ -111,28 +73,28 @@ def online_preflight(spec: OnlineSpec) -> Step[None]:
             problems.append(
                 ("source_schema_match", "source schema mismatch: " + "; ".join(differences))
             )
-    for alias, reply in zip(spec.aliases, replies[1 : 1 + len(spec.aliases)], strict=True):
+    for alias, reply in zip(online.aliases, replies[1 : 1 + len(online.aliases)], strict=True):
         resolved = "" if isinstance(reply, ReplyError) else parse_ft_info(reply).index_name
         if resolved != spec.source_index:
             problems.append(("aliases", f"alias '{alias}' no longer resolves to the source"))
-    created = replies[1 + len(spec.aliases)]
+    created = replies[1 + len(online.aliases)]
     if isinstance(created, ReplyError):
         problems.append(("target_accepted", f"the server rejects the target schema: {created}"))
-    if spec.strategy == "shadow" and not is_unknown_index(replies[-1]):
+    if online.strategy == "shadow" and not is_unknown_index(replies[-1]):
         problems.append(
-            ("shadow_name_free", f"an index or alias named '{spec.shadow_name}' already exists")
+            ("shadow_name_free", f"an index or alias named '{online.shadow_name}' already exists")
         )
-    if spec.strategy == "shadow":
+    if online.strategy == "shadow":
         memory = yield from read_memory()
         limits = [x for x in (memory.maxmemory,) if x > 0]
         if memory.maxmemory and memory.indexing_limit_percent:
             limits.append(int(memory.maxmemory * memory.indexing_limit_percent / 100))
-        needed = memory.used_memory + int(spec.shadow_mb * _MB)
+        needed = memory.used_memory + int(online.shadow_mb * _MB)
         if limits and needed > min(limits):
             problems.append(
                 (
                     "memory",
-                    f"used_memory {memory.used_memory / _MB:.1f} MB + shadow ~{spec.shadow_mb:g}"
+                    f"used_memory {memory.used_memory / _MB:.1f} MB + shadow ~{online.shadow_mb:g}"
                     f" MB exceeds the limit of {min(limits) / _MB:.1f} MB",
                 )
             )
@@ -144,7 +106,7 @@ def online_preflight(spec: OnlineSpec) -> Step[None]:
         )
 
 
-def alter_add(spec: OnlineSpec) -> Step[int]:
+def alter_add(spec: RunSpec) -> Step[int]:
     """``FT.ALTER <source> SCHEMA ADD`` the planned fields not there yet; returns how many."""
     info = yield from live_info(spec.source_index)
     if info is None:
@@ -154,7 +116,7 @@ def alter_add(spec: OnlineSpec) -> Step[int]:
     missing = [
         f
         for f in spec.target_schema.fields
-        if f.name in spec.added_fields and f.name not in present
+        if f.name in spec.online_names().added_fields and f.name not in present
     ]
     if not missing:
         return 0
@@ -204,7 +166,7 @@ def _ids(reply: object, what: str) -> set[bytes]:
     return {doc for doc, _ in search_hits(ok(reply, what))}
 
 
-def verify_shadow(spec: OnlineSpec, *, current: str, new: str, schema: IndexSchema) -> Step[bool]:
+def verify_shadow(spec: RunSpec, *, current: str, new: str, schema: IndexSchema) -> Step[bool]:
     """Checks that ``new`` (fully indexed) may replace ``current``; each is a journal event.
 
     - ``schema_match``: ``new`` reports ``schema``;
@@ -242,7 +204,7 @@ def verify_shadow(spec: OnlineSpec, *, current: str, new: str, schema: IndexSche
             f"{scanned} documents",
         )
     sample_query: Command = (
-        "FT.SEARCH", current, "*", "NOCONTENT", "LIMIT", "0", str(spec.sample), "DIALECT", "2",
+        "FT.SEARCH", current, "*", "NOCONTENT", "LIMIT", "0", str(spec.online_names().sample), "DIALECT", "2",
     )  # fmt: skip
     (reply,) = yield Commands([sample_query])
     keys = sorted(_ids(reply, f"FT.SEARCH {current}"))
@@ -378,12 +340,10 @@ def drop_shadow(shadow: str, serving: str) -> Step[int]:
 
 
 __all__ = [
-    "OnlineSpec",
     "alter_add",
     "check_serving",
     "cutover",
     "drop_shadow",
-    "named",
     "online_preflight",
     "verify_shadow",
 ]

@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Sequence
 
 from ftctl.errors import MigrationFailed
-from ftctl.journal.events import BatchDone, ConflictRecorded, SegmentRef
+from ftctl.journal.events import BatchDone, ConflictRecorded, SegmentRef, StepName
 from ftctl.journal.segments import SegmentPayload, unpack_field
 from ftctl.plan.codecs import convert_batch
 from ftctl.plan.quantization import element_size
@@ -30,7 +30,7 @@ _STATUS_NAMES = {
 
 
 def journal_batch(
-    step: str, batch: int, keys: Sequence[bytes], statuses: Sequence[int], reason: str
+    step: StepName, batch: int, keys: Sequence[bytes], statuses: Sequence[int], reason: str
 ) -> Step[BatchDone]:
     """Journal a batch's outcome: conflicts first (with their keys), then the batch itself."""
     if len(statuses) != len(keys):
@@ -47,7 +47,7 @@ def journal_batch(
 
 
 def rename_fields_batch(
-    spec: RunSpec, batch: int, keys_ref: SegmentRef, *, step: str = "rename_fields"
+    spec: RunSpec, batch: int, keys_ref: SegmentRef, *, step: StepName = "rename_fields"
 ) -> Step[BatchDone]:
     """Rename document fields of one key batch (the keys still have their source names);
     journaled as ``step`` (rollback renames back under its own step name)."""

@@ -1,43 +1,23 @@
-"""Rollback: undo, in reverse order, what the journal says an apply did.
+"""The inverse steps of drop_recreate: what a rollback runs to undo an apply.
 
 Restore original vector bytes (compare-and-set against the converted bytes; ``force``
 overwrites what others wrote since), rename keys back, rename fields back, drop the target
-index and recreate the source index from the plan's snapshot, wait, validate against the
-source. Each batch is journaled under its own step name, so an interrupted rollback resumes.
+index. Each batch is journaled under its own step name, so an interrupted rollback resumes.
+The order and the conditions are the rollback table's (:mod:`ftctl.steps.tables`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import msgspec
 
-from ftctl.journal.events import (
-    BatchDone,
-    SegmentRef,
-    StepFinished,
-    StepSkipped,
-    StepStarted,
-)
-from ftctl.journal.projections import RunState, project_run
+from ftctl.journal.events import BatchDone, SegmentRef
 from ftctl.journal.segments import SegmentPayload, unpack_field
-from ftctl.steps import cas, index_ops, rewrite, scripts
-from ftctl.steps.effects import Command, Commands, Offload, Parallel, ReadSegment, Record, Step
+from ftctl.steps import cas, rewrite, scripts
+from ftctl.steps.effects import Command, Commands, Offload, ReadSegment, Step
 from ftctl.steps.replies import is_unknown_index, ok, script_statuses
-from ftctl.steps.sequence import record_history
 from ftctl.steps.spec import Conversion, DocFieldRename, RunSpec
-from ftctl.steps.validate import validate
-
-ROLLBACK_STEPS = (
-    "drop_target",
-    "restore_vectors",
-    "restore_keys",
-    "restore_fields",
-    "recreate_source",
-    "wait_source",
-    "validate_source",
-)
 
 
 def restore_vectors_batch(
@@ -128,106 +108,11 @@ def source_view(spec: RunSpec) -> RunSpec:
     )
 
 
-def _drop_target(spec: RunSpec) -> Step[int]:
+def drop_target(spec: RunSpec) -> Step[int]:
+    """FT.DROPINDEX the target (never DD); 0 when it does not exist."""
     (reply,) = yield Commands([("FT.INFO", spec.target_index)])
     if is_unknown_index(reply):
         return 0
     (dropped,) = yield Commands([("FT.DROPINDEX", spec.target_index)])
     ok(dropped, f"FT.DROPINDEX {spec.target_index}")
     return 1
-
-
-def rollback_sequence(
-    spec: RunSpec,
-    applied: RunState,
-    state: RunState,
-    *,
-    force: bool,
-    source_failures: int,
-    expected_docs: int,
-    reload: Callable[[], list[Any]],
-) -> Step[bool]:
-    """Undo what ``applied`` (the apply runs' projection) did; return whether validation passed."""
-    did = set(applied.steps_started)
-    backups = applied.batch_segments.get("backup", {})
-    backup_refs = [backups[b] for b in sorted(backups)]
-    source_needs_recreate = "drop" in did
-
-    def skip(step: str) -> str | None:
-        if step == "drop_target" and "create" not in did:
-            return "the target index was never created"
-        if step == "drop_target" and not source_needs_recreate:
-            return "the source index was never dropped"
-        if step == "restore_vectors" and "quantize" not in did:
-            return "no vector was re-encoded"
-        if step == "restore_keys" and "rename_keys" not in did:
-            return "no key was renamed"
-        if step == "restore_fields" and "rename_fields" not in did:
-            return "no field was renamed"
-        if step in ("recreate_source", "wait_source") and not source_needs_recreate:
-            return "the source index was never dropped"
-        return None
-
-    for step in ROLLBACK_STEPS:
-        if state.step_done(step):
-            continue
-        reason = skip(step)
-        if reason is not None:
-            yield Record([StepSkipped(step=step, reason=reason)])
-            continue
-        yield Record([StepStarted(step=step)])
-        state = project_run(reload())
-        counts: dict[str, int] = {}
-        match step:
-            case "drop_target":
-                counts["dropped"] = yield from _drop_target(spec)
-            case "restore_vectors":
-                watch = yield from cas.watch_supported()
-                pending = [
-                    restore_vectors_batch(spec, b, ref, force=force, watch=watch)
-                    for b, ref in enumerate(backup_refs)
-                    if not state.batch_done(step, b)
-                ]
-                yield Parallel(pending)
-            case "restore_keys":
-                pending = [
-                    restore_keys_batch(spec, b, ref)
-                    for b, ref in enumerate(applied.key_segments)
-                    if not state.batch_done(step, b)
-                ]
-                yield Parallel(pending)
-            case "restore_fields":
-                pending = [
-                    restore_fields_batch(spec, b, ref)
-                    for b, ref in enumerate(applied.key_segments)
-                    if not state.batch_done(step, b)
-                ]
-                yield Parallel(pending)
-            case "recreate_source":
-                yield from index_ops.create_index(spec.source_schema)
-                yield from record_history(spec.source_schema, forget=spec.target_index)
-            case "wait_source":
-                stats = yield from index_ops.wait_ready(spec.source_index, spec.timeout)
-                counts["num_docs"] = stats.num_docs
-            case "validate_source":
-                view = source_view(spec)
-                passed = yield from validate(
-                    view,
-                    schema=spec.source_schema,
-                    expected_docs=(
-                        applied.keys_enumerated
-                        if spec.needs_keys and "enumerate" in applied.steps_finished
-                        else expected_docs
-                    ),
-                    source_failures=source_failures,
-                    key_segments=applied.key_segments,
-                    backup_segments=backup_refs,
-                    conflicts=sum(
-                        state.conflicts_by_step.get(s, 0)
-                        for s in ("restore_vectors", "restore_keys", "restore_fields")
-                    ),
-                )
-                counts["passed"] = int(passed)
-        yield Record([StepFinished(step=step, counts=counts)])
-        state = project_run(reload())
-    return not state.checks_failed

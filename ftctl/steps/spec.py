@@ -1,7 +1,8 @@
-"""What a run does, as pure data the steps read: derived once from a plan by the executor.
+"""What a run does, as pure data the steps read: derived once from a plan (:func:`run_spec`).
 
 Steps never look at the plan itself; they read a :class:`RunSpec`, whose names are at the
-document level (hash field names or JSON paths), not at the index-attribute level.
+document level (hash field names or JSON paths), not at the index-attribute level, and,
+for an online plan, its :class:`OnlineSpec` (names and schemas of the shadow life cycle).
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from collections.abc import Sequence
 
 import msgspec
 
+from ftctl.errors import RefusedError, UsageError
+from ftctl.plan.models import MigrationPlan
 from ftctl.plan.quantization import QuantizationParams
 from ftctl.schema.model import IndexSchema
 
@@ -31,10 +34,6 @@ class PrefixChange(msgspec.Struct, frozen=True, kw_only=True):
         old = self.old.encode()
         return self.new.encode() + key[len(old) :] if key.startswith(old) else key
 
-    def restore(self, key: bytes) -> bytes:
-        new = self.new.encode()
-        return self.old.encode() + key[len(new) :] if key.startswith(new) else key
-
 
 class Conversion(msgspec.Struct, frozen=True, kw_only=True):
     """A hash vector field whose bytes are re-encoded from ``source`` to ``target`` datatype.
@@ -51,8 +50,28 @@ class Conversion(msgspec.Struct, frozen=True, kw_only=True):
     params: QuantizationParams | None = None
 
 
+def named(schema: IndexSchema, name: str) -> IndexSchema:
+    """``schema`` under another index name."""
+    return msgspec.structs.replace(schema, index=msgspec.structs.replace(schema.index, name=name))
+
+
+class OnlineSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """What the online steps need besides the schemas: the names of the shadow life cycle."""
+
+    serving_name: str
+    """The name queries use (the source index itself, or an alias of it)."""
+    aliases: list[str] = msgspec.field(default_factory=list)
+    shadow_name: str = ""
+    strategy: str = "shadow"
+    added_fields: list[str] = msgspec.field(default_factory=list)
+    keep_old_name: bool = True
+    postpone_cutover: bool = False
+    shadow_mb: float = 0.0
+    sample: int = 50
+
+
 class RunSpec(msgspec.Struct, frozen=True, kw_only=True):
-    """Everything the drop_recreate steps need, nothing they don't."""
+    """Everything the steps of a run need, nothing they don't."""
 
     source_index: str
     target_index: str
@@ -70,6 +89,31 @@ class RunSpec(msgspec.Struct, frozen=True, kw_only=True):
     timeout: float = 3600.0
     """Seconds to wait for the target index to finish indexing."""
     validation_sample: int = 50
+    source_failures: int = 0
+    """``hash_indexing_failures`` of the source at planning time."""
+    expected_docs: int = 0
+    """``num_docs + hash_indexing_failures`` of the source at planning time."""
+    online: OnlineSpec | None = None
+    """The online plan's names; None for drop_recreate."""
+
+    def online_names(self) -> OnlineSpec:
+        """The online part (the online steps run only for online plans)."""
+        if self.online is None:
+            raise UsageError(
+                "the plan is not an online plan", "re-plan with 'ftctl migrate plan --mode online'"
+            )
+        return self.online
+
+    @property
+    def renamed(self) -> bool:
+        """Whether the target index has another name than the source."""
+        return self.target_schema.name != self.source_schema.name
+
+    def names_after(self) -> list[str]:
+        """Every name the new index answers once an online run cut over (its own aside)."""
+        online = self.online_names()
+        names = [] if self.renamed and not online.keep_old_name else [online.serving_name]
+        return names + [a for a in online.aliases if a not in names]
 
     @property
     def segment_size(self) -> int:
@@ -86,3 +130,86 @@ class RunSpec(msgspec.Struct, frozen=True, kw_only=True):
 
     def final_key(self, key: bytes) -> bytes:
         return self.prefix_change.rename(key) if self.prefix_change else key
+
+
+def run_spec(plan: MigrationPlan, *, batch_size: int = 500, timeout: float = 3600.0) -> RunSpec:
+    """The :class:`RunSpec` of a plan (hash fields / JSON paths, key prefixes, online names)."""
+    source = plan.source.schema_snapshot
+    target = plan.merged_target_schema
+    renames = plan.rename_operations
+    prefix_change = None
+    if renames.change_prefix is not None:
+        prefixes = source.prefixes
+        if len(prefixes) != 1:
+            raise RefusedError(
+                f"index '{source.name}' has {len(prefixes)} prefixes; a prefix change needs exactly one",
+                "change the prefix of an index with a single prefix",
+            )
+        prefix_change = PrefixChange(old=prefixes[0], new=renames.change_prefix)
+    field_renames = []
+    new_names = {r.old_name: r.new_name for r in renames.rename_fields}
+    for old_name, new_name in new_names.items():
+        old_field, new_field = source.field(old_name), target.field(new_name)
+        if old_field is None or new_field is None:
+            raise UsageError(
+                f"plan renames field '{old_name}' → '{new_name}' but the schemas do not have both",
+                "re-create the plan with 'ftctl migrate plan'",
+            )
+        old_path, new_path = source.field_path(old_field), target.field_path(new_field)
+        if old_path != new_path:
+            field_renames.append(DocFieldRename(old=old_path, new=new_path))
+    conversions = []
+    for change in plan.vector_changes:
+        if not change.reencode_documents:
+            continue
+        source_name = change.source_field or change.field
+        old_field, new_field = source.field(source_name), target.field(change.field)
+        if old_field is None or new_field is None:
+            raise UsageError(
+                f"plan re-encodes field '{change.field}' but the schemas do not have it",
+                "re-create the plan with 'ftctl migrate plan'",
+            )
+        conversions.append(
+            Conversion(
+                backup_field=source.field_path(old_field),
+                field=target.field_path(new_field),
+                source=change.source_datatype,
+                target=change.target_datatype,
+                dims=change.dims,
+                params=change.params,
+            )
+        )
+    online = None
+    if plan.mode == "online":
+        if plan.online is None:
+            raise UsageError(
+                "the plan says mode: online but has no online section",
+                "re-create the plan with 'ftctl migrate plan --mode online'",
+            )
+        o = plan.online
+        online = OnlineSpec(
+            serving_name=o.serving_name,
+            aliases=list(o.aliases),
+            shadow_name=o.shadow_name,
+            strategy=o.strategy,
+            added_fields=list(o.added_fields),
+            keep_old_name=o.keep_old_name,
+            postpone_cutover=o.postpone_cutover,
+            shadow_mb=o.memory.shadow_mb,
+        )
+    stats = plan.source.stats_snapshot
+    return RunSpec(
+        source_index=plan.source.index_name,
+        target_index=target.name,
+        storage_type=plan.source.keyspace.storage_type,
+        source_schema=source,
+        target_schema=target,
+        prefix_change=prefix_change,
+        field_renames=field_renames,
+        conversions=conversions,
+        batch_size=batch_size,
+        timeout=timeout,
+        source_failures=stats.hash_indexing_failures,
+        expected_docs=stats.num_docs + stats.hash_indexing_failures,
+        online=online,
+    )

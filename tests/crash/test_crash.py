@@ -30,8 +30,7 @@ import crashkit
 import pytest
 import redis
 
-from ftctl.steps.rollback import ROLLBACK_STEPS
-from ftctl.steps.sequence import DROP_RECREATE_STEPS
+from ftctl.steps.tables import DROP_RECREATE, DROP_RECREATE_ROLLBACK
 
 pytestmark = pytest.mark.integration
 
@@ -48,7 +47,7 @@ BATCHED_ROLLBACK = ("restore_vectors", "restore_keys", "restore_fields")
 def _apply_kill_points() -> list[str]:
     """Every step boundary, every unbatched step with its work done but not journaled, and
     the middle of batch 1 (writes done, event not) of every batched step."""
-    points = [f"after:step_finished:{step}" for step in DROP_RECREATE_STEPS]
+    points = [f"after:step_finished:{step}" for step in DROP_RECREATE.names]
     points += [f"before:step_finished:{step}" for step in UNBATCHED_APPLY]
     points.append("before:keys_enumerated:enumerate:1")
     points += [f"before:batch_done:{step}:1" for step in BATCHED_APPLY]
@@ -57,7 +56,7 @@ def _apply_kill_points() -> list[str]:
 
 
 def _rollback_kill_points() -> list[str]:
-    points = [f"after:step_finished:{step}" for step in ROLLBACK_STEPS]
+    points = [f"after:step_finished:{step}" for step in DROP_RECREATE_ROLLBACK.names]
     points += [f"before:step_finished:{step}" for step in UNBATCHED_ROLLBACK]
     points += [f"before:batch_done:{step}:1" for step in BATCHED_ROLLBACK]
     return points

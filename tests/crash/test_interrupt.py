@@ -37,7 +37,9 @@ from ftctl.journal.events import (
     StepStarted,
 )
 from ftctl.journal.events import Interrupted as InterruptedEvent
-from ftctl.steps.sequence import DROP_RECREATE_STEPS
+from ftctl.steps.tables import DROP_RECREATE
+
+DROP_RECREATE_STEPS = DROP_RECREATE.names
 
 pytestmark = pytest.mark.integration
 

@@ -9,10 +9,10 @@ import redis
 from helpers import patch, plan, source
 
 from ftctl.drivers import SyncDriver
-from ftctl.executor import spec_from_plan
 from ftctl.journal import Journal, RunStarted
 from ftctl.journal.events import KeysEnumerated
 from ftctl.steps import enumerate as enumeration
+from ftctl.steps.spec import run_spec
 
 
 @pytest.mark.parametrize("count", [60, 61, 70, 80])
@@ -24,7 +24,7 @@ def test_every_key_once_whatever_the_page_count(
     source(r, "hash", count=count)
     made = plan(redis_url, patch(update_fields=[{"name": "emb", "attrs": {"datatype": "float16"}}]))
     monkeypatch.setattr(enumeration, "PAGE_SIZE", 10)
-    spec = spec_from_plan(made, batch_size=10)
+    spec = run_spec(made, batch_size=10)
     first = RunStarted(
         run_id="r", kind="apply", index_name="i", plan_yaml="", plan_sha256="x", mode="m"
     )

@@ -31,14 +31,20 @@ from ftctl.journal import (
     encode_event,
     segment_refs,
 )
-from ftctl.journal.batch import (
+from ftctl.journal.events import (
+    STEP_NAMES,
     BatchIndexEntry,
     BatchIndexFinished,
     BatchIndexInterrupted,
     BatchIndexStarted,
+    BatchRunStarted,
     BatchStarted,
+    CutoverApproved,
+    CutoverDone,
+    ShadowCreated,
+    ShadowReady,
+    step_of,
 )
-from ftctl.journal.online import CutoverApproved, CutoverDone, ShadowCreated, ShadowReady
 
 REF = SegmentRef(number=7, size=123, crc32=0xDEADBEEF)
 AT = datetime(2025, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
@@ -91,6 +97,15 @@ SAMPLES: list[Event] = [
     CutoverDone(
         seq=20, at=AT, step="cutover", dropped="docs", index="docs__ftctl_1", names=["docs"]
     ),
+    BatchRunStarted(
+        seq=1,
+        at=AT,
+        run_id="r2",
+        batch_id="batch_1",
+        plan_yaml="version: 1\n",
+        plan_sha256="ef" * 32,
+        mode="drop_recreate",
+    ),
 ]
 
 EXPECTED_TAGS = {
@@ -110,6 +125,11 @@ EXPECTED_TAGS = {
     "ShadowReady": "shadow_ready",
     "CutoverApproved": "cutover_approved",
     "CutoverDone": "cutover_done",
+    "BatchRunStarted": "batch_run_started",
+    "BatchStarted": "batch_started",
+    "BatchIndexStarted": "batch_index_started",
+    "BatchIndexFinished": "batch_index_finished",
+    "BatchIndexInterrupted": "batch_index_interrupted",
 }
 
 
@@ -171,15 +191,68 @@ def test_segment_refs_finds_references_by_type() -> None:
     """segment_refs returns the segments an event references and nothing for others."""
     assert segment_refs(SAMPLES[4]) == [REF]
     assert segment_refs(SAMPLES[5]) == [REF]
-    assert segment_refs(BatchDone(step="s", batch=0, keys=0)) == []
+    assert segment_refs(BatchDone(step="backup", batch=0, keys=0)) == []
     assert segment_refs(SAMPLES[0]) == []
 
 
 def test_defaults_are_not_shared_between_instances() -> None:
     """A default dict belongs to its event (no shared mutable default)."""
-    a = StepFinished(step="a")
-    b = StepFinished(step="b")
+    a = StepFinished(step="drop")
+    b = StepFinished(step="create")
     assert a.counts is not b.counts
+
+
+@pytest.mark.parametrize(
+    ("field", "raw"),
+    [
+        ("step", {"type": "step_started", "seq": 1, "step": "not_a_step"}),
+        ("result", {"type": "run_finished", "seq": 1, "result": "great"}),
+        ("status", {"type": "batch_index_finished", "seq": 1, "name": "a", "status": "meh"}),
+        (
+            "kind",
+            {
+                "type": "run_started",
+                "seq": 1,
+                "run_id": "r",
+                "kind": "fly",
+                "index_name": "i",
+                "plan_yaml": "",
+                "plan_sha256": "",
+                "mode": "drop_recreate",
+            },
+        ),
+    ],
+)
+def test_closed_sets_refuse_unknown_values(field: str, raw: dict[str, object]) -> None:
+    """Step names, results, batch statuses and run kinds are Literals: a value outside the
+    set is refused when read, instead of flowing into a projection as an unknown string."""
+    with pytest.raises(msgspec.ValidationError, match=field):
+        decode_event(msgspec.msgpack.encode(raw))
+
+
+def test_batch_journal_of_the_previous_release_still_decodes() -> None:
+    """Batch journals written before BatchRunStarted start with a RunStarted of kind batch."""
+    old = msgspec.msgpack.encode(
+        {
+            "type": "run_started", "seq": 1, "run_id": "r", "kind": "batch",
+            "index_name": "batch_20250101_000000_abcd", "plan_yaml": "", "plan_sha256": "",
+            "mode": "drop_recreate",
+        }
+    )  # fmt: skip
+    event = decode_event(old)
+    assert isinstance(event, RunStarted) and event.kind == "batch"
+
+
+def test_step_of_names_the_step_of_every_event_that_has_one() -> None:
+    """Events with a step field report it; keys_enumerated belongs to enumerate; run-level
+    and batch events belong to no step."""
+    for event in SAMPLES:
+        expected = getattr(event, "step", None) or None
+        if isinstance(event, KeysEnumerated):
+            expected = "enumerate"
+        assert step_of(event) == expected, type(event).__name__
+    assert step_of(Interrupted(step="")) is None
+    assert "enumerate" in STEP_NAMES
 
 
 def test_journal_package_depends_only_on_errors() -> None:

@@ -35,6 +35,7 @@ from ftctl.journal import (
     frame,
     pack_field,
 )
+from ftctl.journal.events import StepName
 
 PLAN_YAML = "version: 1\nmode: drop_recreate\nsource:\n  index: products\n"
 
@@ -123,7 +124,8 @@ def test_append_group_commits_in_one_write_and_one_fsync(
 
     monkeypatch.setattr(os, "write", counting_write)
     monkeypatch.setattr(os, "fsync", counting_fsync)
-    journal.append([StepStarted(step=f"s{i}") for i in range(5)])
+    steps: list[StepName] = ["enumerate", "backup", "preflight", "drop", "create"]
+    journal.append([StepStarted(step=step) for step in steps])
     assert len(writes) == 1 and len(fsyncs) == 1
     assert journal.last_seq == 6
 
@@ -138,9 +140,11 @@ def test_append_refuses_non_events(journal: Journal) -> None:
 def test_concurrent_appends_get_consecutive_seqs(journal: Journal, jdir: Path) -> None:
     """Appends from several threads never interleave: seqs run 1..n on disk."""
 
+    steps: list[StepName] = ["backup", "quantize", "rename_keys", "rename_fields"]
+
     def work(worker: int) -> None:
         for batch in range(20):
-            journal.append([BatchDone(step=f"w{worker}", batch=batch, keys=1)])
+            journal.append([BatchDone(step=steps[worker], batch=batch, keys=1)])
 
     threads = [threading.Thread(target=work, args=(w,)) for w in range(4)]
     for t in threads:
@@ -419,6 +423,6 @@ def test_deferred_segments_are_synced_before_the_event_that_names_them(
     assert order[:3] == names
     assert order[3] == "segments" and order[-1] == "journal"
     order.clear()
-    journal.append([StepStarted(step="next")])
+    journal.append([StepStarted(step="backup")])
     assert order == ["journal"]
     assert journal.read_segment(refs[2]).keys == [b"k2"]

@@ -23,6 +23,7 @@ from ftctl.journal import (
     StepStarted,
     project_run,
 )
+from ftctl.steps.tables import marks_for
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 
@@ -186,7 +187,7 @@ def test_checks_made_while_the_index_builds_count_with_validate() -> None:
             StepFinished(step="validate"),
         ]
     )
-    state = project_run(events)
+    state = project_run(events, marks_for("drop_recreate", "apply"))
     assert [f.check for f in state.checks_failed] == ["keys_exist"]
     assert state.checks_passed == ["vector_bytes", "doc_count"]
 
@@ -204,5 +205,5 @@ def test_the_latest_result_of_a_check_counts() -> None:
             StepFinished(step="validate"),
         ]
     )
-    state = project_run(events)
+    state = project_run(events, marks_for("drop_recreate", "apply"))
     assert state.checks_failed == [] and state.checks_passed == ["knn_self"]

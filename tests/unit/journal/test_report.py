@@ -19,6 +19,10 @@ from ftctl.journal.events import (
 )
 from ftctl.journal.inspect import inspect_rows
 from ftctl.journal.report import project_benchmark, project_report
+from ftctl.steps.tables import marks_for
+
+APPLY = marks_for("drop_recreate", "apply")
+ROLLBACK = marks_for("drop_recreate", "rollback")
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -75,14 +79,14 @@ def _apply_events(validation_ok: bool = True) -> list[AnyEvent]:
 def test_report_is_a_deterministic_projection() -> None:
     """The same events always give the same report (files can be regenerated at any time)."""
     events = _apply_events()
-    assert project_report(events, backup_dir="/b/docs") == project_report(
-        events, backup_dir="/b/docs"
+    assert project_report(events, APPLY, backup_dir="/b/docs") == project_report(
+        events, APPLY, backup_dir="/b/docs"
     )
 
 
 def test_report_timings_downtime_and_conflicts() -> None:
     """Downtime spans drop start → wait end; conflicts are counted and named."""
-    report = project_report(_apply_events(), backup_dir="/b/docs", warnings=["w"])
+    report = project_report(_apply_events(), APPLY, backup_dir="/b/docs", warnings=["w"])
     assert report.result == "succeeded"
     assert report.timings.downtime_duration_seconds == 7.0  # seq 5 (drop) → seq 12 (wait end)
     assert report.conflicts == 1 and report.conflict_sample == ["doc:3"]
@@ -105,8 +109,8 @@ def test_latest_validation_attempt_wins() -> None:
             RunFinished(result="succeeded"),
         ]
     )
-    assert project_report(failed).validation.doc_count_match is False
-    report = project_report(rerun)
+    assert project_report(failed, APPLY).validation.doc_count_match is False
+    report = project_report(rerun, APPLY)
     assert report.validation.doc_count_match is True and report.result == "succeeded"
 
 
@@ -123,7 +127,7 @@ def test_rollback_report_uses_rollback_runs_only() -> None:
             RunFinished(result="rolled_back"),
         ]
     )
-    report = project_report(events, kind="rollback")
+    report = project_report(events, ROLLBACK, kind="rollback")
     assert report.result == "rolled_back"
     assert set(report.timings.steps) == {"drop_target", "wait_source"}
     assert report.timings.downtime_duration_seconds == 3.0
@@ -131,7 +135,7 @@ def test_rollback_report_uses_rollback_runs_only() -> None:
 
 def test_benchmark_throughput_per_step() -> None:
     """The benchmark report gives docs/s of batched steps from event timestamps."""
-    bench = project_benchmark(_apply_events())
+    bench = project_benchmark(_apply_events(), APPLY)
     assert bench.steps["quantize"].batches == 1
     assert bench.steps["quantize"].docs_per_second == round(4 / 3, 1)
 
@@ -162,7 +166,7 @@ def test_document_checks_journaled_while_the_index_builds_are_reported() -> None
             RunFinished(result="failed"),
         ]
     )
-    validation = project_report(events).validation
+    validation = project_report(events, APPLY).validation
     assert validation.keys_exist is False
     assert validation.vector_sample_match is True
     assert validation.doc_count_match is True

@@ -1,4 +1,5 @@
-"""The drop_recreate order, skips and resume, driven by scripted replies."""
+"""The step tables: drop_recreate order, skips and resume (scripted replies), the
+rollback tables derived from inverses, and the marks projections read."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import msgspec
 from helpers import ft_info_reply
 
 from ftctl.journal.events import (
+    STEP_NAMES,
     CheckFailed,
     ConflictRecorded,
     StepFinished,
@@ -17,8 +19,17 @@ from ftctl.journal.events import (
 from ftctl.journal.projections import project_run
 from ftctl.schema.ftinfo import parse_ft_info
 from ftctl.steps.effects import ReplyError
-from ftctl.steps.sequence import DROP_RECREATE_STEPS, drop_recreate
+from ftctl.steps.runner import RunContext, run_table
 from ftctl.steps.spec import PrefixChange, RunSpec
+from ftctl.steps.tables import (
+    ALTER_ROLLBACK,
+    DROP_RECREATE,
+    DROP_RECREATE_ROLLBACK,
+    SHADOW,
+    SHADOW_ROLLBACK,
+    TABLES,
+    marks_for,
+)
 from ftctl.testing import ScriptedRedis, commands_matching
 
 EMPTY_SEARCH = {b"total_results": 0, b"results": []}
@@ -36,20 +47,14 @@ def _spec(prefix: str | None = None) -> RunSpec:
         source_schema=source,
         target_schema=target,
         prefix_change=PrefixChange(old="doc:", new=prefix) if prefix else None,
+        expected_docs=5,
     )
 
 
-def _run(spec: RunSpec, scripted: ScriptedRedis, earlier: list[Any], docs: int = 5) -> bool:
-    passed: bool = scripted.run(
-        drop_recreate(
-            spec,
-            project_run(earlier),
-            source_failures=0,
-            expected_docs=docs,
-            reload=lambda: [*earlier, *scripted.recorded],
-        )
-    )
-    return passed
+def _run(spec: RunSpec, scripted: ScriptedRedis, earlier: list[Any]) -> bool:
+    state = project_run(earlier, DROP_RECREATE.marks())
+    outcome = scripted.run(run_table(DROP_RECREATE, RunContext(spec, state, state)))
+    return outcome == "passed"
 
 
 def test_index_only_change_touches_no_document() -> None:
@@ -85,7 +90,7 @@ def test_index_only_change_touches_no_document() -> None:
 def test_rename_conflicts_fail_validation() -> None:
     """Resumed after its rewrites, the run goes straight to validate, and a key a rename left
     untouched (a conflict in rename_keys or rename_fields) fails concurrent_writes."""
-    done = [s for s in DROP_RECREATE_STEPS if s != "validate"]
+    done = [s for s in DROP_RECREATE.names if s != "validate"]
     earlier: list[Any] = [StepFinished(step=s) for s in done]
     earlier.insert(5, ConflictRecorded(step="rename_keys", keys=[b"doc:1"], reason="taken"))
     earlier.insert(4, ConflictRecorded(step="rename_fields", keys=[b"doc:2"], reason="taken"))
@@ -100,3 +105,51 @@ def test_rename_conflicts_fail_validation() -> None:
     failed = {e.check: e.count for e in scripted.recorded if isinstance(e, CheckFailed)}
     assert failed == {"concurrent_writes": 2}
     assert [e.step for e in scripted.recorded if isinstance(e, StepStarted)] == ["validate"]
+
+
+def test_rollback_walks_the_inverses_in_reverse_order() -> None:
+    """The rollback of drop_recreate is derived from the inverses: target dropped first,
+    then vectors, keys, fields restored, then the source recreated, waited for, validated."""
+    assert DROP_RECREATE_ROLLBACK.names == (
+        "drop_target",
+        "restore_vectors",
+        "restore_keys",
+        "restore_fields",
+        "recreate_source",
+        "wait_source",
+        "validate_source",
+    )
+    assert SHADOW_ROLLBACK.names == (
+        "rb_shadow_create",
+        "rb_shadow_wait",
+        "rb_shadow_verify",
+        "rb_cutover",
+        "abort_shadow",
+        "rb_validate",
+    )
+    assert ALTER_ROLLBACK.names[-1] == "rb_validate" and "abort_shadow" not in ALTER_ROLLBACK.names
+
+
+def test_every_step_name_belongs_to_a_table() -> None:
+    """The StepName Literal and the tables agree: no step without a table, no stray name."""
+    in_tables = {name for table in TABLES for name in table.names}
+    assert in_tables == STEP_NAMES
+
+
+def test_marks_come_from_the_tables() -> None:
+    """Downtime runs from drop to wait (apply) and drop_target to wait_source (rollback);
+    validation starts at wait, validate_source, online_validate; online has no downtime."""
+    apply = marks_for("drop_recreate", "apply")
+    assert apply.downtime == {
+        "drop", "rename_fields", "rename_keys", "quantize", "create", "wait",
+    }  # fmt: skip
+    assert apply.validation == {"wait", "validate"}
+    assert apply.validation_starts == {"wait"}
+    rollback = marks_for("drop_recreate", "rollback")
+    assert "drop_target" in rollback.downtime and "wait_source" in rollback.downtime
+    assert rollback.validation_starts == {"validate_source"}
+    online = marks_for("online", "apply")
+    assert online.downtime == frozenset()
+    assert online.validation_starts == {"online_validate"}
+    assert marks_for("drop_recreate", "validate").validation_starts == {"validate"}
+    assert SHADOW.marks().downtime == frozenset()

@@ -1,0 +1,578 @@
+"""Journaled runs: open a journal, pick the mode's step table, drive it, journal the end.
+
+Every verb (apply, resume, rollback, cutover, abort, validate) of both executors comes here:
+the sync and the asyncio paths differ only in the driver (:func:`drive_sync`,
+:func:`drive_async`). The journal in ``<backup_dir>/<index>/`` is the only state: a run's
+:class:`~ftctl.journal.RunState` is folded from it once when the run opens, then kept current
+by the table runner as events are appended.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import signal
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import redis
+import redis.asyncio
+import structlog
+
+from ftctl.drivers import AsyncDriver, SyncDriver, mask_url
+from ftctl.errors import FtctlError, Interrupted, RefusedError, UsageError
+from ftctl.journal import Journal
+from ftctl.journal.events import (
+    AnyEvent,
+    BatchDone,
+    BatchRunStarted,
+    CheckFailed,
+    ConflictRecorded,
+    KeysEnumerated,
+    Note,
+    RunFinished,
+    RunKind,
+    RunStarted,
+    StepFinished,
+    StepName,
+    StepSkipped,
+    StepStarted,
+    event_tag,
+    step_of,
+)
+from ftctl.journal.events import Interrupted as InterruptedEvent
+from ftctl.journal.projections import RunState, project_run, run_events
+from ftctl.journal.report import MigrationReport, project_report
+from ftctl.plan.models import MigrationPlan, dump_plan, load_plan, plan_digest
+from ftctl.planner import ftctl_version
+from ftctl.steps.runner import Outcome, RunContext, run_table
+from ftctl.steps.spec import RunSpec, run_spec
+from ftctl.steps.tables import marks_for, table_for
+
+log = structlog.get_logger("ftctl.run")
+
+ProgressCallback = Callable[[str, int, int], None]
+"""``(step, documents done, documents total)``."""
+
+RUN_PROTOCOL = 2
+"""RESP version of the connections a run opens itself: bulk replies (aggregate pages, batch
+reads) parse 2.5x faster as RESP2 arrays than as RESP3 maps. Every step reads both shapes,
+so a client passed in by the caller is used with whatever protocol it speaks."""
+
+FAULT_ENV = "FTCTL_FAULT"
+"""Fault injection for crash tests: ``before|after:<event tag>:<step>[:<batch>]`` SIGKILLs
+the process just before or after that event is appended (e.g. ``before:batch_done:quantize:1``
+is the middle of quantize batch 1: its writes are in Redis, its event is not;
+``after:check_passed:validate`` is the middle of validation). An event without a step field
+matches the step that is running."""
+
+FAULT_SIGNAL_ENV = "FTCTL_FAULT_SIGNAL"
+"""The signal :data:`FAULT_ENV` sends (default ``SIGKILL``); ``SIGINT`` plays a Ctrl+C at an
+exact point of the run."""
+
+
+# --- the journal, seen by the drivers -------------------------------------------------------
+
+
+def _fault_matches(spec: str, phase: str, event: AnyEvent, step: str) -> bool:
+    """Whether ``event`` is the one :data:`FAULT_ENV` names; ``step`` is the step running.
+
+    Events without a step of their own (``check_passed``, ``note``…) belong to the step
+    running when they are appended.
+    """
+    parts = spec.split(":")
+    if len(parts) < 3 or parts[0] != phase:
+        return False
+    if parts[1] != event_tag(event) or parts[2] != (step_of(event) or step):
+        return False
+    return len(parts) < 4 or str(getattr(event, "batch", "")) == parts[3]
+
+
+@dataclass
+class JournalTap:
+    """The journal as the drivers see it: logs, progress, Ctrl+C at batch boundaries, faults."""
+
+    journal: Journal
+    log: Any
+    progress: ProgressCallback | None = None
+    total: int = 0
+    stop: threading.Event = field(default_factory=threading.Event)
+    _done: dict[str, int] = field(default_factory=dict)
+    _fault: str = field(default_factory=lambda: os.environ.get(FAULT_ENV, ""))
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _step: str = ""
+    _signal: signal.Signals = field(
+        default_factory=lambda: signal.Signals[os.environ.get(FAULT_SIGNAL_ENV) or "SIGKILL"]
+    )
+
+    def append(self, events: Sequence[AnyEvent]) -> list[AnyEvent]:
+        self._maybe_fault("before", events)
+        stamped = self.journal.append(events)
+        for event in stamped:
+            if isinstance(event, StepStarted):
+                self._step = event.step
+        self._maybe_fault("after", events)
+        boundary = False
+        for event in stamped:
+            self._log(event)
+            if isinstance(event, StepFinished | StepSkipped):
+                boundary = True  # between steps: as safe a place to stop as a batch's end
+            elif isinstance(event, BatchDone | KeysEnumerated):
+                boundary = True
+                step = event.step if isinstance(event, BatchDone) else "enumerate"
+                with self._lock:
+                    self._done[step] = self._done.get(step, 0) + event.keys
+                    done = self._done[step]
+                if self.progress is not None:
+                    self.progress(step, done, self.total)
+            elif isinstance(event, StepStarted):
+                with self._lock:
+                    self._done.setdefault(event.step, 0)
+        if boundary and self.stop.is_set():
+            raise Interrupted("interrupted at a batch boundary")
+        return stamped
+
+    def _log(self, event: AnyEvent) -> None:
+        """Every journaled action, as a log line (the journal stays the record)."""
+        match event:
+            case StepStarted():
+                self.log.info("step started", step=event.step)
+            case StepFinished():
+                self.log.info("step finished", step=event.step, **event.counts)
+            case StepSkipped():
+                self.log.info("step skipped", step=event.step, reason=event.reason)
+            case BatchDone():
+                self.log.debug(
+                    "batch done", step=event.step, batch=event.batch, keys=event.keys,
+                    **event.counts,
+                )  # fmt: skip
+            case KeysEnumerated():
+                self.log.debug(
+                    "keys enumerated", step="enumerate", batch=event.batch, keys=event.keys
+                )
+            case CheckFailed():
+                self.log.warning(
+                    "check failed", step=self._step, check=event.check, detail=event.detail
+                )
+            case ConflictRecorded():
+                self.log.warning(
+                    "concurrent writes kept", step=event.step, keys=len(event.keys),
+                    reason=event.reason,
+                )  # fmt: skip
+            case Note():
+                self.log.info(event.message, step=self._step, **event.data)
+            case _:
+                self.log.debug(
+                    event_tag(event).replace("_", " "), step=step_of(event) or self._step
+                )
+
+    def _maybe_fault(self, phase: str, events: Sequence[AnyEvent]) -> None:
+        if self._fault and any(_fault_matches(self._fault, phase, e, self._step) for e in events):
+            os.kill(os.getpid(), self._signal)
+
+    def write_segment(self, payload: Any, *, durable: bool = True) -> Any:
+        return self.journal.write_segment(payload, durable=durable)
+
+    def read_segment(self, ref: Any) -> Any:
+        return self.journal.read_segment(ref)
+
+
+@contextlib.contextmanager
+def ctrl_c_stops(stop: threading.Event) -> Iterator[None]:
+    """First Ctrl+C: stop at the next batch boundary; second: interrupt at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@contextlib.contextmanager
+def _async_ctrl_c_stops(stop: threading.Event) -> Iterator[None]:
+    """The asyncio twin of :func:`ctrl_c_stops`: the first Ctrl+C stops at the next
+    boundary, a second one cancels the run (both end in an ``interrupted`` event)."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+
+    def handler() -> None:
+        if stop.is_set() and task is not None:
+            task.cancel()
+        stop.set()
+
+    try:
+        loop.add_signal_handler(signal.SIGINT, handler)
+    except (NotImplementedError, RuntimeError, ValueError):  # not the main thread / platform
+        yield
+        return
+    try:
+        yield
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
+
+
+# --- opening a run --------------------------------------------------------------------------
+
+
+@dataclass
+class Options:
+    """How a run goes (recorded in its ``run_started``), not what it does (the plan)."""
+
+    batch_size: int = 500
+    workers: int = 1
+    timeout: float = 3600.0
+    force: bool = False
+    accept_data_loss: bool = False
+    progress: ProgressCallback | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "batch_size": self.batch_size,
+            "workers": self.workers,
+            "timeout": self.timeout,
+            "force": self.force,
+        }
+
+
+@dataclass
+class Run:
+    """An open journal (holding its lock) with the plan it belongs to."""
+
+    journal: Journal
+    plan: MigrationPlan
+    directory: Path
+    kind: RunKind
+    """The kind of the run this process appended (``apply`` or ``rollback``)."""
+
+    def events(self) -> list[AnyEvent]:
+        return self.journal.events()
+
+    def state(self, kind: RunKind) -> RunState:
+        """The projection of every run of ``kind`` in the journal."""
+        marks = marks_for(self.plan.mode, kind)
+        return project_run(run_events(self.events(), kind), marks)
+
+    def report(self, kind: RunKind | None = None) -> MigrationReport:
+        return report_of(self.events(), self.plan, self.directory, kind or self.kind)
+
+
+def report_of(
+    events: list[AnyEvent], plan: MigrationPlan, directory: Path | str, kind: RunKind
+) -> MigrationReport:
+    """The report of ``kind``'s runs in a journal (a projection; regenerate it any time)."""
+    warnings = plan.warnings if kind == "apply" else []
+    marks = marks_for(plan.mode, kind)
+    return project_report(events, marks, backup_dir=directory, warnings=warnings, kind=kind)
+
+
+def journal_dir(backup_dir: str | os.PathLike[str], index_name: str) -> Path:
+    if not str(backup_dir):
+        raise UsageError("--backup-dir is required", "pass a directory for the journal and backups")
+    return Path(backup_dir) / index_name
+
+
+def run_started(plan: MigrationPlan, kind: RunKind, url: str, options: Options) -> RunStarted:
+    """The first event of a run: the whole plan, its digest, the options, the masked URL."""
+    return RunStarted(
+        run_id=secrets.token_hex(8),
+        kind=kind,
+        index_name=plan.source.index_name,
+        plan_yaml=dump_plan(plan).decode(),
+        plan_sha256=plan_digest(plan),
+        mode=plan.mode,
+        options=options.as_dict(),
+        redis_url=mask_url(url),
+        ftctl_version=ftctl_version(),
+    )
+
+
+def rolled_back(run: Run) -> bool:
+    return "rollback" in project_run(run.events()).runs
+
+
+def open_for_apply(
+    plan: MigrationPlan, backup_dir: str | os.PathLike[str], url: str, options: Options
+) -> Run:
+    """Create the journal, or open it to resume: refused when it belongs to another plan."""
+    directory = journal_dir(backup_dir, plan.source.index_name)
+    first = run_started(plan, "apply", url, options)
+    if not Journal.exists(directory):
+        return Run(Journal.create(directory, first=first), plan, directory, "apply")
+    journal = Journal.open(directory)
+    try:
+        if journal.run_started.plan_sha256 != first.plan_sha256:
+            raise RefusedError(
+                f"backup does not match plan: {directory} holds the journal of another plan",
+                "use a new --backup-dir for a new plan (backups are never overwritten)",
+            )
+        run = Run(journal, plan, directory, "apply")
+        if rolled_back(run):
+            raise RefusedError(
+                f"{directory} holds a migration that was rolled back",
+                "use a new --backup-dir to apply the plan again",
+            )
+        journal.append([first])
+    except BaseException:
+        journal.close()
+        raise
+    return run
+
+
+def open_existing(directory: Path, kind: RunKind, url: str, options: Options) -> Run:
+    """Open a journal for resume, rollback, cutover or abort; the plan comes from the journal."""
+    journal = Journal.open(directory)
+    try:
+        plan = load_plan(journal.run_started.plan_yaml.encode())
+        journal.append([run_started(plan, kind, url, options)])
+    except BaseException:
+        journal.close()
+        raise
+    return Run(journal, plan, directory, kind)
+
+
+def find_journals(
+    backup_dir: str | os.PathLike[str], index: str | None = None, *, batches: bool = False
+) -> list[Path]:
+    """The index journal directories under a backup dir (``--index`` picks one).
+
+    A batch's own journal (``batch-<id>/``) is listed only with ``batches`` (inspect):
+    resume and rollback work on index journals.
+    """
+    root = Path(backup_dir)
+    if index is not None:
+        found = [root / index]
+    else:
+        found = sorted(p.parent for p in root.glob("*/journal.log"))
+        if Journal.exists(root):
+            found.insert(0, root)
+
+    def wanted(directory: Path) -> bool:
+        first = Journal.first_run(directory)
+        if first is None:
+            return False
+        batch = isinstance(first, BatchRunStarted) or first.kind == "batch"
+        return batches or not batch
+
+    found = [p for p in found if wanted(p)]
+    if not found:
+        raise UsageError(
+            f"no migration journal under {root}" + (f" for index '{index}'" if index else ""),
+            "pass the --backup-dir given to apply (and --index when it holds several)",
+        )
+    return found
+
+
+def only_journal(backup_dir: str | os.PathLike[str], index: str | None) -> Path:
+    found = find_journals(backup_dir, index)
+    if len(found) > 1:
+        names = ", ".join(p.name for p in found)
+        raise UsageError(
+            f"{backup_dir} holds journals of several indexes ({names})", "pass --index NAME"
+        )
+    return found[0]
+
+
+# --- driving a run --------------------------------------------------------------------------
+
+
+@dataclass
+class _Prepared:
+    table_name: str
+    step: Any
+    ctx: RunContext
+    tap: JournalTap
+
+
+def _prepare(run: Run, options: Options, *, abort_only: bool) -> _Prepared:
+    spec: RunSpec = run_spec(run.plan, batch_size=options.batch_size, timeout=options.timeout)
+    events = run.events()
+    applied = project_run(run_events(events, "apply"), marks_for(run.plan.mode, "apply"))
+    state = (
+        applied
+        if run.kind == "apply"
+        else project_run(run_events(events, run.kind), marks_for(run.plan.mode, run.kind))
+    )
+    ctx = RunContext(
+        spec=spec, state=state, applied=applied, force=options.force, abort_only=abort_only
+    )
+    table = table_for(spec, run.kind)
+    bound = log.bind(index=spec.source_index, run_id=state.run_id, kind=run.kind)
+    bound.info(
+        "run started",
+        mode=run.plan.mode,
+        table=table.name,
+        resumed=bool(state.steps_started),
+        workers=options.workers,
+        batch_size=options.batch_size,
+    )
+    tap = JournalTap(
+        run.journal,
+        bound,
+        progress=options.progress,
+        total=applied.keys_enumerated or spec.expected_docs,
+    )
+    return _Prepared(table.name, run_table(table, ctx), ctx, tap)
+
+
+def _already_done(run: Run) -> MigrationReport | None:
+    """A run whose previous attempt already finished: journal that and return its report."""
+    previous = project_run(run_events(run.events()[:-1], run.kind))
+    done = "succeeded" if run.kind == "apply" else "rolled_back"
+    if previous.result == done:
+        run.journal.append([RunFinished(result=done, error="")])
+        return run.report()
+    return None
+
+
+def _finish(run: Run, prepared: _Prepared, outcome: Outcome) -> MigrationReport:
+    state = prepared.ctx.state
+    if outcome == "awaiting":
+        event = RunFinished(result="awaiting_cutover")
+    elif outcome == "passed":
+        event = RunFinished(result="rolled_back" if run.kind == "rollback" else "succeeded")
+    else:
+        failed = "; ".join(f"{c.check}: {c.detail}" for c in state.checks_failed)
+        event = RunFinished(result="failed", error="validation failed: " + failed)
+    run.journal.append([event])
+    prepared.tap.log.info("run finished", result=event.result, error=event.error or None)
+    return run.report()
+
+
+def _interrupted_step(state: RunState) -> StepName | None:
+    return next((s for s in reversed(state.steps_started) if s not in state.steps_finished), None)
+
+
+def _stopped(run: Run, prepared: _Prepared, exc: BaseException) -> MigrationReport:
+    """Journal how a run ended early: interrupted (raise, resumable), refused (raise, nothing
+    changed) or failed (return the report, result ``failed``)."""
+    bound = prepared.tap.log
+    if isinstance(exc, Interrupted | KeyboardInterrupt | asyncio.CancelledError):
+        step = _interrupted_step(prepared.ctx.state)
+        run.journal.append([InterruptedEvent(step=step or "")])
+        bound.warning("run interrupted", step=step)
+        raise Interrupted(
+            f"interrupted; the journal in {run.directory} records where",
+            f"resume with: ftctl migrate resume --backup-dir {run.directory.parent}",
+        ) from None
+    if isinstance(exc, RefusedError | UsageError):
+        run.journal.append([RunFinished(result="refused", error=exc.one_line())])
+        bound.warning("run refused", error=exc.one_line())
+        raise exc
+    if isinstance(exc, FtctlError):
+        run.journal.append([RunFinished(result="failed", error=exc.one_line())])
+        bound.error("run failed", error=exc.one_line())
+        return run.report()
+    raise exc
+
+
+def _worker_factory(client: redis.Redis) -> Callable[[], redis.Redis]:
+    """Extra connections to the same server, with the same settings, for worker threads."""
+    pool = client.connection_pool
+    kwargs = dict(pool.connection_kwargs)
+    # from_pool: the client owns the pool, so closing the client closes its connections.
+    return lambda: redis.Redis.from_pool(
+        redis.ConnectionPool(connection_class=pool.connection_class, **kwargs)
+    )
+
+
+def _async_worker_factory(client: redis.asyncio.Redis) -> Callable[[], Any]:
+    pool = client.connection_pool
+    kwargs = dict(pool.connection_kwargs)
+
+    async def make() -> redis.asyncio.Redis:
+        return redis.asyncio.Redis.from_pool(
+            redis.asyncio.ConnectionPool(connection_class=pool.connection_class, **kwargs)
+        )
+
+    return make
+
+
+def drive_sync(
+    run: Run, client: redis.Redis, options: Options, *, abort_only: bool = False
+) -> MigrationReport:
+    """Run ``run``'s table with the sync driver; closes the journal."""
+    try:
+        done = _already_done(run)
+        if done is not None:
+            return done
+        prepared = _prepare(run, options, abort_only=abort_only)
+        tap = prepared.tap
+        driver = SyncDriver(
+            client,
+            tap,
+            workers=options.workers,
+            connect_worker=_worker_factory(client),
+            stop=tap.stop,
+        )
+        try:
+            with ctrl_c_stops(tap.stop):
+                outcome = driver.run(prepared.step)
+        except (FtctlError, KeyboardInterrupt) as exc:
+            return _stopped(run, prepared, exc)
+        finally:
+            driver.close()
+        return _finish(run, prepared, outcome)
+    finally:
+        run.journal.close()
+
+
+async def drive_async(
+    run: Run, client: redis.asyncio.Redis, options: Options, *, abort_only: bool = False
+) -> MigrationReport:
+    """Run ``run``'s table with the asyncio driver; closes the journal."""
+    try:
+        done = await asyncio.to_thread(_already_done, run)
+        if done is not None:
+            return done
+        prepared = await asyncio.to_thread(_prepare, run, options, abort_only=abort_only)
+        tap = prepared.tap
+        driver = AsyncDriver(
+            client,
+            tap,
+            workers=options.workers,
+            connect_worker=_async_worker_factory(client),
+            stop=tap.stop,
+        )
+        try:
+            with _async_ctrl_c_stops(tap.stop):
+                outcome = await driver.run(prepared.step)
+        except (FtctlError, KeyboardInterrupt, asyncio.CancelledError) as exc:
+            return await asyncio.to_thread(_stopped, run, prepared, exc)
+        finally:
+            await driver.close()
+        return await asyncio.to_thread(_finish, run, prepared, outcome)
+    finally:
+        run.journal.close()
+
+
+__all__ = [
+    "FAULT_ENV",
+    "FAULT_SIGNAL_ENV",
+    "RUN_PROTOCOL",
+    "JournalTap",
+    "Options",
+    "ProgressCallback",
+    "Run",
+    "drive_async",
+    "drive_sync",
+    "find_journals",
+    "journal_dir",
+    "only_journal",
+    "open_existing",
+    "open_for_apply",
+    "report_of",
+    "run_started",
+]

@@ -1,0 +1,649 @@
+"""Every mode as a table of steps, and the rollback of each as the table of its inverses.
+
+- :data:`DROP_RECREATE`: enumerate → backup → preflight → drop → rename_fields → rename_keys
+  → quantize → create → wait → validate (DESIGN §3);
+- :data:`ALTER`: FT.ALTER SCHEMA ADD in place; :data:`SHADOW`: a shadow index with the
+  target schema, verified, swapped in with one MULTI/EXEC (DESIGN §5b);
+- their rollbacks (:func:`~ftctl.steps.runner.rollback_table`): the inverse of each step the
+  journal says was started, in reverse order, then a validation of the source;
+- :data:`VALIDATE`: ``migrate validate`` (checks only).
+
+The one runner (:func:`~ftctl.steps.runner.run_table`) walks any of them; the marks of
+:func:`marks_for` tell the journal's projections where downtime and validation lie.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from ftctl.errors import MigrationFailed, RefusedError
+from ftctl.journal.events import (
+    BatchDone,
+    CutoverDone,
+    Mode,
+    Note,
+    RunKind,
+    SegmentRef,
+    ShadowCreated,
+    ShadowReady,
+    StepName,
+)
+from ftctl.journal.projections import StepMarks
+from ftctl.steps import backup, cas, index_ops, online, rewrite, rollback
+from ftctl.steps.effects import Parallel, Step
+from ftctl.steps.enumerate import enumerate_keys
+from ftctl.steps.history import record_history
+from ftctl.steps.runner import (
+    Counts,
+    RunContext,
+    StepDef,
+    Table,
+    merge_marks,
+    record,
+    rollback_table,
+)
+from ftctl.steps.spec import RunSpec, named
+from ftctl.steps.validate import check_events, document_checks, validate
+
+BatchBody = Callable[[RunSpec, int, SegmentRef], Step[BatchDone]]
+
+REWRITE_STEPS: tuple[StepName, ...] = ("rename_fields", "rename_keys", "quantize")
+"""Steps that leave a key they find changed by someone else untouched (a conflict): each
+such key was not migrated, so validation fails while any is left."""
+RESTORE_STEPS: tuple[StepName, ...] = ("restore_vectors", "restore_keys", "restore_fields")
+
+
+def _batches(
+    ctx: RunContext, step: StepName, body: BatchBody, segments: Sequence[SegmentRef]
+) -> Step[Counts]:
+    """Run ``body`` on every batch the journal does not record as done (in parallel)."""
+    yield Parallel(
+        [
+            body(ctx.spec, batch, ref)
+            for batch, ref in enumerate(segments)
+            if not ctx.state.batch_done(step, batch)
+        ]
+    )
+    return {"batches": len(segments)}
+
+
+# --- drop_recreate ------------------------------------------------------------------------
+
+
+def _enumerate(ctx: RunContext) -> Step[Counts]:
+    return {"keys": (yield from enumerate_keys(ctx.spec))}
+
+
+def _backup(ctx: RunContext) -> Step[Counts]:
+    return (yield from _batches(ctx, "backup", backup.backup_batch, ctx.state.key_segments))
+
+
+def _preflight(ctx: RunContext) -> Step[Counts]:
+    yield from index_ops.preflight(ctx.spec)
+    return {}
+
+
+def _drop(ctx: RunContext) -> Step[Counts]:
+    return {"dropped": int((yield from index_ops.drop_source(ctx.spec)))}
+
+
+def _rename_fields(ctx: RunContext) -> Step[Counts]:
+    body = rewrite.rename_fields_batch
+    return (yield from _batches(ctx, "rename_fields", body, ctx.state.key_segments))
+
+
+def _rename_keys(ctx: RunContext) -> Step[Counts]:
+    body = rewrite.rename_keys_batch
+    return (yield from _batches(ctx, "rename_keys", body, ctx.state.key_segments))
+
+
+def _quantize(ctx: RunContext) -> Step[Counts]:
+    watch = yield from cas.watch_supported()
+    body = functools.partial(rewrite.quantize_batch, watch=watch)
+    return (yield from _batches(ctx, "quantize", body, ctx.state.segments_of("backup")))
+
+
+def _create(ctx: RunContext) -> Step[Counts]:
+    yield from index_ops.create_index(ctx.spec.target_schema)
+    yield from record_history(ctx.spec.target_schema, forget=ctx.spec.source_index)
+    return {}
+
+
+def _wait(ctx: RunContext) -> Step[Counts]:
+    # The document checks need no index: they run while the server builds it.
+    spec, state = ctx.spec, ctx.state
+    stats, checks = yield Parallel(
+        [
+            index_ops.wait_ready(spec.target_index, spec.timeout),
+            document_checks(spec, state.key_segments, state.segments_of("backup")),
+        ]
+    )
+    yield from record(state, check_events(checks))
+    return {"num_docs": stats.num_docs}
+
+
+def _validate(ctx: RunContext) -> Step[Counts]:
+    spec, state = ctx.spec, ctx.state
+    passed = yield from validate(
+        spec,
+        schema=spec.target_schema,
+        expected_docs=state.keys_enumerated if spec.needs_keys else spec.expected_docs,
+        source_failures=spec.source_failures,
+        key_segments=state.key_segments,
+        backup_segments=state.segments_of("backup"),
+        conflicts=sum(state.conflicts_by_step.get(s, 0) for s in REWRITE_STEPS),
+        documents=False,
+    )
+    return {"passed": int(passed)}
+
+
+def _unless(test: Callable[[RunSpec], object], reason: str) -> Callable[[RunContext], str | None]:
+    return lambda ctx: None if test(ctx.spec) else reason
+
+
+DROP_RECREATE = Table(
+    "drop_recreate",
+    (
+        StepDef(
+            "enumerate",
+            _enumerate,
+            skip=_unless(lambda s: s.needs_keys, "no document changes: keys are not needed"),
+        ),
+        StepDef(
+            "backup",
+            _backup,
+            skip=_unless(lambda s: s.conversions, "no hash vector is re-encoded"),
+        ),
+        StepDef("preflight", _preflight),
+        StepDef("drop", _drop, inverse=("recreate_source", "wait_source"), downtime=True),
+        StepDef(
+            "rename_fields",
+            _rename_fields,
+            skip=_unless(lambda s: s.field_renames, "no field renames"),
+            inverse=("restore_fields",),
+            downtime=True,
+        ),
+        StepDef(
+            "rename_keys",
+            _rename_keys,
+            skip=_unless(lambda s: s.prefix_change, "no prefix change"),
+            inverse=("restore_keys",),
+            downtime=True,
+        ),
+        StepDef(
+            "quantize",
+            _quantize,
+            skip=_unless(lambda s: s.conversions, "no hash vector is re-encoded"),
+            inverse=("restore_vectors",),
+            downtime=True,
+        ),
+        StepDef("create", _create, inverse=("drop_target",), downtime=True),
+        StepDef("wait", _wait, downtime=True, validation=True),
+        StepDef("validate", _validate, validation=True),
+    ),
+)
+
+
+# --- the rollback of drop_recreate --------------------------------------------------------
+
+
+def _undoes(forward: StepName, reason: str) -> Callable[[RunContext], str | None]:
+    """Needed only when the apply started ``forward``."""
+    return lambda ctx: None if forward in ctx.applied.steps_started else reason
+
+
+def _drop_target_skip(ctx: RunContext) -> str | None:
+    started = ctx.applied.steps_started
+    if "create" not in started:
+        return "the target index was never created"
+    if "drop" not in started:
+        return "the source index was never dropped"
+    return None
+
+
+def _drop_target(ctx: RunContext) -> Step[Counts]:
+    return {"dropped": (yield from rollback.drop_target(ctx.spec))}
+
+
+def _restore_vectors(ctx: RunContext) -> Step[Counts]:
+    watch = yield from cas.watch_supported()
+    body = functools.partial(rollback.restore_vectors_batch, force=ctx.force, watch=watch)
+    segments = ctx.applied.segments_of("backup")
+    return (yield from _batches(ctx, "restore_vectors", body, segments))
+
+
+def _restore_keys(ctx: RunContext) -> Step[Counts]:
+    body = rollback.restore_keys_batch
+    return (yield from _batches(ctx, "restore_keys", body, ctx.applied.key_segments))
+
+
+def _restore_fields(ctx: RunContext) -> Step[Counts]:
+    body = rollback.restore_fields_batch
+    return (yield from _batches(ctx, "restore_fields", body, ctx.applied.key_segments))
+
+
+def _recreate_source(ctx: RunContext) -> Step[Counts]:
+    yield from index_ops.create_index(ctx.spec.source_schema)
+    yield from record_history(ctx.spec.source_schema, forget=ctx.spec.target_index)
+    return {}
+
+
+def _wait_source(ctx: RunContext) -> Step[Counts]:
+    stats = yield from index_ops.wait_ready(ctx.spec.source_index, ctx.spec.timeout)
+    return {"num_docs": stats.num_docs}
+
+
+def _validate_source(ctx: RunContext) -> Step[Counts]:
+    spec, applied = ctx.spec, ctx.applied
+    enumerated = spec.needs_keys and "enumerate" in applied.steps_finished
+    passed = yield from validate(
+        rollback.source_view(spec),
+        schema=spec.source_schema,
+        expected_docs=applied.keys_enumerated if enumerated else spec.expected_docs,
+        source_failures=spec.source_failures,
+        key_segments=applied.key_segments,
+        backup_segments=applied.segments_of("backup"),
+        conflicts=sum(ctx.state.conflicts_by_step.get(s, 0) for s in RESTORE_STEPS),
+    )
+    return {"passed": int(passed)}
+
+
+_NEVER_DROPPED = "the source index was never dropped"
+
+DROP_RECREATE_INVERSES: dict[StepName, StepDef] = {
+    s.name: s
+    for s in (
+        StepDef("drop_target", _drop_target, skip=_drop_target_skip, downtime=True),
+        StepDef(
+            "restore_vectors",
+            _restore_vectors,
+            skip=_undoes("quantize", "no vector was re-encoded"),
+            downtime=True,
+        ),
+        StepDef(
+            "restore_keys",
+            _restore_keys,
+            skip=_undoes("rename_keys", "no key was renamed"),
+            downtime=True,
+        ),
+        StepDef(
+            "restore_fields",
+            _restore_fields,
+            skip=_undoes("rename_fields", "no field was renamed"),
+            downtime=True,
+        ),
+        StepDef(
+            "recreate_source",
+            _recreate_source,
+            skip=_undoes("drop", _NEVER_DROPPED),
+            downtime=True,
+        ),
+        StepDef("wait_source", _wait_source, skip=_undoes("drop", _NEVER_DROPPED), downtime=True),
+    )
+}
+
+DROP_RECREATE_ROLLBACK = rollback_table(
+    DROP_RECREATE,
+    DROP_RECREATE_INVERSES,
+    StepDef("validate_source", _validate_source, validation=True),
+)
+
+
+# --- online: in place (FT.ALTER) and shadow index ------------------------------------------
+
+
+def _online_preflight(ctx: RunContext) -> Step[Counts]:
+    yield from online.online_preflight(ctx.spec)
+    return {}
+
+
+def _alter_add(ctx: RunContext) -> Step[Counts]:
+    spec = ctx.spec
+    added = yield from online.alter_add(spec)
+    yield from record_history(
+        named(spec.target_schema, spec.source_index), forget=spec.source_index
+    )
+    return {"added": added}
+
+
+def _alter_wait(ctx: RunContext) -> Step[Counts]:
+    stats = yield from index_ops.wait_ready(ctx.spec.source_index, ctx.spec.timeout)
+    return {"num_docs": stats.num_docs}
+
+
+class _Swap:
+    """One side of the shadow life cycle: build ``new`` with ``schema`` beside ``current``,
+    verify it, then swap it in under ``names`` (apply, or the cut-back of a rollback)."""
+
+    def __init__(self, ctx: RunContext, *, rollback_side: bool) -> None:
+        spec, names = ctx.spec, ctx.spec.online_names()
+        self.ctx = ctx
+        if rollback_side:
+            self.current = spec.source_index if names.strategy == "alter" else names.shadow_name
+            self.new = rollback_name(ctx)
+            self.schema = spec.source_schema
+            self.names = [
+                names.serving_name,
+                *[a for a in names.aliases if a != names.serving_name],
+            ]
+        else:
+            self.current = spec.source_index
+            self.new = names.shadow_name
+            self.schema = spec.target_schema
+            self.names = spec.names_after()
+
+    def create(self, step: StepName) -> Step[Counts]:
+        yield from index_ops.create_index(named(self.schema, self.new))
+        event = ShadowCreated(
+            step=step, index=self.new, serving=self.ctx.spec.online_names().serving_name
+        )
+        yield from record(self.ctx.state, [event])
+        return {}
+
+    def wait(self, step: StepName) -> Step[Counts]:
+        stats = yield from index_ops.wait_ready(self.new, self.ctx.spec.timeout)
+        ready = ShadowReady(
+            step=step,
+            index=self.new,
+            num_docs=stats.num_docs,
+            hash_indexing_failures=stats.hash_indexing_failures,
+        )
+        yield from record(self.ctx.state, [ready])
+        return {"num_docs": stats.num_docs}
+
+    def verify(self, step: StepName) -> Step[Counts]:
+        passed = yield from online.verify_shadow(
+            self.ctx.spec, current=self.current, new=self.new, schema=self.schema
+        )
+        if not passed:
+            raise VerificationFailed(
+                f"shadow index '{self.new}' failed verification; '{self.current}' still serves",
+                "see the journal (ftctl migrate journal inspect); re-run to verify again, "
+                "or 'ftctl migrate abort' to drop the shadow",
+            )
+        return {"passed": 1}
+
+    def swap(self, step: StepName) -> Step[Counts]:
+        did = yield from online.cutover(self.current, self.new, self.names)
+        yield from record_history(named(self.schema, self.new), forget=self.current)
+        state = self.ctx.state
+        (done,) = yield from record(
+            state,
+            [
+                CutoverDone(
+                    step=step,
+                    dropped=self.current,
+                    index=self.new,
+                    names=self.names,
+                    recovered=not did,
+                )
+            ],
+        )
+        built = _seconds(state.shadow_created_at, state.shadow_ready_at)
+        at = done.at.isoformat() if done.at else ""
+        note = Note(
+            message=(
+                f"cut-over: '{self.new}' answers {', '.join(self.names) or '(its own name)'} "
+                f"since {at or '?'}; '{self.current}' dropped; shadow built in {built:.3f}s"
+            ),
+            data={"cutover_at": at, "shadow_build_seconds": built, "recovered": not did},
+        )
+        yield from record(state, [note])
+        return {"swapped": int(did)}
+
+
+def _seconds(a: datetime | None, b: datetime | None) -> float:
+    return round((b - a).total_seconds(), 6) if a is not None and b is not None else 0.0
+
+
+class VerificationFailed(MigrationFailed):
+    """The shadow index did not verify; nothing was swapped."""
+
+
+def rollback_name(ctx: RunContext) -> str:
+    """The cut-back index's name: deterministic per journal, so a resumed rollback finds it."""
+    serving = ctx.spec.online_names().serving_name
+    return f"{serving}__ftctl_rb{(ctx.applied.plan_sha256 or '0')[:8]}"
+
+
+def _shadow_create(ctx: RunContext) -> Step[Counts]:
+    return _Swap(ctx, rollback_side=False).create("shadow_create")
+
+
+def _shadow_wait(ctx: RunContext) -> Step[Counts]:
+    return _Swap(ctx, rollback_side=False).wait("shadow_wait")
+
+
+def _shadow_verify(ctx: RunContext) -> Step[Counts]:
+    return _Swap(ctx, rollback_side=False).verify("shadow_verify")
+
+
+def _cutover(ctx: RunContext) -> Step[Counts]:
+    return _Swap(ctx, rollback_side=False).swap("cutover")
+
+
+def _rb_shadow_create(ctx: RunContext) -> Step[Counts]:
+    return _Swap(ctx, rollback_side=True).create("rb_shadow_create")
+
+
+def _rb_shadow_wait(ctx: RunContext) -> Step[Counts]:
+    return _Swap(ctx, rollback_side=True).wait("rb_shadow_wait")
+
+
+def _rb_shadow_verify(ctx: RunContext) -> Step[Counts]:
+    return _Swap(ctx, rollback_side=True).verify("rb_shadow_verify")
+
+
+def _rb_cutover(ctx: RunContext) -> Step[Counts]:
+    return _Swap(ctx, rollback_side=True).swap("rb_cutover")
+
+
+def _cutover_postponed(ctx: RunContext) -> str | None:
+    return None if ctx.spec.online_names().postpone_cutover else "cut-over not postponed"
+
+
+def _cutover_gate(ctx: RunContext) -> str | None:
+    if ctx.state.cutover_approved:
+        return None
+    return (
+        f"shadow '{ctx.spec.online_names().shadow_name}' is verified; cut-over waits for "
+        "'ftctl migrate cutover' ('ftctl migrate abort' drops it)"
+    )
+
+
+def _approved(ctx: RunContext) -> Step[Counts]:
+    return {"approved": 1}
+    yield  # a step body is a generator, even one with nothing to send
+
+
+def _online_validate(ctx: RunContext) -> Step[Counts]:
+    spec, names = ctx.spec, ctx.spec.online_names()
+    if names.strategy == "alter":
+        index, gone = spec.source_index, None
+        serving = [names.serving_name, *names.aliases]
+    else:
+        index, gone, serving = names.shadow_name, spec.source_index, spec.names_after()
+    passed = yield from online.check_serving(
+        index=index, schema=spec.target_schema, names=serving, gone=gone
+    )
+    return {"passed": int(passed)}
+
+
+_CUT_BACK: tuple[StepName, ...] = (
+    "rb_shadow_create",
+    "rb_shadow_wait",
+    "rb_shadow_verify",
+    "rb_cutover",
+)
+"""Undoing a cut-over (or an FT.ALTER): build the source schema as a new index beside the
+serving one and swap it in, without downtime."""
+
+ALTER = Table(
+    "online (FT.ALTER in place)",
+    (
+        StepDef("online_preflight", _online_preflight),
+        StepDef("alter_add", _alter_add, inverse=_CUT_BACK),
+        StepDef("alter_wait", _alter_wait),
+        StepDef("online_validate", _online_validate, validation=True),
+    ),
+)
+
+SHADOW = Table(
+    "online (shadow index)",
+    (
+        StepDef("online_preflight", _online_preflight),
+        StepDef("shadow_create", _shadow_create, inverse=("abort_shadow",)),
+        StepDef("shadow_wait", _shadow_wait),
+        StepDef("shadow_verify", _shadow_verify),
+        StepDef("await_cutover", _approved, skip=_cutover_postponed, gate=_cutover_gate),
+        StepDef("cutover", _cutover, inverse=_CUT_BACK),
+        StepDef("online_validate", _online_validate, validation=True),
+    ),
+)
+
+
+# --- the rollback of online ----------------------------------------------------------------
+
+
+def _cut_over(ctx: RunContext) -> Step[bool]:
+    """Whether the apply changed what the public names answer (so a rollback cuts back).
+
+    In place (FT.ALTER): once ``alter_add`` started. Shadow: once ``cutover`` started and
+    the serving name no longer resolves to the source (a crash may come before the swap).
+    """
+    names = ctx.spec.online_names()
+    if names.strategy == "alter":
+        return "alter_add" in ctx.applied.steps_started
+    if "cutover" not in ctx.applied.steps_started:
+        return False
+    live = yield from index_ops.live_info(names.serving_name)
+    return live is None or live.index_name != ctx.spec.source_index
+
+
+def _cut_back_skip(ctx: RunContext) -> Step[str | None]:
+    if not (yield from _cut_over(ctx)):
+        return "never cut over: nothing to cut back"
+    if ctx.abort_only:
+        raise RefusedError(
+            f"'{ctx.spec.online_names().serving_name}' was already cut over to the new index",
+            "undo it with 'ftctl migrate rollback --backup-dir ...' (cuts back online)",
+        )
+    return None
+
+
+def _abort_skip(ctx: RunContext) -> Step[str | None]:
+    if (yield from _cut_over(ctx)):
+        return "cut over: cutting back instead"
+    return None
+
+
+def _abort_shadow(ctx: RunContext) -> Step[Counts]:
+    names = ctx.spec.online_names()
+    if names.strategy != "shadow":
+        return {}
+    return {"dropped": (yield from online.drop_shadow(names.shadow_name, names.serving_name))}
+
+
+def _rb_validate(ctx: RunContext) -> Step[Counts]:
+    spec = ctx.spec
+    swap = _Swap(ctx, rollback_side=True)
+    cut_back = "rb_cutover" in ctx.state.steps_finished
+    passed = yield from online.check_serving(
+        index=swap.new if cut_back else spec.source_index,
+        schema=spec.source_schema,
+        names=swap.names,
+        gone=swap.current if cut_back else None,
+    )
+    return {"passed": int(passed)}
+
+
+ONLINE_INVERSES: dict[StepName, StepDef] = {
+    s.name: s
+    for s in (
+        StepDef("abort_shadow", _abort_shadow, skip=_abort_skip),
+        StepDef("rb_shadow_create", _rb_shadow_create, skip=_cut_back_skip),
+        StepDef("rb_shadow_wait", _rb_shadow_wait, skip=_cut_back_skip),
+        StepDef("rb_shadow_verify", _rb_shadow_verify, skip=_cut_back_skip),
+        StepDef("rb_cutover", _rb_cutover, skip=_cut_back_skip),
+    )
+}
+_RB_VALIDATE = StepDef("rb_validate", _rb_validate, validation=True)
+ALTER_ROLLBACK = rollback_table(ALTER, ONLINE_INVERSES, _RB_VALIDATE)
+SHADOW_ROLLBACK = rollback_table(SHADOW, ONLINE_INVERSES, _RB_VALIDATE)
+
+
+# --- migrate validate ----------------------------------------------------------------------
+
+
+def _validate_target(ctx: RunContext) -> Step[Counts]:
+    spec = ctx.spec
+    passed = yield from validate(
+        spec,
+        schema=spec.target_schema,
+        expected_docs=spec.expected_docs,
+        source_failures=spec.source_failures,
+        key_segments=[],
+        backup_segments=[],
+        conflicts=0,
+    )
+    return {"passed": int(passed)}
+
+
+VALIDATE = Table("validate", (StepDef("validate", _validate_target, validation=True),))
+
+
+# --- choosing a table ----------------------------------------------------------------------
+
+
+def table_for(spec: RunSpec, kind: RunKind) -> Table:
+    """The table a run of ``kind`` walks for ``spec``'s plan."""
+    if kind == "validate":
+        return VALIDATE
+    if spec.online is None:
+        return DROP_RECREATE_ROLLBACK if kind == "rollback" else DROP_RECREATE
+    if spec.online.strategy == "alter":
+        return ALTER_ROLLBACK if kind == "rollback" else ALTER
+    return SHADOW_ROLLBACK if kind == "rollback" else SHADOW
+
+
+_MARKS: dict[tuple[Mode, RunKind], StepMarks] = {
+    ("drop_recreate", "apply"): DROP_RECREATE.marks(),
+    ("drop_recreate", "rollback"): DROP_RECREATE_ROLLBACK.marks(),
+    ("online", "apply"): merge_marks([ALTER, SHADOW]),
+    ("online", "rollback"): merge_marks([ALTER_ROLLBACK, SHADOW_ROLLBACK]),
+}
+
+
+def marks_for(mode: Mode | None, kind: RunKind | None) -> StepMarks:
+    """Where downtime and validation lie in the runs of ``kind`` of a ``mode`` plan."""
+    if kind == "validate":
+        return VALIDATE.marks()
+    return _MARKS.get((mode or "drop_recreate", kind or "apply"), StepMarks())
+
+
+TABLES: tuple[Table, ...] = (
+    DROP_RECREATE,
+    DROP_RECREATE_ROLLBACK,
+    ALTER,
+    ALTER_ROLLBACK,
+    SHADOW,
+    SHADOW_ROLLBACK,
+    VALIDATE,
+)
+
+__all__ = [
+    "ALTER",
+    "ALTER_ROLLBACK",
+    "DROP_RECREATE",
+    "DROP_RECREATE_ROLLBACK",
+    "SHADOW",
+    "SHADOW_ROLLBACK",
+    "TABLES",
+    "VALIDATE",
+    "VerificationFailed",
+    "marks_for",
+    "rollback_name",
+    "table_for",
+]
