@@ -33,8 +33,6 @@ import redis
 from ftctl.steps.rollback import ROLLBACK_STEPS
 from ftctl.steps.sequence import DROP_RECREATE_STEPS
 
-pytestmark = pytest.mark.integration
-
 CHILD = Path(crashkit.__file__)
 PARALLEL = max(4, min(8, (os.cpu_count() or 2) * 2))
 CHILD_TIMEOUT = 60.0

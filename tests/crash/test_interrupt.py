@@ -39,8 +39,6 @@ from ftctl.journal.events import (
 from ftctl.journal.events import Interrupted as InterruptedEvent
 from ftctl.steps.sequence import DROP_RECREATE_STEPS
 
-pytestmark = pytest.mark.integration
-
 CHILD = Path(crashkit.__file__)
 BATCH = 10
 BATCHES = crashkit.DOCS // BATCH
