@@ -26,6 +26,10 @@ typecheck: $(STAMP)
 test: lint typecheck
 	$(BIN)/pytest -q -p no:cacheprovider
 
+# Every test that needs no server (key-level steps run on fakeredis); starts no Redis.
+unit: $(STAMP)
+	$(BIN)/pytest -q -p no:cacheprovider -m "not integration"
+
 demo: $(STAMP)
 	$(BIN)/ftctl demo
 

@@ -4,8 +4,9 @@ redis-py's pipeline spends several microseconds per command in Python (argument 
 callbacks, per-reply reads); a batch of 500 writes spends more time there than in Redis.
 Here a batch is packed by hiredis in one pass and, on a RESP2 connection with the hiredis
 parser, its replies are taken straight off the parser's reader (the one place ftctl reaches
-into redis-py's internals). Anything else (RESP3 with its push messages, another parser)
-goes through redis-py's own ``read_response``, one reply at a time: slower, same replies.
+into redis-py's internals). Anything else (RESP3 with its push messages, another parser, a
+connection class with its own ``read_response`` such as fakeredis') goes through the
+connection's ``read_response``, one reply at a time: slower, same replies.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from contextlib import contextmanager
 from typing import Any
 
 import redis
+import redis.asyncio.connection
+import redis.connection
 
 from ftctl.drivers.replies import value_of
 
@@ -28,6 +31,13 @@ SYNC_PARSER: type | None = getattr(_internals, "_HiredisParser", None)
 ASYNC_PARSER: type | None = getattr(_internals, "_AsyncHiredisParser", None)
 NOT_ENOUGH_DATA: object = getattr(_internals, "NOT_ENOUGH_DATA", None)
 
+_PARSER_READS: tuple[object, ...] = tuple(
+    read
+    for base in (redis.connection.AbstractConnection, redis.asyncio.connection.AbstractConnection)
+    if (read := getattr(base, "read_response", None)) is not None
+)
+"""redis-py's own ``read_response``s, the ones that read replies through ``_parser``."""
+
 
 def _direct_reader(connection: Any, kind: type | None) -> tuple[Any, Any] | None:
     """(parser, hiredis reader) when replies can be taken off the reader directly."""
@@ -38,6 +48,8 @@ def _direct_reader(connection: Any, kind: type | None) -> tuple[Any, Any] | None
         return None
     if not hasattr(parser, "read_from_socket"):
         return None
+    if getattr(type(connection), "read_response", None) not in _PARSER_READS:
+        return None  # replies do not come through the parser (fakeredis has no socket)
     reader = getattr(parser, "_reader", None)
     return (parser, reader) if reader is not None else None
 

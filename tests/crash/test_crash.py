@@ -32,8 +32,6 @@ import redis
 
 from ftctl.steps.tables import DROP_RECREATE, DROP_RECREATE_ROLLBACK
 
-pytestmark = pytest.mark.integration
-
 CHILD = Path(crashkit.__file__)
 PARALLEL = max(4, min(8, (os.cpu_count() or 2) * 2))
 CHILD_TIMEOUT = 60.0

@@ -41,8 +41,6 @@ from ftctl.steps.tables import DROP_RECREATE
 
 DROP_RECREATE_STEPS = DROP_RECREATE.names
 
-pytestmark = pytest.mark.integration
-
 CHILD = Path(crashkit.__file__)
 BATCH = 10
 BATCHES = crashkit.DOCS // BATCH
