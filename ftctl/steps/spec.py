@@ -31,10 +31,6 @@ class PrefixChange(msgspec.Struct, frozen=True, kw_only=True):
         old = self.old.encode()
         return self.new.encode() + key[len(old) :] if key.startswith(old) else key
 
-    def restore(self, key: bytes) -> bytes:
-        new = self.new.encode()
-        return self.old.encode() + key[len(new) :] if key.startswith(new) else key
-
 
 class Conversion(msgspec.Struct, frozen=True, kw_only=True):
     """A hash vector field whose bytes are re-encoded from ``source`` to ``target`` datatype.
