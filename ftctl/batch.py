@@ -63,13 +63,13 @@ from ftctl.plan.models import (
     patch_from_builtins,
     plan_digest,
 )
-from ftctl.planner import ftctl_version
 from ftctl.runs import RUN_PROTOCOL, report_of
 from ftctl.schema.capabilities import Capabilities
 from ftctl.schema.model import IndexSchema
 from ftctl.steps.effects import Commands, ReplyError, Step
 from ftctl.steps.probe import probe_capabilities
 from ftctl.steps.snapshot import read_source, read_target
+from ftctl.version import ftctl_version
 
 FailurePolicy: TypeAlias = Literal["fail_fast", "continue_on_error"]
 BatchProgressCallback = Callable[[str, int, int, str], None]

@@ -7,7 +7,6 @@ exits with that code; it never prints a traceback for these.
 
 from __future__ import annotations
 
-EXIT_OK = 0
 EXIT_FAILED = 1
 """The migration ran and failed (validation, timeout, Redis error); a report is still written."""
 EXIT_REFUSED = 2

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import secrets
 from datetime import UTC, datetime
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import msgspec
@@ -26,13 +25,7 @@ from ftctl.schema.model import IndexSchema, load_schema
 from ftctl.steps.effects import Step
 from ftctl.steps.probe import probe_capabilities
 from ftctl.steps.snapshot import read_aliases, read_memory, read_source, read_target
-
-
-def ftctl_version() -> str:
-    try:
-        return version("ftctl")
-    except PackageNotFoundError:
-        return "0+unknown"
+from ftctl.version import ftctl_version
 
 
 def planning_step(

@@ -49,10 +49,10 @@ from ftctl.journal.events import Interrupted as InterruptedEvent
 from ftctl.journal.projections import RunState, project_run, run_events
 from ftctl.journal.report import MigrationReport, project_report
 from ftctl.plan.models import MigrationPlan, dump_plan, load_plan, plan_digest
-from ftctl.planner import ftctl_version
 from ftctl.steps.runner import Outcome, RunContext, run_table
 from ftctl.steps.spec import RunSpec, run_spec
 from ftctl.steps.tables import marks_for, table_for
+from ftctl.version import ftctl_version
 
 log = structlog.get_logger("ftctl.run")
 

@@ -24,11 +24,11 @@ from ftctl.journal.events import AnyEvent, RunFinished, RunStarted
 from ftctl.journal.projections import RunState
 from ftctl.journal.report import MigrationReport, project_report
 from ftctl.plan.models import MigrationPlan, dump_plan, plan_digest
-from ftctl.planner import ftctl_version
 from ftctl.steps.effects import Step
 from ftctl.steps.runner import Outcome, RunContext, run_table
 from ftctl.steps.spec import run_spec
 from ftctl.steps.tables import VALIDATE
+from ftctl.version import ftctl_version
 
 
 class MemorySink:

@@ -10,7 +10,6 @@ import msgspec
 
 from ftctl.cli import AppState, pass_state
 from ftctl.drivers import SyncDriver
-from ftctl.planner import ftctl_version
 from ftctl.schema import (
     GeoShapeField,
     TagField,
@@ -27,6 +26,7 @@ from ftctl.steps.catalog import (
     list_indexes,
 )
 from ftctl.steps.effects import Step
+from ftctl.version import ftctl_version
 
 T = TypeVar("T")
 

@@ -45,6 +45,31 @@ def _check_scheme(url: str) -> None:
         )
 
 
+_CREDENTIALS_REFUSED = (
+    redis.AuthenticationError,
+    # AUTH with a user name against a server without ACLs (Redis < 6)
+    redis.exceptions.AuthenticationWrongNumberOfArgsError,
+)
+"""What PING raises when the server refuses the URL's user or password. AuthenticationError
+subclasses ConnectionError, so these must be caught before :data:`_UNREACHABLE`."""
+
+_UNREACHABLE = (redis.ConnectionError, redis.TimeoutError, OSError)
+
+
+def _credentials_refused(url: str, exc: Exception) -> ConnectionFailed:
+    return ConnectionFailed(
+        f"Redis at {mask_url(url)} refused the credentials: {exc}",
+        "check the user and password in the URL",
+    )
+
+
+def _unreachable(url: str, exc: Exception) -> ConnectionFailed:
+    return ConnectionFailed(
+        f"cannot reach Redis at {mask_url(url)}: {exc}",
+        "start Redis (ftctl server start) or pass --url / set REDIS_URL",
+    )
+
+
 def connect(url: str | None = None, *, protocol: int = 3) -> redis.Redis:
     """A sync client (raw bytes replies) that has answered PING."""
     resolved = resolve_url(url)
@@ -52,18 +77,12 @@ def connect(url: str | None = None, *, protocol: int = 3) -> redis.Redis:
     client = redis.Redis.from_url(resolved, protocol=protocol, decode_responses=False)
     try:
         client.ping()
-    except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+    except _CREDENTIALS_REFUSED as exc:
         client.close()
-        raise ConnectionFailed(
-            f"cannot reach Redis at {mask_url(resolved)}: {exc}",
-            "start Redis (ftctl server start) or pass --url / set REDIS_URL",
-        ) from None
-    except redis.AuthenticationError as exc:
+        raise _credentials_refused(resolved, exc) from None
+    except _UNREACHABLE as exc:
         client.close()
-        raise ConnectionFailed(
-            f"Redis at {mask_url(resolved)} refused the credentials: {exc}",
-            "check the user and password in the URL",
-        ) from None
+        raise _unreachable(resolved, exc) from None
     return client
 
 
@@ -74,10 +93,10 @@ async def async_connect(url: str | None = None, *, protocol: int = 3) -> redis.a
     client = redis.asyncio.Redis.from_url(resolved, protocol=protocol, decode_responses=False)
     try:
         await client.ping()
-    except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+    except _CREDENTIALS_REFUSED as exc:
         await client.aclose()
-        raise ConnectionFailed(
-            f"cannot reach Redis at {mask_url(resolved)}: {exc}",
-            "start Redis (ftctl server start) or pass --url / set REDIS_URL",
-        ) from None
+        raise _credentials_refused(resolved, exc) from None
+    except _UNREACHABLE as exc:
+        await client.aclose()
+        raise _unreachable(resolved, exc) from None
     return client

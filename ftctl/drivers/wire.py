@@ -20,6 +20,7 @@ import redis
 import redis.asyncio.connection
 import redis.connection
 
+from ftctl.drivers.interpreter import tuning_enabled
 from ftctl.drivers.replies import value_of
 
 try:  # redis-py internals: should a release move them, every reply takes the public path
@@ -56,7 +57,13 @@ def _direct_reader(connection: Any, kind: type | None) -> tuple[Any, Any] | None
 
 @contextmanager
 def _no_cycle_collection() -> Iterator[None]:
-    """Pause the cyclic garbage collector (switched back on after, unless it was off)."""
+    """Pause the cyclic garbage collector (switched back on after, unless it was off).
+
+    Leaves it alone while :func:`ftctl.drivers.tuning` is off.
+    """
+    if not tuning_enabled():
+        yield
+        return
     enabled = gc.isenabled()
     gc.disable()
     try:

@@ -204,10 +204,6 @@ class MigrationPlan(_Lenient, frozen=True, kw_only=True):
     def index_name(self) -> str:
         return self.source.index_name
 
-    @property
-    def target_index_name(self) -> str:
-        return self.merged_target_schema.name
-
 
 # --- encoding ----------------------------------------------------------------------------
 

@@ -266,9 +266,6 @@ class IndexSchema(_Model, frozen=True, kw_only=True):
             return f.path
         return f"$.{f.name}" if self.index.storage_type == "json" else f.name
 
-    def is_unreported(self, option_path: str) -> bool:
-        return option_path in self.unreported
-
 
 # --- loading and dumping ------------------------------------------------------------------
 
