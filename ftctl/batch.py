@@ -50,7 +50,13 @@ from ftctl.journal.batch import (
 )
 from ftctl.journal.events import AnyEvent
 from ftctl.journal.report import MigrationReport, project_report
-from ftctl.plan.build import build_plan, merge_request, resolve_source, snapshot_request
+from ftctl.plan.build import (
+    build_plan,
+    merge_request,
+    overlapping_prefixes,
+    resolve_source,
+    snapshot_request,
+)
 from ftctl.plan.live import LiveSnapshot
 from ftctl.plan.merge import Merged
 from ftctl.plan.models import (
@@ -359,11 +365,6 @@ def batch_snapshot_step(
     return out, capabilities
 
 
-def _prefix_pairs(a: IndexSchema, b: IndexSchema) -> list[tuple[str, str]]:
-    left, right = a.prefixes or [""], b.prefixes or [""]
-    return [(x, y) for x in left for y in right if x.startswith(y) or y.startswith(x)]
-
-
 def _pairs_text(pairs: list[tuple[str, str]]) -> str:
     return ", ".join(f"'{x}' <-> '{y}'" for x, y in pairs)
 
@@ -393,7 +394,9 @@ def find_overlaps(
     inside: list[str] = []
     for i, a in enumerate(candidates):
         for b in candidates[i + 1 :]:
-            pairs = _prefix_pairs(a.source.schema_snapshot, b.source.schema_snapshot)
+            pairs = overlapping_prefixes(
+                a.source.schema_snapshot.prefixes, b.source.schema_snapshot.prefixes
+            )
             if pairs:
                 inside.append(f"{a.index_name} <-> {b.index_name}: {_pairs_text(pairs)}")
     names = {p.index_name for p in candidates}
@@ -406,7 +409,7 @@ def find_overlaps(
         for other in live:
             if other.name in names or other.storage_type != source.storage_type:
                 continue
-            pairs = _prefix_pairs(source, other)
+            pairs = overlapping_prefixes(source.prefixes, other.prefixes)
             shared = sorted(
                 paths[other.field_path(v)]
                 for v in other.vector_fields()
