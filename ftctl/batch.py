@@ -26,7 +26,7 @@ from typing import Any, Literal, TypeAlias
 import msgspec
 import redis
 
-from ftctl.drivers import SyncDriver, connect, mask_url
+from ftctl.drivers import SyncDriver, client_url, connect, mask_url
 from ftctl.drivers.connect import resolve_url
 from ftctl.errors import FtctlError, Interrupted, RefusedError, UsageError
 from ftctl.executor import RUN_PROTOCOL, MigrationExecutor, check_plan, ftctl_version
@@ -901,11 +901,6 @@ def _run_started(
     )
 
 
-def _client_url(client: redis.Redis) -> str:
-    kwargs = client.connection_pool.connection_kwargs
-    return f"redis://{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}"
-
-
 def _check_runnable(
     progress: BatchProgress, backup_dir: Path, accept_data_loss: bool, retry_failed: bool
 ) -> dict[str, MigrationPlan]:
@@ -1006,7 +1001,7 @@ class BatchMigrationExecutor:
             False,
             progress_callback,
         )
-        url = redis_url or _client_url(redis_client)
+        url = redis_url or client_url(redis_client)
         first = _run_started(batch, url, _options(state_path, report_dir, settings))
         directory = batch_journal_dir(root, batch.batch_id)
         try:
@@ -1081,7 +1076,7 @@ class BatchMigrationExecutor:
             try:
                 batch = load_batch_plan(journal.run_started.plan_yaml.encode())
                 batch = msgspec.structs.replace(batch, source_path=recorded.plan_path)
-                url = redis_url or _client_url(redis_client)
+                url = redis_url or client_url(redis_client)
                 options = _options(state_path, report_dir or previous_reports, settings)
                 run = _BatchRun(journal)
                 run.record(_run_started(batch, url, options))

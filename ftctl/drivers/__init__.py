@@ -1,7 +1,7 @@
 """The only code that talks to Redis: it executes the effects steps yield."""
 
 from ftctl.drivers.aio import AsyncDriver
-from ftctl.drivers.connect import async_connect, connect, mask_url
+from ftctl.drivers.connect import async_connect, client_url, connect, mask_url
 from ftctl.drivers.sync import SyncDriver
 
-__all__ = ["AsyncDriver", "SyncDriver", "async_connect", "connect", "mask_url"]
+__all__ = ["AsyncDriver", "SyncDriver", "async_connect", "client_url", "connect", "mask_url"]

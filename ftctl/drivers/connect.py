@@ -29,6 +29,18 @@ def mask_url(url: str) -> str:
     return urlunsplit((parts.scheme, f"***@{host}", parts.path, parts.query, parts.fragment))
 
 
+def client_url(client: redis.Redis | redis.asyncio.Redis) -> str:
+    """Where a client given without a URL connects, as a URL to record in a journal.
+
+    Built from the pool's connection settings, so it never holds the password; a Unix
+    socket client gives ``unix://<path>``.
+    """
+    kwargs = client.connection_pool.connection_kwargs
+    if "path" in kwargs:
+        return f"unix://{kwargs['path']}"
+    return f"redis://{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}"
+
+
 def _check_scheme(url: str) -> None:
     if urlsplit(url).scheme not in {"redis", "rediss", "unix"}:
         raise UsageError(
