@@ -9,17 +9,10 @@ from ftctl.plan.batch import SnappedIndex, select_indexes
 from ftctl.plan.build import merge_request, resolve_source, snapshot_request
 from ftctl.plan.models import SchemaPatch
 from ftctl.schema.capabilities import Capabilities
-from ftctl.steps.effects import Commands, ReplyError, Step
+from ftctl.steps.catalog import list_indexes
+from ftctl.steps.effects import Step
 from ftctl.steps.probe import probe_capabilities
 from ftctl.steps.snapshot import read_source, read_target
-
-
-def _list_indexes() -> Step[list[str]]:
-    (reply,) = yield Commands([("FT._LIST",)])
-    if isinstance(reply, ReplyError):
-        raise UsageError(f"FT._LIST failed: {reply.message}", "is RediSearch loaded?")
-    items = reply if isinstance(reply, list | set | tuple) else []
-    return sorted(i.decode() if isinstance(i, bytes) else str(i) for i in items)
 
 
 def batch_snapshot_step(
@@ -31,7 +24,7 @@ def batch_snapshot_step(
     An index that cannot be read or merged is returned with its skip reason, not raised.
     ``redis_url`` is recorded in each snapshot as given: pass it masked.
     """
-    live = yield from _list_indexes()
+    live = yield from list_indexes()
     names = select_indexes(live, **selector)
     capabilities = yield from probe_capabilities()
     out: list[SnappedIndex] = []
