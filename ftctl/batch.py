@@ -8,12 +8,16 @@ index after another, each through :class:`~ftctl.executor.MigrationExecutor` wit
 journal; the batch's own journal (``<backup-dir>/batch-<batch_id>/journal.log``) records
 each index's start, end and journal. ``batch_state.yaml`` and ``batch_report.yaml`` are
 rendered from that journal after every event (see :mod:`ftctl.journal.batch`).
+
+This module is the orchestration only: the batch plan itself (selection, overlap check,
+classification, the YAML) is pure and lives in :mod:`ftctl.plan.batch`; the server read is
+the sans-IO :func:`~ftctl.steps.batch.batch_snapshot_step`; ``batch-status`` text is the
+CLI's. What stays here is what touches Redis clients or files: writing the plans, the batch
+journal and the state/report files rendered from it.
 """
 
 from __future__ import annotations
 
-import fnmatch
-import hashlib
 import os
 import re
 import secrets
@@ -21,19 +25,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal
 
 import msgspec
 import redis
 
-from ftctl.drivers import SyncDriver, connect, mask_url
+from ftctl.drivers import SyncDriver, client_url, connect, mask_url
 from ftctl.drivers.connect import resolve_url
 from ftctl.errors import FtctlError, Interrupted, RefusedError, UsageError
 from ftctl.executor import MigrationExecutor, check_plan
 from ftctl.journal import Journal, RunFinished, RunStarted
 from ftctl.journal.batch import (
     FAILED,
-    PENDING,
     SUCCESS,
     BatchIndexEntry,
     BatchIndexFinished,
@@ -48,148 +51,43 @@ from ftctl.journal.batch import (
     project_batch_report,
     project_batch_state,
 )
-from ftctl.journal.events import AnyEvent, BatchIndexStatus, BatchRunStarted, Mode, RunResult
+from ftctl.journal.events import AnyEvent, BatchIndexStatus, BatchRunStarted, RunResult
 from ftctl.journal.report import MigrationReport
-from ftctl.plan.build import build_plan, merge_request, resolve_source, snapshot_request
-from ftctl.plan.live import LiveSnapshot
-from ftctl.plan.merge import Merged
+from ftctl.plan.batch import (
+    BatchPlan,
+    BatchPlanIndex,
+    FailurePolicy,
+    batch_plan_digest,
+    classify,
+    dump_batch_plan,
+    load_batch_plan,
+    new_batch_id,
+)
 from ftctl.plan.models import (
     MigrationPlan,
     SchemaPatch,
-    dump_patch,
     dump_plan,
     load_patch,
     load_plan,
-    patch_from_builtins,
     plan_digest,
 )
 from ftctl.runs import RUN_PROTOCOL, report_of
-from ftctl.schema.capabilities import Capabilities
-from ftctl.schema.model import IndexSchema
-from ftctl.steps.effects import Commands, ReplyError, Step
-from ftctl.steps.probe import probe_capabilities
-from ftctl.steps.snapshot import read_source, read_target
+from ftctl.steps.batch import batch_snapshot_step
 from ftctl.version import ftctl_version
 
-FailurePolicy: TypeAlias = Literal["fail_fast", "continue_on_error"]
 BatchProgressCallback = Callable[[str, int, int, str], None]
 """``(index name, position, total, status)``; status is ``running``, ``success`` or ``failed``."""
 
-INTERNAL_INDEX_PREFIX = "__ftctl_"
 PLANS_DIR = "plans"
 BATCH_JOURNAL_PREFIX = "batch-"
 REPORT_NAME = "batch_report.yaml"
 
-# --- the batch plan -------------------------------------------------------------------------
+
+def _masked(url: str) -> str:
+    return mask_url(url) if url else ""
 
 
-class BatchPlanIndex(msgspec.Struct, frozen=True, kw_only=True):
-    """One selected index: applicable with its reviewed plan, or skipped with the reason."""
-
-    name: str
-    applicable: bool
-    skip_reason: str | None = None
-    plan_path: str | None = None
-    """Relative to the batch plan file (``plans/<index>.yaml``)."""
-    plan_sha256: str | None = None
-    prefixes: list[str] = msgspec.field(default_factory=list)
-
-
-class BatchPlan(msgspec.Struct, frozen=True, kw_only=True):
-    """``batch_plan.yaml`` in the guide's fields (plus the reviewed plans' paths and digests).
-
-    ``plans`` holds the per-index plans of a batch plan that was planned in this process and
-    not written yet; it is never written to the YAML. ``source_path`` is where the file was
-    read from (per-index plan paths are relative to its directory).
-    """
-
-    version: int = 1
-    batch_id: str
-    mode: Mode = "drop_recreate"
-    failure_policy: FailurePolicy = "fail_fast"
-    requires_quantization: bool = False
-    shared_patch: SchemaPatch
-    indexes: list[BatchPlanIndex] = msgspec.field(default_factory=list)
-    created_at: str = ""
-    redis_url: str = ""
-    ftctl_version: str = ""
-    plans: dict[str, MigrationPlan] = msgspec.field(default_factory=dict)
-    source_path: str = ""
-
-    @property
-    def applicable(self) -> list[BatchPlanIndex]:
-        return [i for i in self.indexes if i.applicable]
-
-
-def batch_plan_to_builtins(batch: BatchPlan) -> dict[str, Any]:
-    """The batch plan as plain data in the guide's order (``plans``/``source_path`` left out)."""
-    indexes = []
-    for entry in batch.indexes:
-        raw: dict[str, Any] = {"name": entry.name, "applicable": entry.applicable}
-        raw["skip_reason"] = entry.skip_reason
-        if entry.applicable:
-            raw["plan_path"] = entry.plan_path
-            raw["plan_sha256"] = entry.plan_sha256
-        raw["prefixes"] = list(entry.prefixes)
-        indexes.append(raw)
-    return {
-        "version": batch.version,
-        "batch_id": batch.batch_id,
-        "mode": batch.mode,
-        "failure_policy": batch.failure_policy,
-        "requires_quantization": batch.requires_quantization,
-        "shared_patch": msgspec.yaml.decode(dump_patch(batch.shared_patch)),
-        "indexes": indexes,
-        "created_at": batch.created_at,
-        "redis_url": batch.redis_url,
-        "ftctl_version": batch.ftctl_version,
-    }
-
-
-def dump_batch_plan(batch: BatchPlan) -> bytes:
-    """``batch_plan.yaml`` bytes."""
-    return msgspec.yaml.encode(batch_plan_to_builtins(batch))
-
-
-def batch_plan_digest(batch: BatchPlan) -> str:
-    """sha256 of the batch plan's canonical JSON (it covers every per-index plan digest)."""
-    canonical = msgspec.json.encode(batch_plan_to_builtins(batch), order="sorted")
-    return hashlib.sha256(canonical).hexdigest()
-
-
-def load_batch_plan(source: str | os.PathLike[str] | bytes) -> BatchPlan:
-    """Load ``batch_plan.yaml`` (a path, or YAML bytes); a bad shape is a UsageError."""
-    if isinstance(source, bytes):
-        label, data, where = "batch plan", source, ""
-    else:
-        label, where = f"'{source}'", str(Path(source).resolve())
-        try:
-            data = Path(source).read_bytes()
-        except OSError as exc:
-            raise UsageError(
-                f"cannot read batch plan {label}: {exc.strerror}", "check --plan"
-            ) from None
-    try:
-        raw = msgspec.yaml.decode(data)
-        if not isinstance(raw, dict):
-            raise msgspec.ValidationError("expected a mapping")
-        raw = dict(raw)
-        raw.pop("plans", None)
-        raw["source_path"] = where
-        raw["shared_patch"] = msgspec.to_builtins(
-            patch_from_builtins(raw.get("shared_patch"), label=f"{label} shared_patch")
-        )
-        return msgspec.convert(raw, BatchPlan)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise UsageError(
-            f"{label} is not a valid batch plan: {' '.join(str(exc).split())}",
-            "write one with 'ftctl migrate batch-plan'",
-        ) from None
-
-
-def normalized(plan: MigrationPlan) -> MigrationPlan:
-    """The plan as it reads back from its YAML (the reviewed file is what runs and is hashed)."""
-    return load_plan(dump_plan(plan))
+# --- writing the batch plan -----------------------------------------------------------------
 
 
 def _plan_file_name(name: str) -> str:
@@ -239,301 +137,6 @@ def write_batch_plan(batch: BatchPlan, path: str | os.PathLike[str]) -> BatchPla
 # --- planning -------------------------------------------------------------------------------
 
 
-class OverlapError(RefusedError):
-    """batch-plan refused: applicable indexes (or an outside index) share keys."""
-
-    def __init__(self, conflicts: list[str], outside: list[str]) -> None:
-        lines = ["Refusing to create batch plan: overlapping indexes detected."]
-        if conflicts:
-            lines += [
-                "Multiple indexes in the batch share Redis key prefixes. Running a",
-                "batch migration over overlapping indexes can mutate the same keys",
-                "more than once (e.g., double-quantization of vectors), corrupting",
-                "the underlying data.",
-            ]
-        if outside:
-            lines += [
-                "Live indexes outside the batch share keys with an applicable index and",
-                "index a vector field the batch re-encodes; they would see the new bytes",
-                "and silently drop or fail to index those documents.",
-            ]
-        lines.append("Conflicts:")
-        lines += [f"- {c}" for c in conflicts + outside]
-        lines += [
-            "Resolve by migrating overlapping indexes one at a time, or by",
-            "narrowing the batch to a set of indexes with disjoint prefixes.",
-        ]
-        super().__init__(
-            "\n".join(lines),
-            "split the indexes into prefix-disjoint groups and run batch-plan once per group",
-        )
-        self.conflicts = conflicts
-        self.outside = outside
-
-
-@dataclass
-class _Snapped:
-    name: str
-    snapshot: LiveSnapshot | None = None
-    merged: Merged | None = None
-    skip_reason: str | None = None
-
-
-def _masked(url: str) -> str:
-    return mask_url(url) if url else ""
-
-
-def select_indexes(
-    live: Sequence[str],
-    *,
-    pattern: str | None = None,
-    indexes: str | Sequence[str] | None = None,
-    indexes_file: str | os.PathLike[str] | None = None,
-) -> list[str]:
-    """The index names a batch covers (exactly one selector); pure except reading the file."""
-    given = [x for x in (pattern, indexes, indexes_file) if x is not None]
-    if len(given) != 1:
-        raise UsageError(
-            "give exactly one of a pattern, a list of indexes or an indexes file",
-            "use --pattern GLOB, --indexes a,b,c or --indexes-file FILE",
-        )
-    if pattern is not None:
-        names = sorted(
-            n
-            for n in live
-            if fnmatch.fnmatchcase(n, pattern) and not n.startswith(INTERNAL_INDEX_PREFIX)
-        )
-        if not names:
-            raise UsageError(
-                f"no index matches '{pattern}'", "run 'ftctl index listall' to see the indexes"
-            )
-        return names
-    if indexes is not None:
-        raw = indexes.split(",") if isinstance(indexes, str) else list(indexes)
-    else:
-        assert indexes_file is not None
-        try:
-            text = Path(indexes_file).read_text()
-        except OSError as exc:
-            raise UsageError(
-                f"cannot read indexes file '{indexes_file}': {exc.strerror}", "check the path"
-            ) from None
-        raw = [line.split("#", 1)[0] for line in text.splitlines()]
-    names = list(dict.fromkeys(n.strip() for n in raw if n.strip()))
-    if not names:
-        raise UsageError("no index names given", "list at least one index")
-    return names
-
-
-def _list_indexes() -> Step[list[str]]:
-    (reply,) = yield Commands([("FT._LIST",)])
-    if isinstance(reply, ReplyError):
-        raise UsageError(f"FT._LIST failed: {reply.message}", "is RediSearch loaded?")
-    items = reply if isinstance(reply, list | set | tuple) else []
-    return sorted(i.decode() if isinstance(i, bytes) else str(i) for i in items)
-
-
-def batch_snapshot_step(
-    selector: dict[str, Any], patch: SchemaPatch, *, redis_url: str = ""
-) -> Step[tuple[list[_Snapped], Capabilities]]:
-    """Select the indexes, probe once, then snapshot and merge each one (read-only)."""
-    live = yield from _list_indexes()
-    names = select_indexes(live, **selector)
-    capabilities = yield from probe_capabilities()
-    out: list[_Snapped] = []
-    for name in names:
-        try:
-            snapshot = yield from read_source(name, redis_url=_masked(redis_url))
-        except UsageError as exc:
-            out.append(_Snapped(name, skip_reason=exc.message))
-            continue
-        source, _ = resolve_source(snapshot)
-        try:
-            merged = merge_request(source, patch)
-        except UsageError as exc:
-            out.append(
-                _Snapped(snapshot.source.index_name, snapshot=snapshot, skip_reason=exc.message)
-            )
-            continue
-        wanted = snapshot_request(source, merged)
-        snapshot = yield from read_target(snapshot, wanted, merged.target, source=source)
-        out.append(_Snapped(snapshot.source.index_name, snapshot=snapshot, merged=merged))
-    return out, capabilities
-
-
-def _prefix_pairs(a: IndexSchema, b: IndexSchema) -> list[tuple[str, str]]:
-    left, right = a.prefixes or [""], b.prefixes or [""]
-    return [(x, y) for x in left for y in right if x.startswith(y) or y.startswith(x)]
-
-
-def _pairs_text(pairs: list[tuple[str, str]]) -> str:
-    return ", ".join(f"'{x}' <-> '{y}'" for x, y in pairs)
-
-
-def _reencoded_paths(plan: MigrationPlan) -> dict[str, str]:
-    """Source document path → field name of every vector field the plan re-encodes."""
-    source = plan.source.schema_snapshot
-    out: dict[str, str] = {}
-    for change in plan.vector_changes:
-        if not change.reencode_documents:
-            continue
-        f = source.field(change.source_field or change.field)
-        if f is not None:
-            out[source.field_path(f)] = f.name
-    return out
-
-
-def find_overlaps(
-    candidates: Sequence[MigrationPlan], live: Sequence[IndexSchema]
-) -> tuple[list[str], list[str]]:
-    """Conflicts among the applicable plans, and with live indexes outside them (pure).
-
-    Inside: any two applicable indexes whose prefixes overlap (FT.CREATE PREFIX semantics).
-    Outside: a live index not applicable in the batch, on the same storage type, whose
-    prefixes overlap an applicable index's and that indexes a vector field it re-encodes.
-    """
-    inside: list[str] = []
-    for i, a in enumerate(candidates):
-        for b in candidates[i + 1 :]:
-            pairs = _prefix_pairs(a.source.schema_snapshot, b.source.schema_snapshot)
-            if pairs:
-                inside.append(f"{a.index_name} <-> {b.index_name}: {_pairs_text(pairs)}")
-    names = {p.index_name for p in candidates}
-    outside: list[str] = []
-    for plan in candidates:
-        paths = _reencoded_paths(plan)
-        if not paths:
-            continue
-        source = plan.source.schema_snapshot
-        for other in live:
-            if other.name in names or other.storage_type != source.storage_type:
-                continue
-            pairs = _prefix_pairs(source, other)
-            shared = sorted(
-                paths[other.field_path(v)]
-                for v in other.vector_fields()
-                if other.field_path(v) in paths
-            )
-            if pairs and shared:
-                outside.append(
-                    f"{plan.index_name} <-> {other.name} (not in the batch): "
-                    f"{_pairs_text(pairs)}; both index vector field "
-                    + ", ".join(f"'{s}'" for s in shared)
-                )
-    return inside, outside
-
-
-def _unchanged(plan: MigrationPlan) -> bool:
-    return (
-        plan.source.schema_snapshot == plan.merged_target_schema
-        and plan.rename_operations.is_empty()
-        and not plan.vector_changes
-    )
-
-
-def classify(
-    snapped: Sequence[_Snapped],
-    patch: SchemaPatch,
-    capabilities: Capabilities,
-    *,
-    batch_id: str,
-    failure_policy: FailurePolicy,
-    created_at: str,
-    redis_url: str = "",
-) -> BatchPlan:
-    """The batch plan from the snapshots (pure); raises :class:`OverlapError`.
-
-    Applicability is the single-index planner's verdict on the index by itself; overlaps
-    between indexes are then the batch's own check, so that two batch members sharing keys
-    are refused (with both named) rather than quietly both skipped.
-    """
-    version = ftctl_version()
-    verdicts: dict[str, str | None] = {}
-    alone: dict[str, MigrationPlan] = {}
-    live: dict[str, IndexSchema] = {}
-    for item in snapped:
-        if item.snapshot is None or item.merged is None:
-            verdicts[item.name] = item.skip_reason or "not planned"
-            continue
-        live[item.name] = item.snapshot.source.schema
-        for other in item.snapshot.other_indexes:
-            live.setdefault(other.name, other)
-        by_itself = msgspec.structs.replace(item.snapshot, other_indexes=[])
-        plan = build_plan(
-            by_itself,
-            patch,
-            capabilities,
-            merged=item.merged,
-            created_at=created_at,
-            ftctl_version=version,
-        )
-        if not plan.supported:
-            verdicts[item.name] = "; ".join(plan.diff_classification.blocked_reasons)
-        elif _unchanged(plan):
-            verdicts[item.name] = "the index already matches the patch (nothing to change)"
-        else:
-            verdicts[item.name] = None
-            alone[item.name] = plan
-    inside, outside = find_overlaps(list(alone.values()), list(live.values()))
-    if inside or outside:
-        raise OverlapError(inside, outside)
-    entries: list[BatchPlanIndex] = []
-    plans: dict[str, MigrationPlan] = {}
-    for item in snapped:
-        reason = verdicts[item.name]
-        prefixes = item.snapshot.source.schema.prefixes if item.snapshot else []
-        if reason is None:
-            assert item.snapshot is not None and item.merged is not None
-            # The plan as the single-index planner makes it: with every other live index.
-            plan = normalized(
-                build_plan(
-                    item.snapshot,
-                    patch,
-                    capabilities,
-                    merged=item.merged,
-                    created_at=created_at,
-                    ftctl_version=version,
-                )
-            )
-            if not plan.supported:
-                reason = "; ".join(plan.diff_classification.blocked_reasons)
-            else:
-                plans[item.name] = plan
-                entries.append(
-                    BatchPlanIndex(
-                        name=item.name,
-                        applicable=True,
-                        plan_sha256=plan_digest(plan),
-                        prefixes=list(prefixes),
-                    )
-                )
-                continue
-        entries.append(
-            BatchPlanIndex(
-                name=item.name, applicable=False, skip_reason=reason, prefixes=list(prefixes)
-            )
-        )
-    modes = {p.mode for p in plans.values()}
-    return BatchPlan(
-        batch_id=batch_id,
-        mode=modes.pop() if len(modes) == 1 else "drop_recreate",
-        failure_policy=failure_policy,
-        requires_quantization=any(p.vector_changes for p in plans.values()),
-        shared_patch=patch,
-        indexes=entries,
-        created_at=created_at,
-        redis_url=_masked(redis_url),
-        ftctl_version=version,
-        plans=plans,
-    )
-
-
-def new_batch_id(now: datetime | None = None) -> str:
-    """``batch_YYYYMMDD_HHMMSS_xxxx`` (the guide's form, plus 4 hex so ids never collide)."""
-    now = now or datetime.now(UTC)
-    return f"batch_{now:%Y%m%d_%H%M%S}_{secrets.token_hex(2)}"
-
-
 class BatchMigrationPlanner:
     """Plans one shared patch over many indexes (RedisVL's ``BatchMigrationPlanner``)."""
 
@@ -554,7 +157,8 @@ class BatchMigrationPlanner:
         """Snapshot and plan every selected index; changes nothing in Redis.
 
         With ``plan_out`` the batch plan and ``plans/<index>.yaml`` are written (the
-        returned plan then carries their paths and digests). Raises :class:`OverlapError`
+        returned plan then carries their paths and digests). Raises
+        :class:`~ftctl.plan.batch.OverlapError`
         (exit 2) when applicable indexes share key prefixes, or an outside index shares
         keys and a re-encoded vector field with one; UsageError for bad input.
         """
@@ -574,7 +178,7 @@ class BatchMigrationPlanner:
         client = redis_client or connect(url)
         try:
             snapped, capabilities = SyncDriver(client).run(
-                batch_snapshot_step(selector, patch, redis_url=url)
+                batch_snapshot_step(selector, patch, redis_url=_masked(url))
             )
         finally:
             if redis_client is None:
@@ -587,7 +191,8 @@ class BatchMigrationPlanner:
             batch_id=batch_id or new_batch_id(now),
             failure_policy=failure_policy,
             created_at=now.isoformat(timespec="seconds").replace("+00:00", "Z"),
-            redis_url=url,
+            ftctl_version=ftctl_version(),
+            redis_url=_masked(url),
         )
         if plan_out is not None:
             batch = write_batch_plan(batch, plan_out)
@@ -701,32 +306,6 @@ def regenerate(
     """Re-render ``batch_state.yaml`` and ``batch_report.yaml`` from the batch journal."""
     journal = find_batch_journal(state_path, backup_dir)
     return write_rendered(Journal.read(journal), journal)
-
-
-def render_status(state: BatchState) -> list[str]:
-    """The guide's ``batch-status`` text."""
-    lines = [
-        "Batch Migration Status",
-        "======================",
-        f"Batch ID: {state.batch_id}",
-        f"Status: {state.status}",
-        f"Started: {state.started_at}",
-        f"Updated: {state.updated_at}",
-        f"Completed: {len(state.completed)}",
-    ]
-    for done in state.completed:
-        at = done.completed_at[11:19] if len(done.completed_at) >= 19 else done.completed_at
-        error = f" - {done.error}" if done.status == FAILED and done.error else ""
-        lines.append(f"  - {done.name}: {done.status}{error} ({at})")
-    lines.append(f"In Progress: {state.current_index or '-'}")
-    remaining = f" ({', '.join(state.remaining)})" if state.remaining else ""
-    lines.append(f"Remaining: {len(state.remaining)}{remaining}")
-    lines.append(f"Skipped: {len(state.skipped)}")
-    lines += [f"  - {s.name}: {s.skip_reason}" for s in state.skipped]
-    failed = [c for c in state.completed if c.status == FAILED]
-    lines.append(f"Failed: {len(failed)}")
-    lines += [f"  - {f.name}: {f.error}" for f in failed]
-    return lines
 
 
 # --- applying -------------------------------------------------------------------------------
@@ -903,11 +482,6 @@ def _batch_run_started(
     )
 
 
-def _client_url(client: redis.Redis) -> str:
-    kwargs = client.connection_pool.connection_kwargs
-    return f"redis://{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}"
-
-
 def _check_runnable(
     progress: BatchProgress, backup_dir: Path, accept_data_loss: bool, retry_failed: bool
 ) -> dict[str, MigrationPlan]:
@@ -1008,7 +582,7 @@ class BatchMigrationExecutor:
             False,
             progress_callback,
         )
-        url = redis_url or _client_url(redis_client)
+        url = redis_url or client_url(redis_client)
         first = _batch_run_started(batch, url, _options(state_path, report_dir, settings))
         directory = batch_journal_dir(root, batch.batch_id)
         try:
@@ -1083,7 +657,7 @@ class BatchMigrationExecutor:
             try:
                 batch = load_batch_plan(journal.first.plan_yaml.encode())
                 batch = msgspec.structs.replace(batch, source_path=recorded.plan_path)
-                url = redis_url or _client_url(redis_client)
+                url = redis_url or client_url(redis_client)
                 options = _options(state_path, report_dir or previous_reports, settings)
                 run = _BatchRun(journal)
                 run.record(_batch_run_started(batch, url, options))
@@ -1096,25 +670,19 @@ class BatchMigrationExecutor:
 
 
 __all__ = [
-    "PENDING",
+    "BATCH_JOURNAL_PREFIX",
+    "PLANS_DIR",
+    "REPORT_NAME",
     "BatchMigrationExecutor",
     "BatchMigrationPlanner",
-    "BatchPlan",
-    "BatchPlanIndex",
     "BatchProgressCallback",
-    "BatchReport",
-    "BatchState",
-    "FailurePolicy",
-    "OverlapError",
     "batch_journal_dir",
-    "batch_plan_digest",
     "batch_status",
-    "classify",
-    "dump_batch_plan",
-    "find_overlaps",
-    "load_batch_plan",
+    "find_batch_journal",
+    "load_state",
     "regenerate",
-    "render_status",
-    "select_indexes",
+    "render_report",
+    "render_state",
     "write_batch_plan",
+    "write_rendered",
 ]

@@ -7,20 +7,14 @@ from typing import Any
 import click
 import msgspec
 
-from ftctl.batch import (
-    BatchMigrationExecutor,
-    BatchMigrationPlanner,
-    BatchPlan,
-    BatchReport,
-    OverlapError,
-    batch_status,
-    regenerate,
-    render_status,
-)
+from ftctl.batch import BatchMigrationExecutor, BatchMigrationPlanner, batch_status, regenerate
 from ftctl.cli import AppState, pass_state
 from ftctl.cli.migrate import migrate
+from ftctl.cli.render import batch_status_lines
 from ftctl.drivers.connect import resolve_url
 from ftctl.errors import EXIT_FAILED, EXIT_REFUSED
+from ftctl.journal.batch import BatchReport
+from ftctl.plan.batch import BatchPlan, OverlapError
 
 
 def _progress(name: str, position: int, total: int, status: str) -> None:
@@ -198,7 +192,7 @@ def batch_status_command(
     if as_json:
         click.echo(msgspec.json.encode(status).decode())
     else:
-        for line in render_status(status):
+        for line in batch_status_lines(status):
             click.echo(line)
 
 

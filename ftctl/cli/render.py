@@ -12,6 +12,7 @@ import click
 import msgspec
 
 from ftctl.errors import UsageError
+from ftctl.journal.batch import FAILED, BatchState
 from ftctl.journal.inspect import InspectRow
 from ftctl.journal.report import MigrationReport
 
@@ -93,3 +94,29 @@ def timeline(rows: list[InspectRow], echo: Callable[[str], None] = click.echo) -
         echo(
             f"{row.seq:>5}  {at:<15} {row.event:<18} {row.step:<16} {batch:>5} {keys:>6}  {detail}"
         )
+
+
+def batch_status_lines(state: BatchState) -> list[str]:
+    """The guide's ``batch-status`` text, one line per item."""
+    lines = [
+        "Batch Migration Status",
+        "======================",
+        f"Batch ID: {state.batch_id}",
+        f"Status: {state.status}",
+        f"Started: {state.started_at}",
+        f"Updated: {state.updated_at}",
+        f"Completed: {len(state.completed)}",
+    ]
+    for done in state.completed:
+        at = done.completed_at[11:19] if len(done.completed_at) >= 19 else done.completed_at
+        error = f" - {done.error}" if done.status == FAILED and done.error else ""
+        lines.append(f"  - {done.name}: {done.status}{error} ({at})")
+    lines.append(f"In Progress: {state.current_index or '-'}")
+    remaining = f" ({', '.join(state.remaining)})" if state.remaining else ""
+    lines.append(f"Remaining: {len(state.remaining)}{remaining}")
+    lines.append(f"Skipped: {len(state.skipped)}")
+    lines += [f"  - {s.name}: {s.skip_reason}" for s in state.skipped]
+    failed = [c for c in state.completed if c.status == FAILED]
+    lines.append(f"Failed: {len(failed)}")
+    lines += [f"  - {f.name}: {f.error}" for f in failed]
+    return lines

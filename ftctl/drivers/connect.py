@@ -30,7 +30,11 @@ def mask_url(url: str) -> str:
 
 
 def client_url(client: redis.Redis | redis.asyncio.Redis) -> str:
-    """The URL of a client's server (no credentials: they are not in the pool's address)."""
+    """Where a client given without a URL connects, as a URL to record in a journal.
+
+    Built from the pool's connection settings, so it never holds the password; a Unix
+    socket client gives ``unix://<path>``.
+    """
     kwargs = client.connection_pool.connection_kwargs
     if "path" in kwargs:
         return f"unix://{kwargs['path']}"

@@ -84,11 +84,17 @@ Rule = Callable[[Context], Iterable[str]]
 # --- helpers -----------------------------------------------------------------------------
 
 
-def prefixes_overlap(a: Iterable[str], b: Iterable[str]) -> bool:
-    """FT.CREATE PREFIX semantics: one is a string-prefix of the other; "" matches all."""
+def overlapping_prefixes(a: Iterable[str], b: Iterable[str]) -> list[tuple[str, str]]:
+    """Every pair ``(x in a, y in b)`` whose keys can meet, under FT.CREATE PREFIX semantics:
+    one is a string-prefix of the other; no prefix (``[]``) is ``""``, which matches all."""
     left = list(a) or [""]
     right = list(b) or [""]
-    return any(x.startswith(y) or y.startswith(x) for x in left for y in right)
+    return [(x, y) for x in left for y in right if x.startswith(y) or y.startswith(x)]
+
+
+def prefixes_overlap(a: Iterable[str], b: Iterable[str]) -> bool:
+    """Whether two indexes' prefixes can cover the same keys (see :func:`overlapping_prefixes`)."""
+    return bool(overlapping_prefixes(a, b))
 
 
 def resolve_source(snapshot: LiveSnapshot) -> tuple[IndexSchema, bool]:
@@ -755,6 +761,7 @@ __all__ = [
     "build_plan",
     "downtime_seconds",
     "merge_request",
+    "overlapping_prefixes",
     "prefixes_overlap",
     "resolve_source",
     "snapshot_request",

@@ -13,9 +13,9 @@ import pytest
 import redis
 from click.testing import CliRunner, Result
 
-from ftctl.batch import load_batch_plan
 from ftctl.cli import cli
 from ftctl.executor import FAULT_ENV
+from ftctl.plan.batch import load_batch_plan
 from ftctl.plan.models import load_plan, plan_digest
 from ftctl.schema.ftinfo import parse_ft_info
 from ftctl.schema.model import VectorField

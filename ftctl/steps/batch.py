@@ -1,0 +1,53 @@
+"""The batch planner's read of the server: select, probe once, snapshot each index (sans-IO)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ftctl.errors import UsageError
+from ftctl.plan.batch import SnappedIndex, select_indexes
+from ftctl.plan.build import merge_request, resolve_source, snapshot_request
+from ftctl.plan.models import SchemaPatch
+from ftctl.schema.capabilities import Capabilities
+from ftctl.steps.catalog import list_indexes
+from ftctl.steps.effects import Step
+from ftctl.steps.probe import probe_capabilities
+from ftctl.steps.snapshot import read_source, read_target
+
+
+def batch_snapshot_step(
+    selector: dict[str, Any], patch: SchemaPatch, *, redis_url: str = ""
+) -> Step[tuple[list[SnappedIndex], Capabilities]]:
+    """Select the indexes, probe once, then snapshot and merge each one (read-only).
+
+    ``selector`` holds the keyword arguments of :func:`~ftctl.plan.batch.select_indexes`.
+    An index that cannot be read or merged is returned with its skip reason, not raised.
+    ``redis_url`` is recorded in each snapshot as given: pass it masked.
+    """
+    live = yield from list_indexes()
+    names = select_indexes(live, **selector)
+    capabilities = yield from probe_capabilities()
+    out: list[SnappedIndex] = []
+    for name in names:
+        try:
+            snapshot = yield from read_source(name, redis_url=redis_url)
+        except UsageError as exc:
+            out.append(SnappedIndex(name=name, skip_reason=exc.message))
+            continue
+        source, _ = resolve_source(snapshot)
+        try:
+            merged = merge_request(source, patch)
+        except UsageError as exc:
+            out.append(
+                SnappedIndex(
+                    name=snapshot.source.index_name, snapshot=snapshot, skip_reason=exc.message
+                )
+            )
+            continue
+        wanted = snapshot_request(source, merged)
+        snapshot = yield from read_target(snapshot, wanted, merged.target, source=source)
+        out.append(SnappedIndex(name=snapshot.source.index_name, snapshot=snapshot, merged=merged))
+    return out, capabilities
+
+
+__all__ = ["batch_snapshot_step"]
