@@ -36,6 +36,7 @@ from ftctl.journal.events import (
     KeysEnumerated,
     Note,
     RunFinished,
+    RunInterrupted,
     RunKind,
     RunStarted,
     StepFinished,
@@ -45,7 +46,6 @@ from ftctl.journal.events import (
     event_tag,
     step_of,
 )
-from ftctl.journal.events import Interrupted as InterruptedEvent
 from ftctl.journal.projections import RunState, project_run, run_events
 from ftctl.journal.report import MigrationReport, project_report
 from ftctl.plan.models import MigrationPlan, dump_plan, load_plan, plan_digest
@@ -461,7 +461,7 @@ def _stopped(run: Run, prepared: _Prepared, exc: BaseException) -> MigrationRepo
     bound = prepared.tap.log
     if isinstance(exc, Interrupted | KeyboardInterrupt | asyncio.CancelledError):
         step = _interrupted_step(prepared.ctx.state)
-        run.journal.append([InterruptedEvent(step=step or "")])
+        run.journal.append([RunInterrupted(step=step or "")])
         bound.warning("run interrupted", step=step)
         raise Interrupted(
             f"interrupted; the journal in {run.directory} records where",

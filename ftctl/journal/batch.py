@@ -39,10 +39,10 @@ from ftctl.journal.events import (
     ConflictRecorded,
     CutoverApproved,
     CutoverDone,
-    Interrupted,
     KeysEnumerated,
     Note,
     RunFinished,
+    RunInterrupted,
     RunResult,
     RunStarted,
     ShadowCreated,
@@ -202,7 +202,7 @@ def project_batch(events: Iterable[AnyEvent]) -> BatchProgress:
                 | CheckFailed()
                 | ConflictRecorded()
                 | Note()
-                | Interrupted()
+                | RunInterrupted()
                 | ShadowCreated()
                 | ShadowReady()
                 | CutoverApproved()

@@ -139,7 +139,7 @@ class RunFinished(Event, frozen=True, kw_only=True, tag="run_finished"):
     error: str = ""
 
 
-class Interrupted(Event, frozen=True, kw_only=True, tag="interrupted"):
+class RunInterrupted(Event, frozen=True, kw_only=True, tag="interrupted"):
     """The run stopped at a batch boundary (Ctrl+C or a signal); resume continues from here.
 
     ``step`` is empty when no step was running.
@@ -339,7 +339,7 @@ class BatchIndexInterrupted(Event, frozen=True, kw_only=True, tag="batch_index_i
 AnyEvent: TypeAlias = (
     RunStarted
     | RunFinished
-    | Interrupted
+    | RunInterrupted
     | Note
     | StepStarted
     | StepFinished
@@ -402,7 +402,7 @@ def step_of(event: AnyEvent) -> StepName | None:
             | CutoverDone(step=step)
         ):
             return step
-        case Interrupted(step=step):
+        case RunInterrupted(step=step):
             return step or None
         case KeysEnumerated():
             return "enumerate"

@@ -30,11 +30,11 @@ from ftctl.journal.events import (
     ConflictRecorded,
     CutoverApproved,
     CutoverDone,
-    Interrupted,
     KeysEnumerated,
     Mode,
     Note,
     RunFinished,
+    RunInterrupted,
     RunKind,
     RunResult,
     RunStarted,
@@ -166,7 +166,7 @@ class RunState:
             timing = self.step_times.get(step)
             first = timing.first if timing is not None and timing.first is not None else event.at
             self.step_times[step] = StepTiming(first=first, last=event.at)
-        if not isinstance(event, RunStarted | RunFinished | Interrupted):
+        if not isinstance(event, RunStarted | RunFinished | RunInterrupted):
             self.interrupted_at = None
         match event:
             case RunStarted():
@@ -221,7 +221,7 @@ class RunState:
                 by_step[event.step] = by_step.get(event.step, 0) + len(event.keys)
             case Note():
                 self.notes.append(event.message)
-            case Interrupted():
+            case RunInterrupted():
                 self.interrupted_at = (event.step or None, event.batch)
             case CutoverApproved():
                 self.cutover_approved = True

@@ -24,7 +24,7 @@ from ftctl.steps.index_ops import live_info, throwaway_create
 from ftctl.steps.replies import is_unknown_index, ok, search_hits
 from ftctl.steps.snapshot import read_memory
 from ftctl.steps.spec import RunSpec, named
-from ftctl.steps.validate import Outcome, _check_knn
+from ftctl.steps.validate import Checks, _check_knn
 
 COUNT_ATTEMPTS = 8
 """Atomic doc-count comparisons tried before reconciling with a prefix-scoped SCAN."""
@@ -177,7 +177,7 @@ def verify_shadow(spec: RunSpec, *, current: str, new: str, schema: IndexSchema)
       ``INKEYS``) give the same documents on both, in one MULTI/EXEC;
     - ``knn_self``: sampled stored vectors find their own document in ``new``.
     """
-    out = Outcome()
+    out = Checks()
     new_schema = named(schema, new)
     info = yield from live_info(new)
     if info is None:
@@ -290,7 +290,7 @@ def check_serving(
     *, index: str, schema: IndexSchema, names: list[str], gone: str | None
 ) -> Step[bool]:
     """After a cut-over: ``index`` has ``schema``, every name resolves to it, ``gone`` is gone."""
-    out = Outcome()
+    out = Checks()
     probes: list[Command] = [("FT.INFO", index), *[("FT.INFO", n) for n in names]]
     if gone is not None:
         probes.append(("FT.INFO", gone))

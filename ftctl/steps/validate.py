@@ -41,8 +41,8 @@ SAMPLED_SEGMENTS = 5
 """Sampled documents queried by KNN: each is a brute-force pass on a FLAT index."""
 
 
-class Outcome:
-    """Collects check results as events."""
+class Checks:
+    """Collects check results as journal events (``passed`` when none failed)."""
 
     def __init__(self) -> None:
         self.events: list[CheckPassed | CheckFailed] = []
@@ -59,7 +59,7 @@ class Outcome:
 
 
 Check = tuple[str, int, str]
-"""(name, failures, detail) of one check, as :meth:`Outcome.check` takes them."""
+"""(name, failures, detail) of one check, as :meth:`Checks.check` takes them."""
 
 
 def _spread(count: int, want: int) -> list[int]:
@@ -84,7 +84,7 @@ def validate(
     ``documents=False`` leaves out :func:`document_checks`, for a run that journaled them
     while the index was being built.
     """
-    out = Outcome()
+    out = Checks()
     info = yield from live_info(schema.name)
     if info is None:
         out.check("schema_match", 1, f"index '{schema.name}' does not exist")
@@ -142,7 +142,7 @@ def document_checks(
 
 def check_events(checks: Sequence[Check]) -> list[CheckPassed | CheckFailed]:
     """The journal events of checks run outside :func:`validate`."""
-    out = Outcome()
+    out = Checks()
     for check in checks:
         out.check(*check)
     return out.events

@@ -88,22 +88,6 @@ ROLLBACK_SCENARIOS = [
 ]
 
 
-KNOWN_BUGS: dict[str, str] = {}
-"""Kill points that hit a known bug elsewhere (none open): scenario id prefix → why."""
-
-
-def _params(scenarios: list[Scenario]) -> list[Any]:
-    """Scenarios as pytest params; those hitting a known bug elsewhere are strict xfails."""
-    out = []
-    for s in scenarios:
-        bug = next((why for where, why in KNOWN_BUGS.items() if s.id.startswith(where)), None)
-        if bug is not None and (s.killed == "rollback" or s.recover == "rollback"):
-            out.append(pytest.param(s, id=s.id, marks=pytest.mark.xfail(reason=bug, strict=True)))
-        else:
-            out.append(pytest.param(s, id=s.id))
-    return out
-
-
 @dataclass
 class Outcome:
     log: list[str] = field(default_factory=list)
@@ -292,7 +276,7 @@ def test_reference_run_changes_what_the_plan_says(results: Results) -> None:
     assert results.original != results.clean
 
 
-@pytest.mark.parametrize("scenario", _params(APPLY_SCENARIOS))
+@pytest.mark.parametrize("scenario", APPLY_SCENARIOS, ids=lambda s: s.id)
 def test_killed_apply_recovers_byte_for_byte(scenario: Scenario, results: Results) -> None:
     """After a SIGKILL anywhere in apply, apply/resume reaches the clean run's exact state and
     rollback (also straight after the kill) restores the original exactly."""
@@ -303,7 +287,7 @@ def test_killed_apply_recovers_byte_for_byte(scenario: Scenario, results: Result
     assert not _differences(outcome.states["rolled_back"], results.original)
 
 
-@pytest.mark.parametrize("scenario", _params(ROLLBACK_SCENARIOS))
+@pytest.mark.parametrize("scenario", ROLLBACK_SCENARIOS, ids=lambda s: s.id)
 def test_killed_rollback_recovers_byte_for_byte(scenario: Scenario, results: Results) -> None:
     """After a SIGKILL anywhere in rollback, rollback again restores the original exactly."""
     outcome = results.outcomes[scenario.id]

@@ -32,11 +32,11 @@ from ftctl.journal.events import (
     BatchDone,
     ConflictRecorded,
     KeysEnumerated,
+    RunInterrupted,
     StepFinished,
     StepSkipped,
     StepStarted,
 )
-from ftctl.journal.events import Interrupted as InterruptedEvent
 from ftctl.steps.tables import DROP_RECREATE
 
 DROP_RECREATE_STEPS = DROP_RECREATE.names
@@ -117,13 +117,13 @@ def _interrupt_when(process: subprocess.Popen[str], backup: Path, ns: str, step:
 BOUNDARIES = (BatchDone, KeysEnumerated, StepFinished, StepSkipped)
 
 
-def _check_interrupted_at_boundary(events: list[AnyEvent], step: str) -> InterruptedEvent:
+def _check_interrupted_at_boundary(events: list[AnyEvent], step: str) -> RunInterrupted:
     """The journal ends with ``interrupted`` right after a boundary (a whole batch, a step's
     end, or a poll of the wait step) at ``step`` or later, before validation finished."""
-    stops = [i for i, e in enumerate(events) if isinstance(e, InterruptedEvent)]
+    stops = [i for i, e in enumerate(events) if isinstance(e, RunInterrupted)]
     assert stops, "no interrupted event in the journal"
     stop = events[stops[-1]]
-    assert isinstance(stop, InterruptedEvent)
+    assert isinstance(stop, RunInterrupted)
     before = [e for e in events[: stops[-1]] if not isinstance(e, ConflictRecorded)]
     polling = isinstance(before[-1], StepStarted) and before[-1].step == "wait"
     assert polling or isinstance(before[-1], BOUNDARIES), before[-1]

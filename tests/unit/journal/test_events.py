@@ -18,10 +18,10 @@ from ftctl.journal import (
     CheckPassed,
     ConflictRecorded,
     Event,
-    Interrupted,
     KeysEnumerated,
     Note,
     RunFinished,
+    RunInterrupted,
     RunStarted,
     SegmentRef,
     StepFinished,
@@ -72,7 +72,7 @@ SAMPLES: list[Event] = [
     CheckFailed(seq=8, at=AT, check="knn", detail="2 not found", count=2),
     ConflictRecorded(seq=9, at=AT, step="rename_keys", keys=[b"k:\x00\xff"], reason="exists"),
     Note(seq=10, at=AT, message="aof off", data={"n": 1}),
-    Interrupted(seq=11, at=AT, step="backup", batch=3),
+    RunInterrupted(seq=11, at=AT, step="backup", batch=3),
     RunFinished(seq=12, at=AT, result="failed", error="knn check failed"),
     BatchStarted(
         seq=13,
@@ -119,7 +119,7 @@ EXPECTED_TAGS = {
     "CheckFailed": "check_failed",
     "ConflictRecorded": "conflict_recorded",
     "Note": "note",
-    "Interrupted": "interrupted",
+    "RunInterrupted": "interrupted",
     "RunFinished": "run_finished",
     "ShadowCreated": "shadow_created",
     "ShadowReady": "shadow_ready",
@@ -251,7 +251,7 @@ def test_step_of_names_the_step_of_every_event_that_has_one() -> None:
         if isinstance(event, KeysEnumerated):
             expected = "enumerate"
         assert step_of(event) == expected, type(event).__name__
-    assert step_of(Interrupted(step="")) is None
+    assert step_of(RunInterrupted(step="")) is None
     assert "enumerate" in STEP_NAMES
 
 

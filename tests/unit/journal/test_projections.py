@@ -12,10 +12,10 @@ from ftctl.journal import (
     CheckFailed,
     CheckPassed,
     ConflictRecorded,
-    Interrupted,
     KeysEnumerated,
     Note,
     RunFinished,
+    RunInterrupted,
     RunStarted,
     SegmentRef,
     StepFinished,
@@ -132,7 +132,7 @@ def test_interrupted_then_resumed() -> None:
         _run(),
         StepStarted(step="backup"),
         BatchDone(step="backup", batch=0, keys=1),
-        Interrupted(step="backup", batch=1),
+        RunInterrupted(step="backup", batch=1),
     ]
     state = project_run(_stamp(list(before)))
     assert state.interrupted_at == ("backup", 1) and not state.finished
