@@ -39,6 +39,7 @@ from ftctl.runs import (
     open_for_apply,
     rolled_back,
 )
+from ftctl.steps.spec import run_spec
 
 
 def check_plan(plan: MigrationPlan, *, accept_data_loss: bool) -> None:
@@ -51,6 +52,7 @@ def check_plan(plan: MigrationPlan, *, accept_data_loss: bool) -> None:
             "the plan says mode: online but has no online section",
             "re-plan with 'ftctl migrate plan --mode online'",
         )
+    run_spec(plan)  # plan values the run relies on (datatypes, dims, renames) agree
     if plan.requires_data_loss_ack and not accept_data_loss:
         lossy = ", ".join(
             f"{v.field} {v.source_datatype}→{v.target_datatype}"
@@ -178,16 +180,19 @@ class MigrationExecutor:
         progress_callback: ProgressCallback | None = None,
         accept_data_loss: bool = False,
         timeout: float = 3600.0,
+        skip_invalid_vectors: bool = False,
     ) -> MigrationReport:
         """Apply (or resume) ``plan``; returns the report (``result`` says how it ended).
 
         Raises RefusedError (nothing changed) for a blocked plan, a lossy plan without
-        ``accept_data_loss``, a backup dir of another plan, or a failed preflight; Interrupted
-        on Ctrl+C (at a batch boundary, resumable).
+        ``accept_data_loss``, a backup dir of another plan, or a failed preflight (among its
+        checks: every vector converts — ``skip_invalid_vectors`` leaves those that cannot
+        untouched instead); Interrupted on Ctrl+C (at a batch boundary, resumable).
         """
         options = Options(
-            batch_size, num_workers, timeout, False, accept_data_loss, progress_callback
-        )
+            batch_size, num_workers, timeout, False, accept_data_loss, progress_callback,
+            skip_invalid_vectors,
+        )  # fmt: skip
         resolved = _plan_of(plan)
         check_plan(resolved, accept_data_loss=accept_data_loss)
         with _sync_client(redis_url, client) as (redis_client, url):
@@ -206,11 +211,13 @@ class MigrationExecutor:
         progress_callback: ProgressCallback | None = None,
         accept_data_loss: bool = True,
         timeout: float = 3600.0,
+        skip_invalid_vectors: bool = False,
     ) -> MigrationReport:
         """Resume the apply recorded in ``backup_dir`` from its journal alone."""
         options = Options(
-            batch_size, num_workers, timeout, False, accept_data_loss, progress_callback
-        )
+            batch_size, num_workers, timeout, False, accept_data_loss, progress_callback,
+            skip_invalid_vectors,
+        )  # fmt: skip
         with _sync_client(redis_url, client) as (redis_client, url):
             run = _open_resume(backup_dir, index, url, options)
             return drive_sync(run, redis_client, options)
@@ -291,11 +298,13 @@ class AsyncMigrationExecutor:
         progress_callback: ProgressCallback | None = None,
         accept_data_loss: bool = False,
         timeout: float = 3600.0,
+        skip_invalid_vectors: bool = False,
     ) -> MigrationReport:
         """Apply (or resume) ``plan``; see :meth:`MigrationExecutor.apply`."""
         options = Options(
-            batch_size, num_workers, timeout, False, accept_data_loss, progress_callback
-        )
+            batch_size, num_workers, timeout, False, accept_data_loss, progress_callback,
+            skip_invalid_vectors,
+        )  # fmt: skip
         resolved = _plan_of(plan)
         check_plan(resolved, accept_data_loss=accept_data_loss)
         async with _async_client(redis_url, client) as (redis_client, url):
@@ -314,11 +323,13 @@ class AsyncMigrationExecutor:
         progress_callback: ProgressCallback | None = None,
         accept_data_loss: bool = True,
         timeout: float = 3600.0,
+        skip_invalid_vectors: bool = False,
     ) -> MigrationReport:
         """Resume the apply recorded in ``backup_dir``; see :meth:`MigrationExecutor.resume`."""
         options = Options(
-            batch_size, num_workers, timeout, False, accept_data_loss, progress_callback
-        )
+            batch_size, num_workers, timeout, False, accept_data_loss, progress_callback,
+            skip_invalid_vectors,
+        )  # fmt: skip
         async with _async_client(redis_url, client) as (redis_client, url):
             run = await asyncio.to_thread(_open_resume, backup_dir, index, url, options)
             return await drive_async(run, redis_client, options)

@@ -39,6 +39,7 @@ from ftctl.journal.events import (
     RunInterrupted,
     RunKind,
     RunStarted,
+    SegmentRef,
     StepFinished,
     StepName,
     StepSkipped,
@@ -181,6 +182,15 @@ class JournalTap:
     def read_segment(self, ref: Any) -> Any:
         return self.journal.read_segment(ref)
 
+    def verify_segments(self, refs: Sequence[SegmentRef]) -> list[str]:
+        problems = []
+        for ref in refs:
+            try:
+                self.journal.read_segment(ref)
+            except FtctlError as exc:
+                problems.append(exc.one_line())
+        return problems
+
 
 @contextlib.contextmanager
 def ctrl_c_stops(stop: threading.Event) -> Iterator[None]:
@@ -237,6 +247,7 @@ class Options:
     force: bool = False
     accept_data_loss: bool = False
     progress: ProgressCallback | None = None
+    skip_invalid_vectors: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -244,6 +255,7 @@ class Options:
             "workers": self.workers,
             "timeout": self.timeout,
             "force": self.force,
+            "skip_invalid_vectors": self.skip_invalid_vectors,
         }
 
 
@@ -300,7 +312,10 @@ def run_started(plan: MigrationPlan, kind: RunKind, url: str, options: Options) 
 
 
 def rolled_back(run: Run) -> bool:
-    return "rollback" in project_run(run.events()).runs
+    """Whether a rollback of this journal changed anything (one refused by its own preflight,
+    or stopped before it, did not: the apply may go on)."""
+    state = run.state("rollback")
+    return any(step != "rollback_preflight" for step in state.steps_started)
 
 
 def open_for_apply(
@@ -397,7 +412,12 @@ class _Prepared:
 
 
 def _prepare(run: Run, options: Options, *, abort_only: bool) -> _Prepared:
-    spec: RunSpec = run_spec(run.plan, batch_size=options.batch_size, timeout=options.timeout)
+    spec: RunSpec = run_spec(
+        run.plan,
+        batch_size=options.batch_size,
+        timeout=options.timeout,
+        skip_invalid=options.skip_invalid_vectors,
+    )
     events = run.events()
     applied = project_run(run_events(events, "apply"), marks_for(run.plan.mode, "apply"))
     state = (

@@ -28,6 +28,7 @@ from ftctl.steps.effects import (
     Session,
     Sleep,
     Step,
+    VerifySegments,
     WriteSegment,
 )
 
@@ -94,6 +95,8 @@ class ScriptedRedis:
                     reply = len(self.segments) - 1
                 case ReadSegment(ref=ref):
                     reply = self.segments[ref]
+                case VerifySegments(refs=refs):
+                    reply = [f"segment {r} is missing" for r in refs if r >= len(self.segments)]
                 case Session(step=sub):
                     reply = self.run(sub)
                 case Parallel(steps=steps):

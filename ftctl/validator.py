@@ -54,6 +54,9 @@ class MemorySink:
     def read_segment(self, ref: Any) -> Any:
         raise RuntimeError("validation reads no segments")
 
+    def verify_segments(self, refs: Any) -> list[str]:
+        raise RuntimeError("validation reads no segments")
+
 
 def _start(plan: MigrationPlan, url: str) -> tuple[MemorySink, Step[Outcome]]:
     sink = MemorySink()

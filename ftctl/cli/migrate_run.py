@@ -140,6 +140,11 @@ def execute(use_async: bool, verb: Verb, *args: Any, **kwargs: Any) -> Migration
 @_run_options
 @_async
 @click.option("--accept-data-loss", is_flag=True, help="Allow lossy vector conversions.")
+@click.option(
+    "--skip-invalid-vectors",
+    is_flag=True,
+    help="Leave vectors that cannot be converted untouched instead of refusing the run.",
+)
 @pass_state
 def apply(
     state: AppState,
@@ -152,6 +157,7 @@ def apply(
     benchmark_out: str | None,
     use_async: bool,
     accept_data_loss: bool,
+    skip_invalid_vectors: bool,
 ) -> None:
     """Apply a plan; re-running the same command resumes from the journal."""
     plan = load_plan(plan_path)
@@ -159,6 +165,7 @@ def apply(
     report = execute(
         use_async, "apply", plan, redis_url=state.url, backup_dir=backup_dir,
         batch_size=batch_size, num_workers=workers, accept_data_loss=accept, timeout=timeout,
+        skip_invalid_vectors=skip_invalid_vectors,
     )  # fmt: skip
     _finish(report, backup_dir, report_out, benchmark_out)
 

@@ -32,6 +32,7 @@ from ftctl.steps.effects import (
     Session,
     Sleep,
     Step,
+    VerifySegments,
     WriteSegment,
     pack,
 )
@@ -112,6 +113,8 @@ class AsyncDriver:
                 )
             case ReadSegment(ref=ref):
                 return await asyncio.to_thread(self._journal().read_segment, ref)
+            case VerifySegments(refs=refs):
+                return await asyncio.to_thread(self._journal().verify_segments, refs)
             case Parallel(steps=steps):
                 return await self._parallel(steps)
             case Session(step=sub):

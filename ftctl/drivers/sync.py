@@ -25,6 +25,7 @@ from ftctl.steps.effects import (
     Session,
     Sleep,
     Step,
+    VerifySegments,
     WriteSegment,
     pack,
 )
@@ -40,6 +41,8 @@ class EventSink(Protocol):
     def write_segment(self, payload: Any, *, durable: bool = True) -> Any: ...
 
     def read_segment(self, ref: Any) -> Any: ...
+
+    def verify_segments(self, refs: Any) -> list[str]: ...
 
 
 class SyncDriver:
@@ -119,6 +122,8 @@ class SyncDriver:
                 return self._journal().write_segment(payload, durable=durable)
             case ReadSegment(ref=ref):
                 return self._journal().read_segment(ref)
+            case VerifySegments(refs=refs):
+                return self._journal().verify_segments(refs)
             case Parallel(steps=steps):
                 return self._parallel(steps)
             case Session(step=sub):

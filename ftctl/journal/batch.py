@@ -39,6 +39,7 @@ from ftctl.journal.events import (
     ConflictRecorded,
     CutoverApproved,
     CutoverDone,
+    EnumerationRestarted,
     KeysEnumerated,
     Note,
     RunFinished,
@@ -50,6 +51,7 @@ from ftctl.journal.events import (
     StepFinished,
     StepSkipped,
     StepStarted,
+    VectorsRejected,
 )
 
 # --- projections ----------------------------------------------------------------------------
@@ -198,9 +200,11 @@ def project_batch(events: Iterable[AnyEvent]) -> BatchProgress:
                 | StepSkipped()
                 | BatchDone()
                 | KeysEnumerated()
+                | EnumerationRestarted()
                 | CheckPassed()
                 | CheckFailed()
                 | ConflictRecorded()
+                | VectorsRejected()
                 | Note()
                 | RunInterrupted()
                 | ShadowCreated()

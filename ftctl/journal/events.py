@@ -35,6 +35,7 @@ StepName: TypeAlias = Literal[
     "wait",
     "validate",
     # rollback of drop_recreate
+    "rollback_preflight",
     "drop_target",
     "restore_vectors",
     "restore_keys",
@@ -197,6 +198,13 @@ class KeysEnumerated(Event, frozen=True, kw_only=True, tag="keys_enumerated"):
     keys: int
 
 
+class EnumerationRestarted(Event, frozen=True, kw_only=True, tag="enumeration_restarted"):
+    """The keys enumerated so far are discarded; the enumeration starts over another way
+    (``reason``), numbering its batches from 0 again."""
+
+    reason: str
+
+
 class CheckPassed(Event, frozen=True, kw_only=True, tag="check_passed"):
     """A validation or preflight check held."""
 
@@ -210,6 +218,24 @@ class CheckFailed(Event, frozen=True, kw_only=True, tag="check_failed"):
     check: str
     detail: str
     count: int = 0
+
+
+class VectorsRejected(Event, frozen=True, kw_only=True, tag="vectors_rejected"):
+    """Vectors of a backed-up batch that cannot be converted, found before anything changed.
+
+    ``kind``: ``wrong_length`` (not one vector of the schema's DIM and TYPE: the source index
+    could not hold it either; left as it is) or ``unconvertible`` (a value the target
+    datatype cannot hold: the run refuses before the drop unless told to leave such vectors
+    untouched). ``keys`` is a bounded sample; ``count`` is how many there are in the batch.
+    """
+
+    step: StepName
+    batch: int
+    field: str
+    kind: Literal["wrong_length", "unconvertible"]
+    count: int
+    keys: list[bytes]
+    detail: str = ""
 
 
 class ConflictRecorded(Event, frozen=True, kw_only=True, tag="conflict_recorded"):
@@ -346,9 +372,11 @@ AnyEvent: TypeAlias = (
     | StepSkipped
     | BatchDone
     | KeysEnumerated
+    | EnumerationRestarted
     | CheckPassed
     | CheckFailed
     | ConflictRecorded
+    | VectorsRejected
     | ShadowCreated
     | ShadowReady
     | CutoverApproved
@@ -396,6 +424,7 @@ def step_of(event: AnyEvent) -> StepName | None:
             | StepSkipped(step=step)
             | BatchDone(step=step)
             | ConflictRecorded(step=step)
+            | VectorsRejected(step=step)
             | ShadowCreated(step=step)
             | ShadowReady(step=step)
             | CutoverApproved(step=step)
@@ -404,7 +433,7 @@ def step_of(event: AnyEvent) -> StepName | None:
             return step
         case RunInterrupted(step=step):
             return step or None
-        case KeysEnumerated():
+        case KeysEnumerated() | EnumerationRestarted():
             return "enumerate"
         case (
             RunStarted()

@@ -30,6 +30,7 @@ from ftctl.journal.events import (
     ConflictRecorded,
     CutoverApproved,
     CutoverDone,
+    EnumerationRestarted,
     KeysEnumerated,
     Mode,
     Note,
@@ -45,6 +46,7 @@ from ftctl.journal.events import (
     StepName,
     StepSkipped,
     StepStarted,
+    VectorsRejected,
     step_of,
 )
 
@@ -70,6 +72,20 @@ class StepTiming:
 
     first: datetime | None
     last: datetime | None
+
+
+@dataclass(slots=True)
+class Rejected:
+    """Vectors a backup found it cannot convert, of one kind (see ``VectorsRejected``)."""
+
+    count: int = 0
+    sample: list[bytes] = field(default_factory=list)
+    """A bounded sample of their keys."""
+    fields: list[str] = field(default_factory=list)
+    detail: str = ""
+
+
+REJECTED_SAMPLE = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +132,9 @@ class RunState:
     checks_failed: list[FailedCheck] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     cutover_approved: bool = False
+    rejected: dict[str, Rejected] = field(default_factory=dict)
+    """Kind (``wrong_length`` / ``unconvertible``) → vectors the backup cannot convert."""
+    rejected_batches: set[tuple[str, str, int]] = field(default_factory=set)
     shadow_created_at: datetime | None = None
     """When the first shadow index of the run was created (online mode)."""
     shadow_ready_at: datetime | None = None
@@ -201,6 +220,9 @@ class RunState:
                 self.batches_done.setdefault(event.step, set()).add(event.batch)
                 if event.segment is not None:
                     self.batch_segments.setdefault(event.step, {})[event.batch] = event.segment
+            case EnumerationRestarted():
+                self.keys_by_batch.clear()
+                self.keys_enumerated = 0
             case KeysEnumerated():
                 if event.batch not in self.keys_by_batch:
                     self.keys_enumerated += event.keys
@@ -215,6 +237,16 @@ class RunState:
                 self.checks_failed.append(FailedCheck(event.check, event.detail, event.count))
                 if event.check in self.checks_passed:
                     self.checks_passed.remove(event.check)
+            case VectorsRejected():
+                seen = (event.kind, event.field, event.batch)
+                if seen not in self.rejected_batches:
+                    self.rejected_batches.add(seen)
+                    found = self.rejected.setdefault(event.kind, Rejected(detail=event.detail))
+                    found.count += event.count
+                    room = REJECTED_SAMPLE - len(found.sample)
+                    found.sample.extend(event.keys[: max(0, room)])
+                    if event.field not in found.fields:
+                        found.fields.append(event.field)
             case ConflictRecorded():
                 self.conflicts += len(event.keys)
                 by_step = self.conflicts_by_step

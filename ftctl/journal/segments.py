@@ -48,10 +48,17 @@ class FieldBlock(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class SegmentPayload(msgspec.Struct, frozen=True, kw_only=True):
-    """A segment's content: the keys of a batch and, optionally, field blocks for them."""
+    """A segment's content: the keys of a batch and, optionally, field blocks for them.
+
+    ``digests`` (backup segments): per field, the digest of the bytes the migration will
+    write in place of each key's original (fixed-size digests in key order; zero bytes for
+    a key left alone), so a rollback recognises what the migration wrote without
+    converting again. Segments written before it existed have none.
+    """
 
     keys: list[bytes]
     fields: dict[str, FieldBlock] = msgspec.field(default_factory=dict)
+    digests: dict[str, bytes] = msgspec.field(default_factory=dict)
 
 
 _encoder = msgspec.msgpack.Encoder()

@@ -198,6 +198,16 @@ def _check_prefix(ctx: Context) -> Iterable[str]:
             "renaming documents onto it could overwrite them; workaround: choose an empty "
             "prefix or move those keys first"
         )
+    for other in ctx.snapshot.other_indexes:
+        if other.storage_type == ctx.source.storage_type and prefixes_overlap(
+            [new], other.prefixes
+        ):
+            yield (
+                f"index '{ctx.source.name}': new prefix {new!r} is covered by index "
+                f"'{other.name}' (prefixes {_shown(other.prefixes)}), which would index (or "
+                "fail to index) every moved document; workaround: choose a prefix no other "
+                "index covers"
+            )
 
 
 def _check_index_name(ctx: Context) -> Iterable[str]:

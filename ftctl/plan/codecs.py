@@ -17,6 +17,7 @@ rankings, for the plan.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -264,6 +265,57 @@ def convert_many(
     out = convert_batch(b"".join(vectors), src, dst, dims, params, src_params=src_params)
     size = dims * element_size(dst)
     return [out[i * size : (i + 1) * size] for i in range(len(vectors))]
+
+
+class Rejection(NamedTuple):
+    """Why one vector cannot be converted: ``wrong_length`` (not one vector of the schema's
+    DIM and TYPE) or ``unconvertible`` (a value the target datatype cannot hold)."""
+
+    kind: Literal["wrong_length", "unconvertible"]
+    detail: str
+
+
+def convert_rows(
+    vectors: Sequence[bytes | None],
+    src: str,
+    dst: str,
+    dims: int,
+    params: QuantizationParams | None = None,
+) -> tuple[list[bytes | None], dict[int, Rejection]]:
+    """Each vector converted, or ``None`` with the reason it cannot be, never raising on data.
+
+    Returns the converted vectors (``None`` for absent ones and for those that cannot be
+    converted) and, per row that cannot, why: a length that is not one ``src`` vector of
+    ``dims`` (the source index could not hold it either), or a value the target cannot hold
+    (a finite value that would overflow to inf, a NaN bound for int8/uint8). A batch is
+    converted at once; only a batch that fails is looked at row by row.
+    """
+    _check_dims(dims)
+    width = dims * element_size(src)
+    out: list[bytes | None] = [None] * len(vectors)
+    rejected: dict[int, Rejection] = {}
+    rows = []
+    for i, vector in enumerate(vectors):
+        if vector is None:
+            continue
+        if len(vector) != width:
+            detail = f"{len(vector)} bytes, not a {src} vector of {dims} dims ({width} bytes)"
+            rejected[i] = Rejection("wrong_length", detail)
+        else:
+            rows.append(i)
+    try:
+        converted = convert_batch(b"".join(vectors[i] or b"" for i in rows), src, dst, dims, params)
+    except CodecError:
+        for i in rows:
+            try:
+                out[i] = convert_batch(vectors[i] or b"", src, dst, dims, params)
+            except CodecError as exc:
+                rejected[i] = Rejection("unconvertible", exc.message)
+        return out, rejected
+    size = len(converted) // len(rows) if rows else 0
+    for n, i in enumerate(rows):
+        out[i] = converted[n * size : (n + 1) * size]
+    return out, rejected
 
 
 def _scores(queries: np.ndarray, docs: np.ndarray, metric: Metric) -> npt.NDArray[np.float64]:

@@ -36,13 +36,34 @@ RETRIES = 4
 _MULTI, _EXEC, _UNWATCH = pack([("MULTI",)]), pack([("EXEC",)]), pack([("UNWATCH",)])
 
 
+DIGEST_SIZE = 8
+"""Bytes of a value's sha1 kept as its digest (:func:`digest`)."""
+
+
+def digest(value: bytes) -> bytes:
+    """The first :data:`DIGEST_SIZE` bytes of ``value``'s sha1: what a backup records of the
+    bytes a migration will write, so a rollback can recognise them without recomputing."""
+    return hashlib.sha1(value, usedforsecurity=False).digest()[:DIGEST_SIZE]
+
+
 class Column(NamedTuple):
     """One hash field across a batch of keys: the bytes each key must hold (``None``: the
-    key is left alone) and the bytes to write in their place."""
+    key is left alone) and the bytes to write in their place.
+
+    With ``digests``, ``expected`` holds :func:`digest` values instead of the bytes.
+    """
 
     field: str
     expected: list[bytes | None]
     wanted: list[bytes]
+    digests: bool = False
+
+    def holds_expected(self, k: int, value: object) -> bool:
+        """Whether ``value`` (a field as read) is what key ``k`` must hold to be written."""
+        expected = self.expected[k]
+        if not self.digests:
+            return value == expected
+        return isinstance(value, bytes) and digest(value) == expected
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +159,7 @@ def decide(
         if value == wanted:
             if status == scripts.ABSENT:
                 status = scripts.ALREADY
-        elif force or value == expected:
+        elif force or column.holds_expected(k, value):
             pending += [column.field, wanted]
         else:
             status = scripts.CONFLICT
@@ -159,13 +180,16 @@ def compare_and_set(prepared: Prepared) -> Step[list[int]]:
 
 def _script(prepared: Prepared, group: range) -> Command:
     """One :data:`scripts.CAS_HSET` call: ARGV is force, the field names, then (sha1 of the
-    expected bytes or "", wanted bytes) per key and field."""
+    expected bytes — or the hex of its digest — or "", wanted bytes) per key and field."""
     columns = prepared.columns
     args: list[Arg] = ["1" if prepared.force else "0", len(columns), *(c.field for c in columns)]
     for k in group:
         for column in columns:
             expected = column.expected[k]
-            args += [_sha1(expected) if expected is not None else "", column.wanted[k]]
+            if expected is None:
+                args += ["", column.wanted[k]]
+            else:
+                args += [expected.hex() if column.digests else _sha1(expected), column.wanted[k]]
     keys = (prepared.keys[k] for k in group)
     return ("EVAL", scripts.CAS_HSET, len(group), *keys, *args)
 
@@ -179,7 +203,7 @@ def _decide_group(
 ) -> list[bytes]:
     """Set the group's statuses from the values read; return the encoded writes."""
     columns = prepared.columns
-    if len(columns) == 1 and not prepared.force:
+    if len(columns) == 1 and not prepared.force and not columns[0].digests:
         expected = columns[0].expected[group.start : group.stop]
         if None not in expected and values == expected:
             # The common case: every key still holds its original.

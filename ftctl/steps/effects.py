@@ -16,7 +16,8 @@ A step is a generator ``Generator[Effect, object, R]``. For each effect the driv
 - ``Session`` → the sub-step's return value; its ``Commands`` had one connection to
   themselves (see :class:`Session`).
 - ``WriteSegment`` → the ``SegmentRef`` of the fsync'd, compressed segment (the driver's
-  journal writes it); ``ReadSegment`` → the verified, decoded segment payload.
+  journal writes it); ``ReadSegment`` → the verified, decoded segment payload;
+  ``VerifySegments`` → one line per segment that is missing or damaged.
 """
 
 from __future__ import annotations
@@ -112,6 +113,15 @@ class ReadSegment:
 
 
 @dataclass(frozen=True, slots=True)
+class VerifySegments:
+    """Check that segments are on disk with the size and crc the journal recorded (and that
+    they decode); the reply is one line per problem found (empty: all good). Never raises
+    for a damaged segment, so a step can refuse before it changes anything."""
+
+    refs: Sequence[Any]
+
+
+@dataclass(frozen=True, slots=True)
 class Parallel:
     """Independent sub-steps (batches over disjoint keys) the driver may run concurrently.
 
@@ -143,6 +153,7 @@ Effect: TypeAlias = (
     | Offload[Any]
     | WriteSegment
     | ReadSegment
+    | VerifySegments
     | Parallel
     | Session
 )

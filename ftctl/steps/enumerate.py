@@ -1,20 +1,31 @@
 """enumerate: stream the source index's keys into key segments, one event per batch.
 
-FT.AGGREGATE WITHCURSOR (``LOAD 1 @__key``) lists exactly what the index holds. When the
-index has indexing failures or is still building, that list misses documents, so the keys
-come from a SCAN scoped to each prefix (never an unscoped SCAN) and of the index's key type.
-Keys are written out in batches as they come: memory does not grow with the key count.
+FT.AGGREGATE WITHCURSOR (``LOAD 1 @__key``) lists exactly what the index holds (the caller
+waits until the index is built). Two cases need more:
+
+- a key the server cannot load (it holds a NUL byte) comes back as an empty row: the rows
+  are counted, and if any is empty the enumeration starts over with ``FT.SEARCH NOCONTENT``
+  pages, whose document ids are binary-safe;
+- documents the index failed to index are not in it: the keys then come from a SCAN scoped
+  to each prefix (never an unscoped SCAN) and of the index's key type — unless the index has
+  a FILTER, whose excluded keys a SCAN would wrongly take in: those failures are counted as
+  unlisted instead (a prefix change refuses them at preflight).
+
+Keys are written out in batches as they come: memory does not grow with the key count. The
+count is checked against the index's own at the end.
 """
 
 from __future__ import annotations
 
 import hashlib
+from typing import NamedTuple
 
-from ftctl.journal.events import KeysEnumerated, Note
+from ftctl.errors import RefusedError
+from ftctl.journal.events import EnumerationRestarted, KeysEnumerated, Note
 from ftctl.journal.segments import SegmentPayload
 from ftctl.schema.ftinfo import parse_ft_info
-from ftctl.steps.effects import Commands, Record, Step, WriteSegment
-from ftctl.steps.replies import aggregate_keys, ok
+from ftctl.steps.effects import Command, Commands, Record, Step, WriteSegment
+from ftctl.steps.replies import aggregate_keys, ok, search_ids
 from ftctl.steps.spec import RunSpec
 
 CURSOR_MAX_IDLE_MS = 300_000
@@ -23,6 +34,8 @@ SEGMENTS_PER_RECORD = 32
 """Key segments synced and journaled together (progress is reported per group)."""
 PAGE_SIZE = 5000
 """Keys per FT.AGGREGATE cursor read: fewer round trips than one page per batch."""
+SEARCH_PAGE = 10_000
+"""Document ids per FT.SEARCH page when the cursor cannot be used."""
 READS_AHEAD = 2
 """FT.CURSOR READs per round trip (a cursor keeps its id): the server computes the next page
 while the client parses this one. A read past the end is an error, ignored."""
@@ -88,32 +101,72 @@ class _KeyBatches:
             self.unrecorded = []
 
 
-def enumerate_keys(spec: RunSpec) -> Step[int]:
-    """Enumerate the source's keys into segments; returns how many keys were found."""
+class Enumerated(NamedTuple):
+    """What enumeration found: keys written to segments, and failed documents not listed."""
+
+    keys: int
+    unlisted: int
+
+
+def _num_docs(spec: RunSpec) -> Step[tuple[int, int]]:
     (info_reply,) = yield Commands([("FT.INFO", spec.source_index)])
     stats = parse_ft_info(ok(info_reply, f"FT.INFO {spec.source_index}")).stats
+    return stats.num_docs, stats.hash_indexing_failures
+
+
+def enumerate_keys(spec: RunSpec) -> Step[Enumerated]:
+    """Enumerate the source's keys into segments (see the module docstring)."""
+    num_docs, failures = yield from _num_docs(spec)
     batches = _KeyBatches(spec.segment_size)
-    if stats.hash_indexing_failures == 0 and not stats.indexing:
-        yield from _by_aggregate(spec, batches)
-    else:
+    unlisted = 0
+    if failures and spec.source_schema.index.filter is None:
         yield Record(
             [
                 Note(
-                    message="the index has indexing failures or is still building: keys "
-                    "come from a prefix-scoped SCAN",
-                    data={
-                        "hash_indexing_failures": stats.hash_indexing_failures,
-                        "indexing": stats.indexing,
-                    },
+                    message="the index has indexing failures: keys come from a prefix-scoped SCAN",
+                    data={"hash_indexing_failures": failures},
                 )
             ]
         )
         yield from _by_scan(spec, batches)
+    else:
+        dropped = yield from _by_aggregate(spec, batches)
+        if dropped:
+            yield Record(
+                [
+                    EnumerationRestarted(
+                        reason=f"{dropped} documents have keys FT.AGGREGATE cannot return "
+                        "(a NUL byte): listing the index with FT.SEARCH instead"
+                    )
+                ]
+            )
+            batches = _KeyBatches(spec.segment_size)
+            yield from _by_search(spec, batches, num_docs)
+        if failures:
+            unlisted = failures
+            yield Record(
+                [
+                    Note(
+                        message=f"{failures} documents the index failed to index are not part "
+                        "of the migration: the index has a FILTER, so a SCAN cannot tell them "
+                        "from the keys it excludes",
+                        data={"hash_indexing_failures": failures},
+                    )
+                ]
+            )
     yield from batches.flush()
-    return batches.total
+    after, _ = yield from _num_docs(spec)
+    if batches.total < min(num_docs, after):
+        raise RefusedError(
+            f"enumeration found {batches.total} keys but the index holds "
+            f"{min(num_docs, after)} documents",
+            "nothing was changed; stop writers to the index and run again",
+        )
+    return Enumerated(batches.total, unlisted)
 
 
-def _by_aggregate(spec: RunSpec, batches: _KeyBatches) -> Step[None]:
+def _by_aggregate(spec: RunSpec, batches: _KeyBatches) -> Step[int]:
+    """Every key FT.AGGREGATE returns; the count of rows it returned without one."""
     count = str(max(spec.batch_size, PAGE_SIZE))
     (reply,) = yield Commands(
         [
@@ -132,15 +185,30 @@ def _by_aggregate(spec: RunSpec, batches: _KeyBatches) -> Step[None]:
             )
         ]
     )
-    keys, cursor = aggregate_keys(ok(reply, "FT.AGGREGATE"))
+    keys, cursor, dropped = aggregate_keys(ok(reply, "FT.AGGREGATE"))
     yield from batches.add(keys)
     while cursor:
         read = ("FT.CURSOR", "READ", spec.source_index, str(cursor), "COUNT", count)
         for page in (yield Commands([read] * READS_AHEAD)):
             if not cursor:
                 break
-            keys, cursor = aggregate_keys(ok(page, "FT.CURSOR READ"))
+            keys, cursor, missing = aggregate_keys(ok(page, "FT.CURSOR READ"))
+            dropped += missing
             yield from batches.add(keys)
+    return dropped
+
+
+def _by_search(spec: RunSpec, batches: _KeyBatches, expected: int) -> Step[None]:
+    """Every document id by FT.SEARCH NOCONTENT pages (binary-safe; slower than a cursor)."""
+    offset = 0
+    while True:
+        page: Command = ("FT.SEARCH", spec.source_index, "*", "NOCONTENT", "LIMIT")
+        (reply,) = yield Commands([(*page, str(offset), str(SEARCH_PAGE), "DIALECT", "2")])
+        ids = search_ids(ok(reply, "FT.SEARCH"))
+        yield from batches.add(ids)
+        offset += len(ids)
+        if len(ids) < SEARCH_PAGE or offset >= max(expected, 1) * 2:
+            return
 
 
 def _by_scan(spec: RunSpec, batches: _KeyBatches) -> Step[None]:

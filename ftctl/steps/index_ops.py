@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 
 from ftctl.errors import MigrationFailed, RefusedError
 from ftctl.journal.events import CheckFailed, CheckPassed
@@ -30,11 +31,12 @@ def throwaway_create(
     ]
 
 
-def preflight(spec: RunSpec) -> Step[None]:
+def preflight(spec: RunSpec, found: Sequence[tuple[str, str]] = ()) -> Step[None]:
     """Refuse (RefusedError, nothing changed) unless the drop can safely go ahead.
 
     The live source must still match the plan, the server must accept the target schema
-    (throwaway FT.CREATE), and rename destinations must be free.
+    (throwaway FT.CREATE), and rename destinations must be free. ``found``: problems the
+    run found in its data before (``(check, detail)``), refused the same way.
     """
     commands: list[Command] = [("FT.INFO", spec.source_index)]
     commands += throwaway_create(spec.target_schema)
@@ -42,7 +44,7 @@ def preflight(spec: RunSpec) -> Step[None]:
     if renaming:
         commands.append(("FT.INFO", spec.target_index))
     replies = yield Commands(commands)
-    problems: list[tuple[str, str]] = []
+    problems: list[tuple[str, str]] = list(found)
     source = replies[0]
     if is_unknown_index(source):
         problems.append(("source_exists", f"index '{spec.source_index}' does not exist"))

@@ -47,21 +47,29 @@ def is_unknown_index(reply: object) -> bool:
     return "unknown index" in message or "no such index" in message or "not found" in message
 
 
-def aggregate_keys(reply: object) -> tuple[list[bytes], int]:
-    """Keys (``@__key``) and the cursor id of one FT.AGGREGATE/FT.CURSOR READ page."""
+def aggregate_keys(reply: object) -> tuple[list[bytes], int, int]:
+    """Keys (``@__key``), the cursor id, and how many rows came without a key, of one
+    FT.AGGREGATE/FT.CURSOR READ page.
+
+    The server answers an empty row for a key it cannot load (a key holding a NUL byte):
+    such rows are counted, never silently dropped.
+    """
     if not isinstance(reply, list) or len(reply) != 2:
         raise MigrationFailed(f"unexpected FT.AGGREGATE reply: {reply!r:.200}")
     page, cursor = reply
     keys: list[bytes] = []
+    rows_seen = 0
     if isinstance(page, dict):
         for row in page.get(b"results", ()):
+            rows_seen += 1
             # RESP3 rows: {extra_attributes: {__key: key}, values: []}; read them directly,
             # this loop runs once per document.
             attributes = row.get(b"extra_attributes") if isinstance(row, dict) else None
             key = attributes.get(b"__key") if isinstance(attributes, dict) else None
             if isinstance(key, bytes):
                 keys.append(key)
-    elif isinstance(page, list):
+        return keys, int(cursor), rows_seen - len(keys)
+    if isinstance(page, list):
         rows = page[1:]
         try:
             # RESP2 rows are [b"__key", key]: one comprehension, checked once afterwards.
@@ -74,7 +82,13 @@ def aggregate_keys(reply: object) -> tuple[list[bytes], int]:
                 for row in rows
                 if isinstance(row, list) and len(row) == 2 and isinstance(row[1], bytes)
             ]
-    return keys, int(cursor)
+        return keys, int(cursor), len(rows) - len(keys)
+    return keys, int(cursor), 0
+
+
+def search_ids(reply: object) -> list[bytes]:
+    """The document ids of an FT.SEARCH reply (NOCONTENT or not), binary-safe."""
+    return [doc_id for doc_id, _ in search_hits(reply)]
 
 
 def search_hits(reply: object) -> list[tuple[bytes, dict[str, Any]]]:

@@ -14,8 +14,7 @@ from collections.abc import Sequence
 from ftctl.errors import MigrationFailed
 from ftctl.journal.events import BatchDone, ConflictRecorded, SegmentRef, StepName
 from ftctl.journal.segments import SegmentPayload, unpack_field
-from ftctl.plan.codecs import convert_batch
-from ftctl.plan.quantization import element_size
+from ftctl.plan.codecs import convert_rows
 from ftctl.steps import cas, scripts
 from ftctl.steps.effects import Arg, Command, Commands, Offload, ReadSegment, Record, Step
 from ftctl.steps.replies import script_statuses
@@ -94,22 +93,14 @@ def rename_keys_batch(spec: RunSpec, batch: int, keys_ref: SegmentRef) -> Step[B
 def convert_block(originals: list[bytes | None], conversion: Conversion) -> list[bytes | None]:
     """The conversion of each original of one field of a batch; ``None`` = leave it alone.
 
-    Vectors of the wrong length (the source index could not have held them) are skipped.
+    Vectors of the wrong length (the source index could not have held them) and values the
+    target cannot hold (left untouched only when the run was told so: the preflight refuses
+    them otherwise) are skipped.
     """
-    width = conversion.dims * element_size(conversion.source)
-    index = [i for i, v in enumerate(originals) if v is not None and len(v) == width]
-    converted = convert_batch(
-        b"".join(originals[i] or b"" for i in index),
-        conversion.source,
-        conversion.target,
-        conversion.dims,
-        conversion.params,
+    converted, _ = convert_rows(
+        originals, conversion.source, conversion.target, conversion.dims, conversion.params
     )
-    size = len(converted) // len(index) if index else 0
-    out: list[bytes | None] = [None] * len(originals)
-    for n, i in enumerate(index):
-        out[i] = converted[n * size : (n + 1) * size]
-    return out
+    return converted
 
 
 def quantize_batch(

@@ -19,12 +19,15 @@ from ftctl.steps.effects import Command, Commands, Offload, ReadSegment, Step
 from ftctl.steps.replies import is_unknown_index, ok, script_statuses
 from ftctl.steps.spec import Conversion, DocFieldRename, RunSpec
 
+_NO_DIGEST = bytes(cas.DIGEST_SIZE)
+
 
 def restore_vectors_batch(
     spec: RunSpec, batch: int, backup_ref: SegmentRef, *, force: bool, watch: bool
 ) -> Step[BatchDone]:
-    """Write the original bytes back where the converted bytes still are (``force``: also
-    where they are not)."""
+    """Write the original bytes back where the bytes the migration wrote still are
+    (``force``: also where they are not). What it wrote is known from the digests the
+    backup recorded, so an original that cannot be converted never fails the rollback."""
     segment: SegmentPayload = yield ReadSegment(backup_ref)
     count = len(segment.keys)
     final_keys = [spec.final_key(k) for k in segment.keys]
@@ -33,9 +36,23 @@ def restore_vectors_batch(
         columns = []
         for c in spec.conversions:
             originals = unpack_field(segment.fields[c.backup_field], count)
-            converted = rewrite.convert_block(originals, c)
             wanted = [o if o is not None else b"" for o in originals]
-            columns.append(cas.Column(c.field, converted, wanted))
+            recorded = segment.digests.get(c.backup_field)
+            if recorded is not None:
+                # What the migration wrote, as the backup recorded it: never converted again.
+                size = cas.DIGEST_SIZE
+                expected: list[bytes | None] = [
+                    None if o is None or d == _NO_DIGEST else d
+                    for o, d in zip(
+                        originals,
+                        (recorded[i * size : (i + 1) * size] for i in range(count)),
+                        strict=True,
+                    )
+                ]
+                columns.append(cas.Column(c.field, expected, wanted, digests=True))
+            else:  # a backup written before digests existed
+                converted = rewrite.convert_block(originals, c)
+                columns.append(cas.Column(c.field, converted, wanted))
         return cas.prepare(
             final_keys, columns, force=force, batch_size=spec.batch_size, watch=watch
         )

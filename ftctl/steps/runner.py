@@ -188,8 +188,14 @@ def run_table(table: Table, ctx: RunContext) -> Step[Outcome]:
     return "failed" if state.checks_failed else "passed"
 
 
-def rollback_table(forward: Table, inverses: dict[StepName, StepDef], *final: StepDef) -> Table:
-    """The rollback of ``forward``: the inverses of its steps in reverse order, then ``final``.
+def rollback_table(
+    forward: Table,
+    inverses: dict[StepName, StepDef],
+    *final: StepDef,
+    first: tuple[StepDef, ...] = (),
+) -> Table:
+    """The rollback of ``forward``: ``first`` (checks), the inverses of its steps in reverse
+    order, then ``final``.
 
     Which inverses run is each inverse's own :data:`Skip` (typically: whether the journal
     says its forward step started).
@@ -199,7 +205,7 @@ def rollback_table(forward: Table, inverses: dict[StepName, StepDef], *final: St
         for name in step.inverse:
             if all(s.name != name for s in order):
                 order.append(inverses[name])
-    return Table(f"rollback of {forward.name}", (*order, *final))
+    return Table(f"rollback of {forward.name}", (*first, *order, *final))
 
 
 __all__ = [

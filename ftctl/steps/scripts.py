@@ -30,7 +30,8 @@ CAS_HSET = (
     _LUA_KEEP_FIELD_TTL
     + """
 -- ARGV: force, nfields, field_1..field_n, then per key and field: expected_sha1, new_value.
--- An empty expected_sha1 means "the backup had no such field": nothing to write.
+-- An empty expected_sha1 means "the backup had no such field": nothing to write. A shorter
+-- expected_sha1 is a prefix (a digest the backup recorded): the current value's sha1 starts so.
 local force = ARGV[1] == '1'
 local nfields = tonumber(ARGV[2])
 local out = {}
@@ -47,7 +48,7 @@ for k = 1, #KEYS do
       local current = redis.call('HGET', key, field)
       if current == wanted then
         if status == 3 then status = 1 end
-      elseif force or (current and redis.sha1hex(current) == expected) then
+      elseif force or (current and string.sub(redis.sha1hex(current), 1, #expected) == expected) then
         pending[#pending + 1] = {field, wanted}
       else
         status = 2

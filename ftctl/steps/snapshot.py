@@ -30,6 +30,7 @@ from ftctl.steps.effects import Command, Commands, ReplyError, Step
 from ftctl.steps.enumerate import count_keys, glob_escape
 from ftctl.steps.history import history_key, read_history
 from ftctl.steps.index_ops import throwaway_create
+from ftctl.steps.replies import search_ids
 
 KEY_SAMPLE_SIZE = 5
 VECTOR_SAMPLE_SIZE = 256
@@ -46,20 +47,11 @@ def _is_unknown_index(error: ReplyError) -> bool:
     return "unknown index" in text or "no such index" in text or "not found" in text
 
 
-def search_keys(reply: object) -> list[str]:
-    """Document ids of an ``FT.SEARCH … NOCONTENT`` reply (RESP2 list or RESP3 map)."""
-    if isinstance(reply, Mapping):
-        results = {_text(k): v for k, v in reply.items()}.get("results", [])
-        out: list[str] = []
-        for entry in results if isinstance(results, list) else []:
-            if isinstance(entry, Mapping):
-                ident = {_text(k): v for k, v in entry.items()}.get("id")
-                if ident is not None:
-                    out.append(_text(ident))
-        return out
-    if isinstance(reply, list) and reply:
-        return [_text(k) for k in reply[1:] if isinstance(k, bytes | str)]
-    return []
+def shown_key(key: bytes) -> str:
+    """A key as text for a plan or a message: UTF-8 where it is, escapes elsewhere (``\\xff``,
+    ``\\x00``, control characters), so any bytes read back unambiguously and print safely."""
+    text = key.decode("utf-8", "backslashreplace")
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
 def _sample_keys(index: str, count: int) -> Command:
@@ -96,7 +88,11 @@ def read_source(
             continue  # dropped between FT._LIST and FT.INFO
         other_schemas.append(parse_ft_info(reply).schema)
     sample_reply = replies[-1]
-    key_sample = [] if isinstance(sample_reply, ReplyError) else search_keys(sample_reply)
+    key_sample = (
+        []
+        if isinstance(sample_reply, ReplyError)
+        else [shown_key(k) for k in search_ids(sample_reply)]
+    )
     history = yield from read_history(source.index_name)
     return LiveSnapshot(
         requested_name=index,
@@ -142,7 +138,7 @@ def _json_path(path: str) -> str:
 
 
 def read_vectors(
-    schema: IndexSchema, field: VectorField, path: str, keys: list[str]
+    schema: IndexSchema, field: VectorField, path: str, keys: list[bytes]
 ) -> Step[VectorSample]:
     """Stored vectors of ``field`` in ``keys`` (documents without a valid vector skipped)."""
     rows: list[np.ndarray] = []
@@ -199,14 +195,14 @@ def read_target(
     counts: dict[str, int] = {}
     for prefix in request.prefixes:
         counts[prefix] = yield from count_keys(prefix)
-    keys: list[str] = []
+    keys: list[bytes] = []
     wanted = max(
         vector_sample_size if request.vector_fields else 0,
         collision_sample_size if request.field_paths else 0,
     )
     if wanted:
         (reply,) = yield Commands([_sample_keys(snapshot.source.index_name, wanted)])
-        keys = [] if isinstance(reply, ReplyError) else search_keys(reply)
+        keys = [] if isinstance(reply, ReplyError) else search_ids(reply)
     collisions: dict[str, list[str]] = {}
     collision_keys = keys[:collision_sample_size]
     for new_name, path in request.field_paths.items() if collision_keys else ():
@@ -215,7 +211,9 @@ def read_target(
         else:
             commands = [("HEXISTS", k, path) for k in collision_keys]
         replies = yield Commands(commands)
-        hits = [k for k, r in zip(collision_keys, replies, strict=True) if _holds(schema, r)]
+        hits = [
+            shown_key(k) for k, r in zip(collision_keys, replies, strict=True) if _holds(schema, r)
+        ]
         if hits:
             collisions[new_name] = hits
     samples: dict[str, VectorSample] = {}
@@ -301,6 +299,6 @@ __all__ = [
     "read_source",
     "read_target",
     "read_vectors",
-    "search_keys",
+    "shown_key",
     "validate_schema",
 ]

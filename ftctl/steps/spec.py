@@ -12,9 +12,9 @@ from collections.abc import Sequence
 import msgspec
 
 from ftctl.errors import RefusedError, UsageError
-from ftctl.plan.models import MigrationPlan
-from ftctl.plan.quantization import QuantizationParams
-from ftctl.schema.model import IndexSchema
+from ftctl.plan.models import MigrationPlan, VectorChange
+from ftctl.plan.quantization import INTEGER_DATATYPES, QuantizationParams, normalize_datatype
+from ftctl.schema.model import Field, IndexSchema, VectorField
 
 
 class DocFieldRename(msgspec.Struct, frozen=True, kw_only=True):
@@ -95,6 +95,8 @@ class RunSpec(msgspec.Struct, frozen=True, kw_only=True):
     """``num_docs + hash_indexing_failures`` of the source at planning time."""
     online: OnlineSpec | None = None
     """The online plan's names; None for drop_recreate."""
+    skip_invalid: bool = False
+    """Leave vectors that cannot be converted untouched instead of refusing the run."""
 
     def online_names(self) -> OnlineSpec:
         """The online part (the online steps run only for online plans)."""
@@ -132,8 +134,56 @@ class RunSpec(msgspec.Struct, frozen=True, kw_only=True):
         return self.prefix_change.rename(key) if self.prefix_change else key
 
 
-def run_spec(plan: MigrationPlan, *, batch_size: int = 500, timeout: float = 3600.0) -> RunSpec:
-    """The :class:`RunSpec` of a plan (hash fields / JSON paths, key prefixes, online names)."""
+def _checked_conversion(
+    change: VectorChange,
+    old_field: Field,
+    new_field: Field,
+    source: IndexSchema,
+    target: IndexSchema,
+) -> Conversion:
+    """The conversion of a plan's vector change, refused (nothing changed) unless its values
+    agree with the schemas: a plan edited by hand must not fail after the drop."""
+    where = f"plan re-encodes field '{change.field}'"
+    hint = "re-create the plan with 'ftctl migrate plan' (plans are not edited by hand)"
+    if not isinstance(old_field, VectorField) or not isinstance(new_field, VectorField):
+        raise UsageError(f"{where}, which is not a vector field in both schemas", hint)
+    for datatype in (change.source_datatype, change.target_datatype):
+        normalize_datatype(datatype)
+    pairs = [
+        ("source_datatype", change.source_datatype, old_field.attrs.datatype),
+        ("target_datatype", change.target_datatype, new_field.attrs.datatype),
+    ]
+    for name, planned, schema in pairs:
+        if normalize_datatype(planned) != normalize_datatype(schema):
+            raise UsageError(f"{where}: {name} {planned} but the schema says {schema}", hint)
+    for side, f in (("source", old_field), ("target", new_field)):
+        if change.dims != f.attrs.dims or change.dims <= 0:
+            raise UsageError(
+                f"{where}: dims {change.dims} but the {side} schema says {f.attrs.dims}", hint
+            )
+    if normalize_datatype(change.target_datatype) in INTEGER_DATATYPES and change.params is None:
+        raise UsageError(f"{where} to {change.target_datatype} without its quantization", hint)
+    return Conversion(
+        backup_field=source.field_path(old_field),
+        field=target.field_path(new_field),
+        source=change.source_datatype,
+        target=change.target_datatype,
+        dims=change.dims,
+        params=change.params,
+    )
+
+
+def run_spec(
+    plan: MigrationPlan,
+    *,
+    batch_size: int = 500,
+    timeout: float = 3600.0,
+    skip_invalid: bool = False,
+) -> RunSpec:
+    """The :class:`RunSpec` of a plan (hash fields / JSON paths, key prefixes, online names).
+
+    Plan values the run relies on are checked here, before anything runs (UsageError).
+    """
     source = plan.source.schema_snapshot
     target = plan.merged_target_schema
     renames = plan.rename_operations
@@ -169,16 +219,7 @@ def run_spec(plan: MigrationPlan, *, batch_size: int = 500, timeout: float = 360
                 f"plan re-encodes field '{change.field}' but the schemas do not have it",
                 "re-create the plan with 'ftctl migrate plan'",
             )
-        conversions.append(
-            Conversion(
-                backup_field=source.field_path(old_field),
-                field=target.field_path(new_field),
-                source=change.source_datatype,
-                target=change.target_datatype,
-                dims=change.dims,
-                params=change.params,
-            )
-        )
+        conversions.append(_checked_conversion(change, old_field, new_field, source, target))
     online = None
     if plan.mode == "online":
         if plan.online is None:
@@ -212,4 +253,5 @@ def run_spec(plan: MigrationPlan, *, batch_size: int = 500, timeout: float = 360
         source_failures=stats.hash_indexing_failures,
         expected_docs=stats.num_docs + stats.hash_indexing_failures,
         online=online,
+        skip_invalid=skip_invalid,
     )

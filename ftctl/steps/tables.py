@@ -30,8 +30,8 @@ from ftctl.journal.events import (
     ShadowReady,
     StepName,
 )
-from ftctl.journal.projections import StepMarks
-from ftctl.steps import backup, cas, index_ops, online, rewrite, rollback
+from ftctl.journal.projections import RunState, StepMarks
+from ftctl.steps import backup, cas, index_ops, online, rewrite, rollback, safety
 from ftctl.steps.effects import Parallel, Step
 from ftctl.steps.enumerate import enumerate_keys
 from ftctl.steps.history import record_history
@@ -73,7 +73,10 @@ def _batches(
 
 
 def _enumerate(ctx: RunContext) -> Step[Counts]:
-    return {"keys": (yield from enumerate_keys(ctx.spec))}
+    # An index still building does not list every document yet: wait until it has.
+    yield from index_ops.wait_ready(ctx.spec.source_index, ctx.spec.timeout)
+    found = yield from enumerate_keys(ctx.spec)
+    return {"keys": found.keys, "unlisted": found.unlisted}
 
 
 def _backup(ctx: RunContext) -> Step[Counts]:
@@ -81,7 +84,13 @@ def _backup(ctx: RunContext) -> Step[Counts]:
 
 
 def _preflight(ctx: RunContext) -> Step[Counts]:
-    yield from index_ops.preflight(ctx.spec)
+    spec, state = ctx.spec, ctx.state
+    found = safety.rejected_vectors(spec, state)
+    found += safety.unlisted_documents(spec, state)
+    found += yield from safety.rename_destinations(spec, state.key_segments)
+    found += yield from safety.prefix_covered(spec)
+    found += yield from safety.segments_intact([*state.key_segments, *state.segments_of("backup")])
+    yield from index_ops.preflight(spec, found)
     return {}
 
 
@@ -126,17 +135,26 @@ def _wait(ctx: RunContext) -> Step[Counts]:
 
 def _validate(ctx: RunContext) -> Step[Counts]:
     spec, state = ctx.spec, ctx.state
+    left = state.rejected.get("unconvertible")
+    # Vectors the user chose to leave unconverted cannot be indexed by the target.
+    skipped = left.count if left is not None and spec.skip_invalid else 0
     passed = yield from validate(
         spec,
         schema=spec.target_schema,
-        expected_docs=state.keys_enumerated if spec.needs_keys else spec.expected_docs,
-        source_failures=spec.source_failures,
+        expected_docs=_documents(state) if spec.needs_keys else spec.expected_docs,
+        source_failures=spec.source_failures + skipped,
         key_segments=state.key_segments,
         backup_segments=state.segments_of("backup"),
         conflicts=sum(state.conflicts_by_step.get(s, 0) for s in REWRITE_STEPS),
         documents=False,
     )
     return {"passed": int(passed)}
+
+
+def _documents(state: RunState) -> int:
+    """The documents the index held as enumerated (and failed ones the enumeration could not
+    list: they still count in ``num_docs + hash_indexing_failures``)."""
+    return state.keys_enumerated + state.step_counts.get("enumerate", {}).get("unlisted", 0)
 
 
 def _unless(test: Callable[[RunSpec], object], reason: str) -> Callable[[RunContext], str | None]:
@@ -194,6 +212,21 @@ def _undoes(forward: StepName, reason: str) -> Callable[[RunContext], str | None
     return lambda ctx: None if forward in ctx.applied.steps_started else reason
 
 
+def _rollback_preflight(ctx: RunContext) -> Step[Counts]:
+    """Before the rollback drops anything: every segment it will read is intact."""
+    applied = ctx.applied
+    found = yield from safety.segments_intact(
+        [*applied.key_segments, *applied.segments_of("backup")]
+    )
+    yield from record(ctx.state, safety.check_events(found, "rollback_preflight"))
+    if found:
+        raise RefusedError(
+            "rollback refused, nothing was changed: " + "; ".join(d for _, d in found),
+            "restore the backup directory from a copy; the migrated index keeps serving",
+        )
+    return {}
+
+
 def _drop_target_skip(ctx: RunContext) -> str | None:
     started = ctx.applied.steps_started
     if "create" not in started:
@@ -241,7 +274,7 @@ def _validate_source(ctx: RunContext) -> Step[Counts]:
     passed = yield from validate(
         rollback.source_view(spec),
         schema=spec.source_schema,
-        expected_docs=applied.keys_enumerated if enumerated else spec.expected_docs,
+        expected_docs=_documents(applied) if enumerated else spec.expected_docs,
         source_failures=spec.source_failures,
         key_segments=applied.key_segments,
         backup_segments=applied.segments_of("backup"),
@@ -288,6 +321,7 @@ DROP_RECREATE_ROLLBACK = rollback_table(
     DROP_RECREATE,
     DROP_RECREATE_INVERSES,
     StepDef("validate_source", _validate_source, validation=True),
+    first=(StepDef("rollback_preflight", _rollback_preflight),),
 )
 
 

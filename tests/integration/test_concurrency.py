@@ -66,23 +66,6 @@ def test_vector_written_after_backup_survives_and_is_reported(
     assert len(after) == DOCS
 
 
-def test_field_written_at_rename_destination_is_kept(
-    r: redis.Redis, redis_url: str, tmp_path: Path
-) -> None:
-    """A document that gains the rename's destination field after planning is left untouched
-    (both fields kept) and reported as a conflict; the others are renamed."""
-    source(r, "hash")
-    made = plan(redis_url, patch(rename_fields=[{"old_name": "title", "new_name": "headline"}]))
-    r.hset(KEY, "headline", "written meanwhile")
-
-    report = run_apply(RUNNERS[0], made, redis_url=redis_url, backup_dir=tmp_path)
-
-    assert report.result == "failed"
-    assert report.conflict_sample == [KEY.decode()]
-    assert r.hmget(KEY, "title", "headline") == [b"running item 7", b"written meanwhile"]
-    assert r.hget(b"doc:8", "title") is None and r.hget(b"doc:8", "headline") == b"running item 8"
-
-
 def test_a_key_deleted_after_its_rewrite_fails_the_document_checks(
     r: redis.Redis, redis_url: str, tmp_path: Path
 ) -> None:

@@ -43,6 +43,7 @@ from ftctl.journal.events import (
     CutoverDone,
     ShadowCreated,
     ShadowReady,
+    VectorsRejected,
     step_of,
 )
 
@@ -97,6 +98,17 @@ SAMPLES: list[Event] = [
     CutoverDone(
         seq=20, at=AT, step="cutover", dropped="docs", index="docs__ftctl_1", names=["docs"]
     ),
+    VectorsRejected(
+        seq=21,
+        at=AT,
+        step="backup",
+        batch=2,
+        field="emb",
+        kind="unconvertible",
+        count=3,
+        keys=[b"doc:\x00"],
+        detail="1 finite values would overflow",
+    ),
     BatchRunStarted(
         seq=1,
         at=AT,
@@ -126,6 +138,7 @@ EXPECTED_TAGS = {
     "CutoverApproved": "cutover_approved",
     "CutoverDone": "cutover_done",
     "BatchRunStarted": "batch_run_started",
+    "VectorsRejected": "vectors_rejected",
     "BatchStarted": "batch_started",
     "BatchIndexStarted": "batch_index_started",
     "BatchIndexFinished": "batch_index_finished",

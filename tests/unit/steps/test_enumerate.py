@@ -6,8 +6,9 @@ import msgspec
 import pytest
 from helpers import ft_info_reply
 
-from ftctl.errors import MigrationFailed
-from ftctl.journal.events import KeysEnumerated, Note
+from ftctl.errors import MigrationFailed, RefusedError
+from ftctl.journal.events import EnumerationRestarted, KeysEnumerated, Note
+from ftctl.journal.projections import project_run
 from ftctl.schema.ftinfo import parse_ft_info
 from ftctl.steps.effects import Command, ReplyError
 from ftctl.steps.enumerate import enumerate_keys, glob_escape
@@ -75,9 +76,10 @@ def test_aggregate_pages_follow_the_cursor_into_full_batches(page: object) -> No
             ("FT.CURSOR READ docs 7 COUNT 5000", page(keys[4:], 7)),
             ("FT.CURSOR READ docs 7 COUNT 5000", page([], 0)),
             ("FT.CURSOR READ docs 7 COUNT 5000", ReplyError("Cursor not found, id: 7")),
+            ("FT.INFO docs", ft_info_reply()),
         ]
     )
-    assert scripted.run(enumerate_keys(_spec())) == 5
+    assert scripted.run(enumerate_keys(_spec())).keys == 5
     scripted.assert_done()
     assert _batches(scripted) == [keys[:2], keys[2:4], keys[4:]]
     assert not commands_matching(scripted.sent, "SCAN *")
@@ -86,17 +88,17 @@ def test_aggregate_pages_follow_the_cursor_into_full_batches(page: object) -> No
 @pytest.mark.parametrize(
     ("stats", "storage", "key_type"),
     [
-        ({"failures": 2}, "hash", "hash"),
-        ({"indexing": True, "percent": 0.4}, "json", "ReJSON-RL"),
+        ({"failures": 2, "num_docs": 1}, "hash", "hash"),
+        ({"failures": 1, "num_docs": 2}, "json", "ReJSON-RL"),
     ],
-    ids=["failures", "still-indexing"],
+    ids=["hash", "json"],
 )
 def test_scan_fallback_is_prefix_scoped_typed_and_deduplicated(
     stats: dict[str, object], storage: str, key_type: str
 ) -> None:
-    """With indexing failures or an index still building, keys come from SCAN on each prefix
-    (glob-escaped, of the index's key type), a Note says why, and a key that SCAN returns
-    twice or that two overlapping prefixes both match is enumerated once."""
+    """With indexing failures, keys come from SCAN on each prefix (glob-escaped, of the
+    index's key type), a Note says why, and a key that SCAN returns twice or that two
+    overlapping prefixes both match is enumerated once."""
     spec = _spec(prefixes=("doc:", "doc:[1]"), storage=storage)
     scripted = ScriptedRedis(
         [
@@ -104,9 +106,10 @@ def test_scan_fallback_is_prefix_scoped_typed_and_deduplicated(
             ("SCAN *", _scan("0", "doc:*", key_type, [b"17", [b"doc:a", b"doc:[1]x"]])),
             ("SCAN *", _scan("17", "doc:*", key_type, [b"0", [b"doc:a", b"doc:b"]])),
             ("SCAN *", _scan("0", "doc:\\[1\\]*", key_type, [b"0", [b"doc:[1]x"]])),
+            ("FT.INFO docs", ft_info_reply(**stats)),  # type: ignore[arg-type]
         ]
     )
-    assert scripted.run(enumerate_keys(spec)) == 3
+    assert scripted.run(enumerate_keys(spec)).keys == 3
     scripted.assert_done()
     assert _batches(scripted) == [[b"doc:a", b"doc:[1]x"], [b"doc:b"]]
     (note,) = [e for e in scripted.recorded if isinstance(e, Note)]
@@ -122,3 +125,66 @@ def test_aggregate_error_fails_the_step() -> None:
     with pytest.raises(MigrationFailed, match=r"FT\.AGGREGATE failed: Cursors disabled"):
         scripted.run(enumerate_keys(_spec()))
     assert scripted.segments == []
+
+
+def test_a_row_without_a_key_restarts_the_enumeration_with_search() -> None:
+    """FT.AGGREGATE answers an empty row for a key holding a NUL byte: the rows are counted,
+    the enumeration is journaled as restarted and lists the index with FT.SEARCH pages,
+    whose ids are binary-safe; batches are numbered from 0 again."""
+    keys = [b"doc:0", b"doc:nul\x00", b"doc:2"]
+    rows: list[object] = [[b"__key", keys[0]], None, [b"__key", keys[2]]]
+    scripted = ScriptedRedis(
+        [
+            ("FT.INFO docs", ft_info_reply(num_docs=3)),
+            ("FT.AGGREGATE *", [[3, *rows], 0]),
+            ("FT.SEARCH docs * NOCONTENT LIMIT 0 10000 DIALECT 2", [3, *keys]),
+            ("FT.INFO docs", ft_info_reply(num_docs=3)),
+        ]
+    )
+    found = scripted.run(enumerate_keys(_spec()))
+    assert found.keys == 3
+    restarted = [e for e in scripted.recorded if isinstance(e, EnumerationRestarted)]
+    assert len(restarted) == 1 and "NUL" in restarted[0].reason
+    events = [e for e in scripted.recorded if isinstance(e, KeysEnumerated | EnumerationRestarted)]
+    after = events[events.index(restarted[0]) + 1 :]
+    assert [scripted.segments[e.segment].keys for e in after if isinstance(e, KeysEnumerated)] == [
+        keys[:2],
+        keys[2:],
+    ]
+    state = project_run(scripted.recorded)
+    assert state.keys_enumerated == 3 and len(state.key_segments) == 2
+
+
+def test_filter_index_with_failures_is_never_scanned() -> None:
+    """An index with a FILTER is listed from the index even when it has failures (a SCAN
+    would take in keys the filter excludes); the failures are counted as unlisted."""
+    spec = _spec()
+    filtered = msgspec.structs.replace(
+        spec.source_schema,
+        index=msgspec.structs.replace(spec.source_schema.index, filter="@kind=='in'"),
+    )
+    spec = msgspec.structs.replace(spec, source_schema=filtered)
+    scripted = ScriptedRedis(
+        [
+            ("FT.INFO docs", ft_info_reply(num_docs=1, failures=4)),
+            ("FT.AGGREGATE *", _resp2_page([b"doc:1"], 0)),
+            ("FT.INFO docs", ft_info_reply(num_docs=1, failures=4)),
+        ]
+    )
+    found = scripted.run(enumerate_keys(spec))
+    assert found == (1, 4)
+    assert not commands_matching(scripted.sent, "SCAN *")
+
+
+def test_fewer_keys_than_documents_refuses() -> None:
+    """An enumeration that found fewer keys than the index holds (before and after) is
+    refused before anything changed, instead of migrating part of the index."""
+    scripted = ScriptedRedis(
+        [
+            ("FT.INFO docs", ft_info_reply(num_docs=3)),
+            ("FT.AGGREGATE *", _resp2_page([b"doc:1"], 0)),
+            ("FT.INFO docs", ft_info_reply(num_docs=3)),
+        ]
+    )
+    with pytest.raises(RefusedError, match="found 1 keys but the index holds 3"):
+        scripted.run(enumerate_keys(_spec()))

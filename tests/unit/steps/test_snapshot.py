@@ -8,7 +8,8 @@ from ftctl.errors import UsageError
 from ftctl.schema.model import from_builtins
 from ftctl.steps.effects import ReplyError
 from ftctl.steps.history import decode_history, encode_history
-from ftctl.steps.snapshot import count_keys, glob_escape, read_source, search_keys, validate_schema
+from ftctl.steps.replies import search_ids
+from ftctl.steps.snapshot import count_keys, glob_escape, read_source, shown_key, validate_schema
 from ftctl.testing import ScriptedRedis, commands_matching
 
 SCHEMA = from_builtins(
@@ -41,11 +42,13 @@ def test_validate_schema_always_drops_throwaway_index() -> None:
     assert ok.run(validate_schema(SCHEMA, "t2")) is None
 
 
-def test_search_keys_resp2_and_resp3() -> None:
-    """Document ids come out of both RESP2 lists and RESP3 maps."""
-    assert search_keys([2, b"doc:1", b"doc:2"]) == ["doc:1", "doc:2"]
+def test_search_ids_and_shown_keys() -> None:
+    """Document ids come out of both RESP2 lists and RESP3 maps as the key bytes; a key is
+    shown in a plan with escapes for invalid UTF-8 and control characters only."""
+    assert search_ids([2, b"doc:1", b"doc:2"]) == [b"doc:1", b"doc:2"]
     resp3 = {b"total_results": 1, b"results": [{b"id": b"doc:9", b"values": []}]}
-    assert search_keys(resp3) == ["doc:9"]
+    assert search_ids(resp3) == [b"doc:9"]
+    assert shown_key(b"doc:\xff\x00\x1b[1m-\xc3\xa9") == "doc:\\xff\\x00\\x1b[1m-\xe9"
 
 
 def test_count_keys_scans_until_cursor_zero_with_escaped_prefix() -> None:

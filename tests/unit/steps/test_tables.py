@@ -111,6 +111,7 @@ def test_rollback_walks_the_inverses_in_reverse_order() -> None:
     """The rollback of drop_recreate is derived from the inverses: target dropped first,
     then vectors, keys, fields restored, then the source recreated, waited for, validated."""
     assert DROP_RECREATE_ROLLBACK.names == (
+        "rollback_preflight",
         "drop_target",
         "restore_vectors",
         "restore_keys",
