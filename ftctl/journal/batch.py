@@ -46,6 +46,8 @@ from ftctl.journal.events import (
     RunInterrupted,
     RunResult,
     RunStarted,
+    ServerChanged,
+    ServerSeen,
     ShadowCreated,
     ShadowReady,
     StepFinished,
@@ -206,6 +208,8 @@ def project_batch(events: Iterable[AnyEvent]) -> BatchProgress:
                 | ConflictRecorded()
                 | VectorsRejected()
                 | Note()
+                | ServerSeen()
+                | ServerChanged()
                 | RunInterrupted()
                 | ShadowCreated()
                 | ShadowReady()

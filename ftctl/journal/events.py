@@ -150,6 +150,21 @@ class RunInterrupted(Event, frozen=True, kw_only=True, tag="interrupted"):
     batch: int | None = None
 
 
+class ServerSeen(Event, frozen=True, kw_only=True, tag="server_seen"):
+    """The server a run works against (``INFO server`` run_id), recorded when it changes."""
+
+    run_id: str
+
+
+class ServerChanged(Event, frozen=True, kw_only=True, tag="server_changed"):
+    """The server is not the one earlier runs wrote to (restart, failover): it may have
+    lost acknowledged writes, so every step that wrote to it is done again (each batch is
+    idempotent, redone from the backup)."""
+
+    previous: str
+    current: str
+
+
 class Note(Event, frozen=True, kw_only=True, tag="note"):
     """Free-form information for the report (a warning, a server fact)."""
 
@@ -366,6 +381,8 @@ AnyEvent: TypeAlias = (
     RunStarted
     | RunFinished
     | RunInterrupted
+    | ServerSeen
+    | ServerChanged
     | Note
     | StepStarted
     | StepFinished
@@ -438,6 +455,8 @@ def step_of(event: AnyEvent) -> StepName | None:
         case (
             RunStarted()
             | RunFinished()
+            | ServerSeen()
+            | ServerChanged()
             | Note()
             | CheckPassed()
             | CheckFailed()

@@ -40,6 +40,8 @@ from ftctl.journal.events import (
     RunResult,
     RunStarted,
     SegmentRef,
+    ServerChanged,
+    ServerSeen,
     ShadowCreated,
     ShadowReady,
     StepFinished,
@@ -58,12 +60,15 @@ class StepMarks:
     ``downtime``: steps inside the window where the index does not answer (from the first
     such step's start to the last one's end). ``validation``: steps whose checks are the
     run's validation. ``validation_starts``: steps whose start begins a new validation (an
-    earlier attempt's check results no longer count).
+    earlier attempt's check results no longer count). ``redo_on_change``: see below.
     """
 
     downtime: frozenset[str] = frozenset()
     validation: frozenset[str] = frozenset()
     validation_starts: frozenset[str] = frozenset()
+    redo_on_change: frozenset[str] = frozenset()
+    """Steps done again when the server changed under the journal (their writes may be
+    lost); the others' results are in the journal itself."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +137,8 @@ class RunState:
     checks_failed: list[FailedCheck] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     cutover_approved: bool = False
+    server_run_id: str | None = None
+    """The server the journal last saw (``server_seen``)."""
     rejected: dict[str, Rejected] = field(default_factory=dict)
     """Kind (``wrong_length`` / ``unconvertible``) → vectors the backup cannot convert."""
     rejected_batches: set[tuple[str, str, int]] = field(default_factory=set)
@@ -257,6 +264,14 @@ class RunState:
                 self.interrupted_at = (event.step or None, event.batch)
             case CutoverApproved():
                 self.cutover_approved = True
+            case ServerSeen():
+                self.server_run_id = event.run_id
+            case ServerChanged():
+                redo = self.marks.redo_on_change
+                self.steps_finished = [s for s in self.steps_finished if s not in redo]
+                self.batches_done = {
+                    name: done for name, done in self.batches_done.items() if name not in redo
+                }
             case ShadowCreated():
                 self.shadow_created_at = self.shadow_created_at or event.at
             case ShadowReady():

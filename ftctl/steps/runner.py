@@ -19,13 +19,15 @@ from typing import Any, Literal, TypeAlias, TypeVar
 from ftctl.journal.events import (
     AnyEvent,
     Note,
+    ServerChanged,
+    ServerSeen,
     StepFinished,
     StepName,
     StepSkipped,
     StepStarted,
 )
 from ftctl.journal.projections import RunState, StepMarks
-from ftctl.steps.effects import Parallel, Record, Session, Step
+from ftctl.steps.effects import Commands, Parallel, Record, ReplyError, Session, Step
 from ftctl.steps.spec import RunSpec
 
 R = TypeVar("R")
@@ -73,6 +75,9 @@ class StepDef:
     ``downtime``: inside the window where the index does not answer. ``validation``: its
     checks are the run's validation. ``gate``: a message when the run must stop before this
     step until an operator approves (the journal then holds the approval).
+    ``redo_on_change``: done again when the server changed under the journal (restart,
+    failover: its writes may be lost); False for steps whose result is the journal's own
+    (enumeration, backup) or that only checked what no longer holds (preflights).
     """
 
     name: StepName
@@ -82,6 +87,7 @@ class StepDef:
     downtime: bool = False
     validation: bool = False
     gate: Gate | None = None
+    redo_on_change: bool = True
 
 
 @dataclass(frozen=True)
@@ -102,6 +108,7 @@ class Table:
             downtime=frozenset(s.name for s in self.steps if s.downtime),
             validation=frozenset(validation),
             validation_starts=frozenset(validation[:1]),
+            redo_on_change=frozenset(s.name for s in self.steps if s.redo_on_change),
         )
 
 
@@ -112,6 +119,7 @@ def merge_marks(tables: Sequence[Table]) -> StepMarks:
         downtime=frozenset().union(*(p.downtime for p in parts)),
         validation=frozenset().union(*(p.validation for p in parts)),
         validation_starts=frozenset().union(*(p.validation_starts for p in parts)),
+        redo_on_change=frozenset().union(*(p.redo_on_change for p in parts)),
     )
 
 
@@ -168,9 +176,35 @@ def _skip_reason(step: StepDef, ctx: RunContext) -> Step[str | None]:
     return reason
 
 
+def server_identity() -> Step[str]:
+    """The server's ``run_id`` (a restart or a failover gives another one)."""
+    (reply,) = yield Commands([("INFO", "server")])
+    if isinstance(reply, ReplyError):
+        return ""
+    text = reply.decode() if isinstance(reply, bytes) else str(reply)
+    for line in text.splitlines():
+        if line.startswith("run_id:"):
+            return line.split(":", 1)[1].strip()
+    return ""
+
+
+def _check_server(state: RunState) -> Step[None]:
+    """Journal the server; one that is not the one earlier runs wrote to may have lost
+    their writes, so the steps that wrote are done again."""
+    current = yield from server_identity()
+    if not current or current == state.server_run_id:
+        return
+    events: list[Any] = []
+    if state.server_run_id is not None and (state.steps_started or state.steps_finished):
+        events.append(ServerChanged(previous=state.server_run_id, current=current))
+    events.append(ServerSeen(run_id=current))
+    yield from record(state, events)
+
+
 def run_table(table: Table, ctx: RunContext) -> Step[Outcome]:
     """Run every step of ``table`` that the journal does not record as done."""
     state = ctx.state
+    yield from _check_server(state)
     for step in table.steps:
         if state.step_done(step.name):
             continue

@@ -168,13 +168,15 @@ DROP_RECREATE = Table(
             "enumerate",
             _enumerate,
             skip=_unless(lambda s: s.needs_keys, "no document changes: keys are not needed"),
+            redo_on_change=False,
         ),
         StepDef(
             "backup",
             _backup,
             skip=_unless(lambda s: s.conversions, "no hash vector is re-encoded"),
+            redo_on_change=False,
         ),
-        StepDef("preflight", _preflight),
+        StepDef("preflight", _preflight, redo_on_change=False),
         StepDef("drop", _drop, inverse=("recreate_source", "wait_source"), downtime=True),
         StepDef(
             "rename_fields",
@@ -321,7 +323,7 @@ DROP_RECREATE_ROLLBACK = rollback_table(
     DROP_RECREATE,
     DROP_RECREATE_INVERSES,
     StepDef("validate_source", _validate_source, validation=True),
-    first=(StepDef("rollback_preflight", _rollback_preflight),),
+    first=(StepDef("rollback_preflight", _rollback_preflight, redo_on_change=False),),
 )
 
 
@@ -517,7 +519,7 @@ serving one and swap it in, without downtime."""
 ALTER = Table(
     "online (FT.ALTER in place)",
     (
-        StepDef("online_preflight", _online_preflight),
+        StepDef("online_preflight", _online_preflight, redo_on_change=False),
         StepDef("alter_add", _alter_add, inverse=_CUT_BACK),
         StepDef("alter_wait", _alter_wait),
         StepDef("online_validate", _online_validate, validation=True),
@@ -527,7 +529,7 @@ ALTER = Table(
 SHADOW = Table(
     "online (shadow index)",
     (
-        StepDef("online_preflight", _online_preflight),
+        StepDef("online_preflight", _online_preflight, redo_on_change=False),
         StepDef("shadow_create", _shadow_create, inverse=("abort_shadow",)),
         StepDef("shadow_wait", _shadow_wait),
         StepDef("shadow_verify", _shadow_verify),

@@ -41,6 +41,9 @@ from ftctl.journal.events import (
     BatchStarted,
     CutoverApproved,
     CutoverDone,
+    EnumerationRestarted,
+    ServerChanged,
+    ServerSeen,
     ShadowCreated,
     ShadowReady,
     VectorsRejected,
@@ -109,6 +112,9 @@ SAMPLES: list[Event] = [
         keys=[b"doc:\x00"],
         detail="1 finite values would overflow",
     ),
+    ServerSeen(seq=22, at=AT, run_id="abc"),
+    EnumerationRestarted(seq=24, at=AT, reason="NUL keys"),
+    ServerChanged(seq=23, at=AT, previous="abc", current="def"),
     BatchRunStarted(
         seq=1,
         at=AT,
@@ -139,6 +145,9 @@ EXPECTED_TAGS = {
     "CutoverDone": "cutover_done",
     "BatchRunStarted": "batch_run_started",
     "VectorsRejected": "vectors_rejected",
+    "ServerSeen": "server_seen",
+    "EnumerationRestarted": "enumeration_restarted",
+    "ServerChanged": "server_changed",
     "BatchStarted": "batch_started",
     "BatchIndexStarted": "batch_index_started",
     "BatchIndexFinished": "batch_index_finished",
@@ -261,7 +270,7 @@ def test_step_of_names_the_step_of_every_event_that_has_one() -> None:
     and batch events belong to no step."""
     for event in SAMPLES:
         expected = getattr(event, "step", None) or None
-        if isinstance(event, KeysEnumerated):
+        if isinstance(event, KeysEnumerated | EnumerationRestarted):
             expected = "enumerate"
         assert step_of(event) == expected, type(event).__name__
     assert step_of(RunInterrupted(step="")) is None

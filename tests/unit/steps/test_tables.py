@@ -10,8 +10,11 @@ from helpers import ft_info_reply
 
 from ftctl.journal.events import (
     STEP_NAMES,
+    BatchDone,
     CheckFailed,
     ConflictRecorded,
+    ServerChanged,
+    ServerSeen,
     StepFinished,
     StepSkipped,
     StepStarted,
@@ -33,6 +36,7 @@ from ftctl.steps.tables import (
 from ftctl.testing import ScriptedRedis, commands_matching
 
 EMPTY_SEARCH = {b"total_results": 0, b"results": []}
+SERVER = ("INFO server", b"# Server\r\nrun_id:aaaa\r\n")
 
 
 def _spec(prefix: str | None = None) -> RunSpec:
@@ -62,6 +66,7 @@ def test_index_only_change_touches_no_document() -> None:
     document step with its reason, and sends no SCAN, EVAL or write to a key."""
     scripted = ScriptedRedis(
         [
+            SERVER,
             ("FT.INFO docs", ft_info_reply()),
             ("FT.CREATE __ftctl_check_*", b"OK"),
             ("FT.DROPINDEX __ftctl_check_*", b"OK"),
@@ -96,6 +101,7 @@ def test_rename_conflicts_fail_validation() -> None:
     earlier.insert(4, ConflictRecorded(step="rename_fields", keys=[b"doc:2"], reason="taken"))
     scripted = ScriptedRedis(
         [
+            SERVER,
             ("FT.INFO catalog", ft_info_reply("catalog", num_docs=0)),
             ("FT.SEARCH catalog * NOCONTENT *", EMPTY_SEARCH),
         ]
@@ -154,3 +160,40 @@ def test_marks_come_from_the_tables() -> None:
     assert online.validation_starts == {"online_validate"}
     assert marks_for("drop_recreate", "validate").validation_starts == {"validate"}
     assert SHADOW.marks().downtime == frozenset()
+
+
+def test_a_changed_server_redoes_the_steps_that_wrote_to_it() -> None:
+    """A resumed run that finds another server (restart from an older RDB, failover) than
+    the one earlier runs wrote to journals it and does every writing step again (each batch
+    is idempotent); enumeration, backup and preflight are the journal's own and stay done."""
+    done = [s for s in DROP_RECREATE.names if s != "validate"]
+    earlier: list[Any] = [ServerSeen(run_id="aaaa")]
+    earlier += [StepFinished(step=s) for s in done]
+    earlier.insert(3, BatchDone(step="backup", batch=0, keys=2))
+    earlier.insert(6, BatchDone(step="rename_keys", batch=0, keys=2))
+    state = project_run(earlier, DROP_RECREATE.marks())
+    assert state.step_done("drop") and state.batch_done("rename_keys", 0)
+
+    state.fold(ServerChanged(previous="aaaa", current="bbbb"))
+
+    assert [s for s in DROP_RECREATE.names if state.step_done(s)] == [
+        "enumerate",
+        "backup",
+        "preflight",
+    ]
+    assert state.batch_done("backup", 0) and not state.batch_done("rename_keys", 0)
+
+
+def test_the_runner_journals_the_server_it_sees() -> None:
+    """The first run records the server; a run on another server after steps were done
+    records the change before anything else."""
+    spec = _spec()
+    state = project_run(
+        [ServerSeen(run_id="aaaa"), StepFinished(step="enumerate")], DROP_RECREATE.marks()
+    )
+    scripted = ScriptedRedis([("INFO server", b"run_id:bbbb\r\n")])
+    runner = run_table(DROP_RECREATE, RunContext(spec, state, state))
+    first = next(runner)
+    reply = scripted.reply_to(first.commands[0])
+    recorded = runner.send([reply])
+    assert [type(e) for e in recorded.events] == [ServerChanged, ServerSeen]
