@@ -10,9 +10,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import msgspec
+
+from ftctl.drivers import mask_url
 from ftctl.errors import UsageError
 from ftctl.journal import Journal
-from ftctl.journal.events import AnyEvent, RunKind, RunStarted
+from ftctl.journal.events import AnyEvent, BatchRunStarted, RunKind, RunStarted
 from ftctl.journal.inspect import InspectRow, inspect_rows
 from ftctl.journal.report import BenchmarkReport, MigrationReport, project_benchmark
 from ftctl.plan.models import load_plan
@@ -59,6 +62,17 @@ class JournalTimeline:
     """A torn last record that was ignored (a crash mid-append), if any."""
 
 
+def _masked_again(events: list[AnyEvent]) -> list[AnyEvent]:
+    """The events with each run's URL masked once more: a journal written before every secret
+    form was masked may hold a ``?password=`` in clear (masking a masked URL changes nothing)."""
+    return [
+        msgspec.structs.replace(e, redis_url=mask_url(e.redis_url))
+        if isinstance(e, RunStarted | BatchRunStarted)
+        else e
+        for e in events
+    ]
+
+
 def inspect(
     backup_dir: str | os.PathLike[str], *, index: str | None = None
 ) -> list[JournalTimeline]:
@@ -66,9 +80,8 @@ def inspect(
     out = []
     for directory in find_journals(backup_dir, index, batches=True):
         with Journal.open_readonly(directory) as opened:
-            out.append(
-                JournalTimeline(directory, inspect_rows(opened.events()), opened.recovered_tail)
-            )
+            rows = inspect_rows(_masked_again(opened.events()))
+            out.append(JournalTimeline(directory, rows, opened.recovered_tail))
     return out
 
 

@@ -83,10 +83,6 @@ BATCH_JOURNAL_PREFIX = "batch-"
 REPORT_NAME = "batch_report.yaml"
 
 
-def _masked(url: str) -> str:
-    return mask_url(url) if url else ""
-
-
 # --- writing the batch plan -----------------------------------------------------------------
 
 
@@ -178,7 +174,7 @@ class BatchMigrationPlanner:
         client = redis_client or connect(url)
         try:
             snapped, capabilities = SyncDriver(client).run(
-                batch_snapshot_step(selector, patch, redis_url=_masked(url))
+                batch_snapshot_step(selector, patch, redis_url=mask_url(url))
             )
         finally:
             if redis_client is None:
@@ -192,7 +188,7 @@ class BatchMigrationPlanner:
             failure_policy=failure_policy,
             created_at=now.isoformat(timespec="seconds").replace("+00:00", "Z"),
             ftctl_version=ftctl_version(),
-            redis_url=_masked(url),
+            redis_url=mask_url(url),
         )
         if plan_out is not None:
             batch = write_batch_plan(batch, plan_out)
@@ -477,7 +473,7 @@ def _batch_run_started(
         plan_sha256=batch_plan_digest(batch),
         mode=batch.mode,
         options=options,
-        redis_url=_masked(url),
+        redis_url=mask_url(url),
         ftctl_version=ftctl_version(),
     )
 

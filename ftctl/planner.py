@@ -41,7 +41,7 @@ def planning_step(
 
     Unless ``mode`` is drop_recreate, also the server's memory and the named aliases.
     """
-    snapshot = yield from read_source(index, redis_url=mask_url(redis_url) if redis_url else "")
+    snapshot = yield from read_source(index, redis_url=mask_url(redis_url))
     options = online or OnlineOptions(token=secrets.token_hex(4))
     if mode != "drop_recreate":
         memory = yield from read_memory()

@@ -78,3 +78,9 @@ BFLOAT16_EDGE_FLOAT32_BITS = (
     0xFFFFFFFF,  # negative NaN, full payload
 )
 """float32 bit patterns where bfloat16 rounding is easy to get wrong."""
+
+
+def url_passwords() -> st.SearchStrategy[str]:
+    """Passwords as a user might paste them into a URL: any printable ASCII but whitespace
+    (which URL parsers strip), reserved characters such as ``@ : / ? # & %`` included."""
+    return st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=24)
