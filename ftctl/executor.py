@@ -28,6 +28,7 @@ from ftctl.runs import (
     FAULT_ENV,
     FAULT_SIGNAL_ENV,
     RUN_PROTOCOL,
+    RUN_SOCKET_TIMEOUT,
     Options,
     ProgressCallback,
     Run,
@@ -145,7 +146,7 @@ def _open_abort(
 @contextlib.contextmanager
 def _sync_client(url: str | None, client: redis.Redis | None) -> Iterator[tuple[redis.Redis, str]]:
     """The caller's client, or one opened (and closed) here; with the URL to record."""
-    opened = client or connect(url, protocol=RUN_PROTOCOL)
+    opened = client or connect(url, protocol=RUN_PROTOCOL, socket_timeout=RUN_SOCKET_TIMEOUT)
     try:
         yield opened, url or client_url(opened)
     finally:
@@ -157,7 +158,9 @@ def _sync_client(url: str | None, client: redis.Redis | None) -> Iterator[tuple[
 async def _async_client(
     url: str | None, client: redis.asyncio.Redis | None
 ) -> AsyncIterator[tuple[redis.asyncio.Redis, str]]:
-    opened = client or await async_connect(url, protocol=RUN_PROTOCOL)
+    opened = client or await async_connect(
+        url, protocol=RUN_PROTOCOL, socket_timeout=RUN_SOCKET_TIMEOUT
+    )
     try:
         yield opened, url or client_url(opened)
     finally:
@@ -181,6 +184,7 @@ class MigrationExecutor:
         accept_data_loss: bool = False,
         timeout: float = 3600.0,
         skip_invalid_vectors: bool = False,
+        reconnect_timeout: float = 60.0,
     ) -> MigrationReport:
         """Apply (or resume) ``plan``; returns the report (``result`` says how it ended).
 
@@ -191,7 +195,7 @@ class MigrationExecutor:
         """
         options = Options(
             batch_size, num_workers, timeout, False, accept_data_loss, progress_callback,
-            skip_invalid_vectors,
+            skip_invalid_vectors, reconnect_timeout,
         )  # fmt: skip
         resolved = _plan_of(plan)
         check_plan(resolved, accept_data_loss=accept_data_loss)
@@ -212,11 +216,12 @@ class MigrationExecutor:
         accept_data_loss: bool = True,
         timeout: float = 3600.0,
         skip_invalid_vectors: bool = False,
+        reconnect_timeout: float = 60.0,
     ) -> MigrationReport:
         """Resume the apply recorded in ``backup_dir`` from its journal alone."""
         options = Options(
             batch_size, num_workers, timeout, False, accept_data_loss, progress_callback,
-            skip_invalid_vectors,
+            skip_invalid_vectors, reconnect_timeout,
         )  # fmt: skip
         with _sync_client(redis_url, client) as (redis_client, url):
             run = _open_resume(backup_dir, index, url, options)
@@ -234,6 +239,7 @@ class MigrationExecutor:
         num_workers: int = 1,
         progress_callback: ProgressCallback | None = None,
         timeout: float = 3600.0,
+        reconnect_timeout: float = 60.0,
     ) -> MigrationReport:
         """Undo the migration recorded in ``backup_dir`` from its journal alone.
 
@@ -242,7 +248,10 @@ class MigrationExecutor:
         waits and validates it. Online: drops an uncut shadow, or cuts back to the source
         schema without downtime. Journaled and resumable like apply.
         """
-        options = Options(batch_size, num_workers, timeout, force, True, progress_callback)
+        options = Options(
+            batch_size, num_workers, timeout, force, True, progress_callback,
+            reconnect_timeout=reconnect_timeout,
+        )  # fmt: skip
         with _sync_client(redis_url, client) as (redis_client, url):
             run = _open_rollback(backup_dir, index, url, options)
             return drive_sync(run, redis_client, options)
@@ -257,11 +266,13 @@ class MigrationExecutor:
         num_workers: int = 1,
         progress_callback: ProgressCallback | None = None,
         timeout: float = 3600.0,
+        reconnect_timeout: float = 60.0,
     ) -> MigrationReport:
         """Approve a postponed cut-over (journaled) and finish the online apply."""
         options = Options(
-            workers=num_workers, timeout=timeout, accept_data_loss=True, progress=progress_callback
-        )
+            workers=num_workers, timeout=timeout, accept_data_loss=True,
+            progress=progress_callback, reconnect_timeout=reconnect_timeout,
+        )  # fmt: skip
         with _sync_client(redis_url, client) as (redis_client, url):
             run = _open_cutover(backup_dir, index, url, options)
             return drive_sync(run, redis_client, options)
@@ -274,10 +285,11 @@ class MigrationExecutor:
         redis_url: str | None = None,
         client: redis.Redis | None = None,
         timeout: float = 3600.0,
+        reconnect_timeout: float = 60.0,
     ) -> MigrationReport:
         """Drop the shadow of an online migration that was not cut over; the source is
         untouched. Refused (nothing changed) once the cut-over happened: use rollback."""
-        options = Options(timeout=timeout)
+        options = Options(timeout=timeout, reconnect_timeout=reconnect_timeout)
         with _sync_client(redis_url, client) as (redis_client, url):
             run = _open_abort(backup_dir, index, url, options)
             return drive_sync(run, redis_client, options, abort_only=True)
@@ -299,11 +311,12 @@ class AsyncMigrationExecutor:
         accept_data_loss: bool = False,
         timeout: float = 3600.0,
         skip_invalid_vectors: bool = False,
+        reconnect_timeout: float = 60.0,
     ) -> MigrationReport:
         """Apply (or resume) ``plan``; see :meth:`MigrationExecutor.apply`."""
         options = Options(
             batch_size, num_workers, timeout, False, accept_data_loss, progress_callback,
-            skip_invalid_vectors,
+            skip_invalid_vectors, reconnect_timeout,
         )  # fmt: skip
         resolved = _plan_of(plan)
         check_plan(resolved, accept_data_loss=accept_data_loss)
@@ -324,11 +337,12 @@ class AsyncMigrationExecutor:
         accept_data_loss: bool = True,
         timeout: float = 3600.0,
         skip_invalid_vectors: bool = False,
+        reconnect_timeout: float = 60.0,
     ) -> MigrationReport:
         """Resume the apply recorded in ``backup_dir``; see :meth:`MigrationExecutor.resume`."""
         options = Options(
             batch_size, num_workers, timeout, False, accept_data_loss, progress_callback,
-            skip_invalid_vectors,
+            skip_invalid_vectors, reconnect_timeout,
         )  # fmt: skip
         async with _async_client(redis_url, client) as (redis_client, url):
             run = await asyncio.to_thread(_open_resume, backup_dir, index, url, options)
@@ -346,9 +360,13 @@ class AsyncMigrationExecutor:
         num_workers: int = 1,
         progress_callback: ProgressCallback | None = None,
         timeout: float = 3600.0,
+        reconnect_timeout: float = 60.0,
     ) -> MigrationReport:
         """Undo the migration in ``backup_dir``; see :meth:`MigrationExecutor.rollback`."""
-        options = Options(batch_size, num_workers, timeout, force, True, progress_callback)
+        options = Options(
+            batch_size, num_workers, timeout, force, True, progress_callback,
+            reconnect_timeout=reconnect_timeout,
+        )  # fmt: skip
         async with _async_client(redis_url, client) as (redis_client, url):
             run = await asyncio.to_thread(_open_rollback, backup_dir, index, url, options)
             return await drive_async(run, redis_client, options)
@@ -363,11 +381,13 @@ class AsyncMigrationExecutor:
         num_workers: int = 1,
         progress_callback: ProgressCallback | None = None,
         timeout: float = 3600.0,
+        reconnect_timeout: float = 60.0,
     ) -> MigrationReport:
         """Approve a postponed cut-over; see :meth:`MigrationExecutor.cutover`."""
         options = Options(
-            workers=num_workers, timeout=timeout, accept_data_loss=True, progress=progress_callback
-        )
+            workers=num_workers, timeout=timeout, accept_data_loss=True,
+            progress=progress_callback, reconnect_timeout=reconnect_timeout,
+        )  # fmt: skip
         async with _async_client(redis_url, client) as (redis_client, url):
             run = await asyncio.to_thread(_open_cutover, backup_dir, index, url, options)
             return await drive_async(run, redis_client, options)
@@ -380,9 +400,10 @@ class AsyncMigrationExecutor:
         redis_url: str | None = None,
         client: redis.asyncio.Redis | None = None,
         timeout: float = 3600.0,
+        reconnect_timeout: float = 60.0,
     ) -> MigrationReport:
         """Drop an uncut shadow; see :meth:`MigrationExecutor.abort`."""
-        options = Options(timeout=timeout)
+        options = Options(timeout=timeout, reconnect_timeout=reconnect_timeout)
         async with _async_client(redis_url, client) as (redis_client, url):
             run = await asyncio.to_thread(_open_abort, backup_dir, index, url, options)
             return await drive_async(run, redis_client, options, abort_only=True)

@@ -15,6 +15,7 @@ import os
 import secrets
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +26,7 @@ import redis.asyncio
 import structlog
 
 from ftctl.drivers import AsyncDriver, SyncDriver, mask_url
-from ftctl.errors import FtctlError, Interrupted, RefusedError, UsageError
+from ftctl.errors import ConnectionFailed, FtctlError, Interrupted, RefusedError, UsageError
 from ftctl.journal import Journal
 from ftctl.journal.events import (
     AnyEvent,
@@ -59,6 +60,10 @@ log = structlog.get_logger("ftctl.run")
 
 ProgressCallback = Callable[[str, int, int], None]
 """``(step, documents done, documents total)``."""
+
+RUN_SOCKET_TIMEOUT = 60.0
+"""Seconds a run's own connections wait for a reply (redis-py's default, 5 s, turns a server
+stall — a fork, DEBUG SLEEP, CLIENT PAUSE, a slow FT.DROPINDEX — into a failure)."""
 
 RUN_PROTOCOL = 2
 """RESP version of the connections a run opens itself: bulk replies (aggregate pages, batch
@@ -248,6 +253,9 @@ class Options:
     accept_data_loss: bool = False
     progress: ProgressCallback | None = None
     skip_invalid_vectors: bool = False
+    reconnect_timeout: float = 60.0
+    """Seconds a run keeps reconnecting (and resuming from its journal) after losing the
+    server, before it stops as failed."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -256,6 +264,7 @@ class Options:
             "timeout": self.timeout,
             "force": self.force,
             "skip_invalid_vectors": self.skip_invalid_vectors,
+            "reconnect_timeout": self.reconnect_timeout,
         }
 
 
@@ -411,7 +420,7 @@ class _Prepared:
     tap: JournalTap
 
 
-def _prepare(run: Run, options: Options, *, abort_only: bool) -> _Prepared:
+def _prepare(run: Run, options: Options, *, abort_only: bool, stop: threading.Event) -> _Prepared:
     spec: RunSpec = run_spec(
         run.plan,
         batch_size=options.batch_size,
@@ -443,6 +452,7 @@ def _prepare(run: Run, options: Options, *, abort_only: bool) -> _Prepared:
         bound,
         progress=options.progress,
         total=applied.keys_enumerated or spec.expected_docs,
+        stop=stop,
     )
     return _Prepared(table.name, run_table(table, ctx), ctx, tap)
 
@@ -520,31 +530,70 @@ def _async_worker_factory(client: redis.asyncio.Redis) -> Callable[[], Any]:
     return make
 
 
+class _Reconnects:
+    """When a run that lost the server tries again: backing off, until the deadline."""
+
+    def __init__(self, options: Options) -> None:
+        self.timeout = options.reconnect_timeout
+        self.deadline = time.monotonic() + options.reconnect_timeout
+        self.wait = 0.25
+
+    def next_wait(self, exc: ConnectionFailed) -> float:
+        """Seconds to wait before resuming; raises the final error past the deadline."""
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise ConnectionFailed(
+                f"Redis did not answer for {self.timeout:g} s: {exc.message}",
+                "the server is stalled or down; re-run the same command to resume from the "
+                "journal, or pass --reconnect-timeout SECONDS to wait longer",
+            )
+        wait, self.wait = min(self.wait, left), min(self.wait * 2, 5.0)
+        return wait
+
+
 def drive_sync(
     run: Run, client: redis.Redis, options: Options, *, abort_only: bool = False
 ) -> MigrationReport:
-    """Run ``run``'s table with the sync driver; closes the journal."""
+    """Run ``run``'s table with the sync driver; closes the journal.
+
+    A lost connection (or a reply slower than the socket timeout) does not end the run:
+    it reconnects and resumes from the journal (every batch is idempotent) for up to
+    ``options.reconnect_timeout`` seconds.
+    """
     try:
         done = _already_done(run)
         if done is not None:
             return done
-        prepared = _prepare(run, options, abort_only=abort_only)
-        tap = prepared.tap
-        driver = SyncDriver(
-            client,
-            tap,
-            workers=options.workers,
-            connect_worker=_worker_factory(client),
-            stop=tap.stop,
-        )
-        try:
-            with ctrl_c_stops(tap.stop):
-                outcome = driver.run(prepared.step)
-        except (FtctlError, KeyboardInterrupt) as exc:
-            return _stopped(run, prepared, exc)
-        finally:
-            driver.close()
-        return _finish(run, prepared, outcome)
+        stop = threading.Event()
+        reconnects = _Reconnects(options)
+        while True:
+            prepared = _prepare(run, options, abort_only=abort_only, stop=stop)
+            driver = SyncDriver(
+                client,
+                prepared.tap,
+                workers=options.workers,
+                connect_worker=_worker_factory(client),
+                stop=stop,
+            )
+            try:
+                with ctrl_c_stops(stop):
+                    outcome = driver.run(prepared.step)
+            except ConnectionFailed as exc:
+                try:
+                    wait = reconnects.next_wait(exc)
+                except ConnectionFailed as final:
+                    return _stopped(run, prepared, final)
+                prepared.tap.log.warning(
+                    "lost the server; resuming from the journal", error=exc.message, retry_in=wait
+                )
+                if stop.wait(wait):
+                    return _stopped(run, prepared, Interrupted("interrupted while reconnecting"))
+                continue
+            except (FtctlError, KeyboardInterrupt) as exc:
+                return _stopped(run, prepared, exc)
+            finally:
+                driver.close()
+            return _finish(run, prepared, outcome)
     finally:
         run.journal.close()
 
@@ -552,28 +601,46 @@ def drive_sync(
 async def drive_async(
     run: Run, client: redis.asyncio.Redis, options: Options, *, abort_only: bool = False
 ) -> MigrationReport:
-    """Run ``run``'s table with the asyncio driver; closes the journal."""
+    """Run ``run``'s table with the asyncio driver; closes the journal (see
+    :func:`drive_sync` for what happens when the server is lost)."""
     try:
         done = await asyncio.to_thread(_already_done, run)
         if done is not None:
             return done
-        prepared = await asyncio.to_thread(_prepare, run, options, abort_only=abort_only)
-        tap = prepared.tap
-        driver = AsyncDriver(
-            client,
-            tap,
-            workers=options.workers,
-            connect_worker=_async_worker_factory(client),
-            stop=tap.stop,
-        )
-        try:
-            with _async_ctrl_c_stops(tap.stop):
-                outcome = await driver.run(prepared.step)
-        except (FtctlError, KeyboardInterrupt, asyncio.CancelledError) as exc:
-            return await asyncio.to_thread(_stopped, run, prepared, exc)
-        finally:
-            await driver.close()
-        return await asyncio.to_thread(_finish, run, prepared, outcome)
+        stop = threading.Event()
+        reconnects = _Reconnects(options)
+        while True:
+            prepared = await asyncio.to_thread(
+                _prepare, run, options, abort_only=abort_only, stop=stop
+            )
+            driver = AsyncDriver(
+                client,
+                prepared.tap,
+                workers=options.workers,
+                connect_worker=_async_worker_factory(client),
+                stop=stop,
+            )
+            try:
+                with _async_ctrl_c_stops(stop):
+                    outcome = await driver.run(prepared.step)
+            except ConnectionFailed as exc:
+                try:
+                    wait = reconnects.next_wait(exc)
+                except ConnectionFailed as final:
+                    return await asyncio.to_thread(_stopped, run, prepared, final)
+                prepared.tap.log.warning(
+                    "lost the server; resuming from the journal", error=exc.message, retry_in=wait
+                )
+                await asyncio.sleep(wait)
+                if stop.is_set():
+                    interrupted = Interrupted("interrupted while reconnecting")
+                    return await asyncio.to_thread(_stopped, run, prepared, interrupted)
+                continue
+            except (FtctlError, KeyboardInterrupt, asyncio.CancelledError) as exc:
+                return await asyncio.to_thread(_stopped, run, prepared, exc)
+            finally:
+                await driver.close()
+            return await asyncio.to_thread(_finish, run, prepared, outcome)
     finally:
         run.journal.close()
 

@@ -57,6 +57,13 @@ def _run_options(command: click.decorators.FC) -> click.decorators.FC:
                 help="Seconds to wait for the index to be built.",
             ),
             click.option(
+                "--reconnect-timeout",
+                default=60.0,
+                show_default=True,
+                type=click.FloatRange(min=0),
+                help="Seconds to keep reconnecting (and resuming) after losing the server.",
+            ),
+            click.option(
                 "--report-out",
                 type=click.Path(dir_okay=False),
                 help="Write the migration report (YAML).",
@@ -153,6 +160,7 @@ def apply(
     batch_size: int,
     workers: int,
     timeout: float,
+    reconnect_timeout: float,
     report_out: str | None,
     benchmark_out: str | None,
     use_async: bool,
@@ -165,7 +173,7 @@ def apply(
     report = execute(
         use_async, "apply", plan, redis_url=state.url, backup_dir=backup_dir,
         batch_size=batch_size, num_workers=workers, accept_data_loss=accept, timeout=timeout,
-        skip_invalid_vectors=skip_invalid_vectors,
+        skip_invalid_vectors=skip_invalid_vectors, reconnect_timeout=reconnect_timeout,
     )  # fmt: skip
     _finish(report, backup_dir, report_out, benchmark_out)
 
@@ -183,6 +191,7 @@ def resume(
     batch_size: int,
     workers: int,
     timeout: float,
+    reconnect_timeout: float,
     report_out: str | None,
     benchmark_out: str | None,
     use_async: bool,
@@ -191,6 +200,7 @@ def resume(
     report = execute(
         use_async, "resume", backup_dir, index=index, redis_url=state.url,
         batch_size=batch_size, num_workers=workers, timeout=timeout,
+        reconnect_timeout=reconnect_timeout,
     )  # fmt: skip
     _finish(report, backup_dir, report_out, benchmark_out)
 
@@ -212,6 +222,7 @@ def rollback(
     batch_size: int,
     workers: int,
     timeout: float,
+    reconnect_timeout: float,
     report_out: str | None,
     benchmark_out: str | None,
     use_async: bool,
@@ -220,6 +231,7 @@ def rollback(
     report = execute(
         use_async, "rollback", backup_dir, index=index, redis_url=state.url, force=force,
         batch_size=batch_size, num_workers=workers, timeout=timeout,
+        reconnect_timeout=reconnect_timeout,
     )  # fmt: skip
     _finish(report, None, report_out, None)
 

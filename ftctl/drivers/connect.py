@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import unquote, unquote_plus, urlsplit
 
 import redis
@@ -222,7 +223,14 @@ def _ping_failed(url: str, exc: BaseException) -> FtctlError:
     return _bad_url(url, exc)
 
 
-def connect(url: str | None = None, *, protocol: int = 3) -> redis.Redis:
+def _timeouts(socket_timeout: float | None) -> dict[str, Any]:
+    """redis-py's read timeout (its default is 5 s; a URL's ``socket_timeout`` still wins)."""
+    return {} if socket_timeout is None else {"socket_timeout": socket_timeout}
+
+
+def connect(
+    url: str | None = None, *, protocol: int = 3, socket_timeout: float | None = None
+) -> redis.Redis:
     """A sync client (raw bytes replies) that has answered PING.
 
     Raises UsageError for a URL redis-py cannot use and ConnectionFailed when the server
@@ -231,7 +239,9 @@ def connect(url: str | None = None, *, protocol: int = 3) -> redis.Redis:
     resolved = resolve_url(url)
     _check_scheme(resolved)
     try:
-        client = redis.Redis.from_url(resolved, protocol=protocol, decode_responses=False)
+        client = redis.Redis.from_url(
+            resolved, protocol=protocol, decode_responses=False, **_timeouts(socket_timeout)
+        )
     except ValueError as exc:
         raise _bad_url(resolved, exc) from None
     try:
@@ -242,12 +252,16 @@ def connect(url: str | None = None, *, protocol: int = 3) -> redis.Redis:
     return client
 
 
-async def async_connect(url: str | None = None, *, protocol: int = 3) -> redis.asyncio.Redis:
+async def async_connect(
+    url: str | None = None, *, protocol: int = 3, socket_timeout: float | None = None
+) -> redis.asyncio.Redis:
     """An asyncio client (raw bytes replies) that has answered PING; errors as :func:`connect`."""
     resolved = resolve_url(url)
     _check_scheme(resolved)
     try:
-        client = redis.asyncio.Redis.from_url(resolved, protocol=protocol, decode_responses=False)
+        client = redis.asyncio.Redis.from_url(
+            resolved, protocol=protocol, decode_responses=False, **_timeouts(socket_timeout)
+        )
     except ValueError as exc:
         raise _bad_url(resolved, exc) from None
     try:
