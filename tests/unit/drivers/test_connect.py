@@ -9,8 +9,8 @@ import pytest
 import redis
 import redis.asyncio
 
-from ftctl.drivers import async_connect, connect
-from ftctl.errors import ConnectionFailed
+from ftctl.drivers import async_connect, connect, given_client
+from ftctl.errors import ConnectionFailed, UsageError
 
 URL = "redis://alice:s3cret@db.example:6380/0"
 
@@ -91,3 +91,19 @@ async def test_async_connect_names_the_cause_like_sync(
     with pytest.raises(ConnectionFailed) as caught:
         await async_connect(URL)
     _check(caught.value, expected, client)
+
+
+def test_given_client_takes_either_name_once() -> None:
+    """redis_client= (RedisVL's name) and its alias client= name the same argument: either
+    one, or both with the same client, is that client; none is None."""
+    one = redis.Redis()
+    assert given_client(one, None) is one
+    assert given_client(None, one) is one
+    assert given_client(one, one) is one
+    assert given_client(None, None) is None
+
+
+def test_given_client_refuses_two_different_clients() -> None:
+    """Two different clients would leave it unclear which server is meant: UsageError."""
+    with pytest.raises(UsageError, match="two different clients"):
+        given_client(redis.Redis(), redis.Redis())
