@@ -17,6 +17,7 @@ import json
 import os
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -237,3 +238,6 @@ def ft_info_reply(
         b"indexing": int(indexing),
         b"percent_indexed": str(percent).encode(),
     }
+
+
+ROOT = Path(__file__).resolve().parents[1]
