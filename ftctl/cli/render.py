@@ -15,6 +15,7 @@ from ftctl.errors import UsageError
 from ftctl.journal.batch import FAILED, BatchState
 from ftctl.journal.inspect import InspectRow
 from ftctl.journal.report import MigrationReport
+from ftctl.schema.model import Field, GeoShapeField, TagField, TextField, VectorField
 
 
 @dataclass
@@ -46,6 +47,30 @@ class Progress:
     def close(self) -> None:
         if self.enabled and self._step:
             click.echo("", err=True)
+
+
+def field_summary(f: Field) -> str:
+    """One line per field for ``index info``: name, type and the options that are set."""
+    kind = f.__struct_config__.tag
+    parts: list[str] = []
+    if f.path is not None:
+        parts.append(f"path={f.path}")
+    match f:
+        case VectorField(attrs=a):
+            parts += [a.algorithm, a.datatype, f"dims={a.dims}", a.distance_metric]
+        case TagField(attrs=a) if a.separator is not None:
+            parts.append(f"separator={a.separator!r}")
+        case GeoShapeField(attrs=a):
+            parts.append(a.coord_system)
+        case TextField(attrs=a) if a.weight != 1.0:
+            parts.append(f"weight={a.weight:g}")
+        case _:
+            pass
+    attrs = getattr(f, "attrs", None)
+    for flag in ("sortable", "no_index", "no_stem", "case_sensitive", "index_missing"):
+        if getattr(attrs, flag, False):
+            parts.append(flag)
+    return f"{f.name} ({kind})" + (f": {', '.join(parts)}" if parts else "")
 
 
 def write_yaml(path: str | Path, value: object) -> None:

@@ -131,3 +131,18 @@ def test_create_records_schema_history_and_delete_forgets_it(
     deleted = runner.invoke(cli, ["--url", redis_url, "index", "delete", "--index", "hist"])
     assert deleted.exit_code == 0, deleted.output
     assert r.get("ftctl:schema:hist") is None
+
+
+def test_url_after_the_subcommand_as_the_guide_writes_it(
+    r: redis.Redis, redis_url: str, tmp_path: Path
+) -> None:
+    """`ftctl index create --schema F --url URL` and `ftctl index listall --url URL` reach
+    the server of that URL, whatever the global --url says."""
+    runner = CliRunner()
+    dead = ["--url", "redis://127.0.0.1:1"]
+    path = _schema_file(tmp_path)
+    created = runner.invoke(cli, [*dead, "index", "create", "--schema", path, "--url", redis_url])
+    assert created.exit_code == 0, created.output
+    listed = runner.invoke(cli, [*dead, "index", "listall", "--url", redis_url])
+    assert listed.exit_code == 0, listed.output
+    assert "1. docs" in listed.stdout
