@@ -9,7 +9,7 @@ import msgspec
 
 from ftctl import indexes
 from ftctl.cli import options
-from ftctl.cli.render import field_summary
+from ftctl.cli.render import field_summary, indexing_state
 from ftctl.cli.state import AppState, pass_state
 from ftctl.schema import schema_to_builtins
 
@@ -52,8 +52,7 @@ def info(state: AppState, index_name: str, as_json: bool) -> None:
     for f in schema.fields:
         click.echo(f"  - {field_summary(f)}")
     click.echo(f"Documents: {stats.num_docs} (indexing failures: {stats.hash_indexing_failures})")
-    state_text = f"indexing ({stats.percent_indexed:.0%})" if stats.indexing else "ready"
-    click.echo(f"State: {state_text}")
+    click.echo(f"State: {indexing_state(stats.indexing, stats.percent_indexed)}")
 
 
 @index.command()
