@@ -24,6 +24,11 @@ class FtctlGroup(click.Group):
     command_class = options.Command
     group_class = options.Group
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        with boundary(ctx):  # --help / --version write to stdout here
+            return super().parse_args(ctx, args)
+        raise AssertionError("unreachable")  # boundary exits or re-raises
+
     def invoke(self, ctx: click.Context) -> Any:
         with boundary(ctx):
             return super().invoke(ctx)

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import redis
 from click.testing import CliRunner
+from helpers import run_with_closed_stdout
 
 from ftctl.cli import cli
+from ftctl.cli.exits import EXIT_BROKEN_PIPE
 
 SCHEMA = b"""
 index: {name: docs, prefix: "doc:", storage_type: hash}
@@ -146,3 +148,13 @@ def test_url_after_the_subcommand_as_the_guide_writes_it(
     listed = runner.invoke(cli, [*dead, "index", "listall", "--url", redis_url])
     assert listed.exit_code == 0, listed.output
     assert "1. docs" in listed.stdout
+
+
+def test_listall_into_a_closed_pipe_is_quiet(r: redis.Redis, redis_url: str) -> None:
+    """`ftctl index listall | head -1` after head exited: exit 141, no traceback, nothing on
+    stderr (not 1, which would say a migration failed)."""
+    for i in range(3):
+        r.execute_command("FT.CREATE", f"idx{i}", "PREFIX", "1", f"p{i}:", "SCHEMA", "t", "TEXT")
+    done = run_with_closed_stdout("--url", redis_url, "index", "listall")
+    assert done.returncode == EXIT_BROKEN_PIPE, done.stderr
+    assert done.stderr == b""

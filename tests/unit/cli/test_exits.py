@@ -1,4 +1,4 @@
-"""How commands end: one error prefix and exit codes decided in one place."""
+"""How commands end: one error prefix, exit codes in one place, a closed stdout is quiet."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ from pathlib import Path
 import click
 import pytest
 from click.testing import CliRunner
+from helpers import ROOT, run_with_closed_stdout
 
 from ftctl import indexes
 from ftctl.cli import cli
-from ftctl.cli.exits import error_text, exit_unless
+from ftctl.cli.exits import EXIT_BROKEN_PIPE, error_text, exit_unless
 from ftctl.errors import FtctlError, RefusedError, UsageError
 from ftctl.plan.batch import OverlapError
 
@@ -61,3 +62,31 @@ def test_refusal_from_the_library_keeps_its_exit_code(monkeypatch: pytest.Monkey
     monkeypatch.setattr(indexes, "delete_index", refuse)
     result = CliRunner().invoke(cli, ["index", "delete", "--index", "x"])
     assert (result.exit_code, result.stderr) == (2, "error: no (hint: because)\n")
+
+
+def test_broken_pipe_not_on_stdout_is_not_hidden(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A BrokenPipeError while stdout is fine (here: a CliRunner buffer) is not taken for a
+    closed reader: the command fails (exit 1) instead of ending quietly with 141."""
+
+    def broken(**_: object) -> list[str]:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(indexes, "list_indexes", broken)
+    result = CliRunner().invoke(cli, ["index", "listall"])
+    assert result.exit_code == 1
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("migrate", "estimate", "--plan", str(ROOT / "fixtures" / "plans" / "guide_plan.yaml")),
+        ("--help",),  # printed while the root group parses, before any command runs
+    ],
+    ids=["command-output", "root-help"],
+)
+def test_closed_stdout_ends_quietly_with_141(args: tuple[str, ...]) -> None:
+    """`ftctl … | head -1` once head has exited: exit 141 (128 + SIGPIPE, as for cat or
+    grep; never 1, which means a migration failed), nothing on stderr, no traceback."""
+    done = run_with_closed_stdout(*args)
+    assert done.returncode == EXIT_BROKEN_PIPE, done.stderr
+    assert done.stderr == b""
