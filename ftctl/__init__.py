@@ -1,12 +1,16 @@
 """ftctl: journaled, crash-proof schema migrations for Redis Search (FT.*) indexes.
 
 The public API mirrors RedisVL's migrator (planners, executors, batch) and adds what the
-journal makes possible (:class:`Journal`, :func:`project_state`, :func:`rollback`).
+journal makes possible (:class:`Journal`, :func:`project_state`, :func:`rollback`), and index
+management (:mod:`ftctl.indexes`: :func:`list_indexes`, :func:`index_info`,
+:func:`create_index`, :func:`delete_index`). Every call that talks to Redis takes
+``redis_url=`` or an open client as ``redis_client=``.
 """
 
 from ftctl.batch import BatchMigrationExecutor, BatchMigrationPlanner
 from ftctl.errors import FtctlError, MigrationFailed, RefusedError, UsageError
 from ftctl.executor import AsyncMigrationExecutor, MigrationExecutor, rollback
+from ftctl.indexes import create_index, delete_index, index_info, list_indexes
 from ftctl.journal import Journal
 from ftctl.journal.projections import project_run as project_state
 from ftctl.journal.report import MigrationReport
@@ -32,6 +36,10 @@ __all__ = [
     "RefusedError",
     "SchemaPatch",
     "UsageError",
+    "create_index",
+    "delete_index",
+    "index_info",
+    "list_indexes",
     "load_patch",
     "load_plan",
     "load_schema",

@@ -30,7 +30,7 @@ from typing import Any, Literal
 import msgspec
 import redis
 
-from ftctl.drivers import SyncDriver, client_url, connect, mask_url
+from ftctl.drivers import SyncDriver, client_url, connect, given_client, mask_url
 from ftctl.drivers.connect import resolve_url
 from ftctl.errors import FtctlError, Interrupted, RefusedError, UsageError
 from ftctl.executor import MigrationExecutor, check_plan
@@ -510,13 +510,17 @@ def _options(
 
 
 class BatchMigrationExecutor:
-    """Applies a batch plan index by index, journaled (RedisVL's ``BatchMigrationExecutor``)."""
+    """Applies a batch plan index by index, journaled (RedisVL's ``BatchMigrationExecutor``).
+
+    A client may be passed as ``redis_client=`` (RedisVL's name) or ``client=`` (its alias).
+    """
 
     def apply(
         self,
         batch_plan: BatchPlan | str | os.PathLike[str],
         *,
         redis_url: str | None = None,
+        redis_client: redis.Redis | None = None,
         client: redis.Redis | None = None,
         backup_dir: str | os.PathLike[str],
         state_path: str | os.PathLike[str] = "batch_state.yaml",
@@ -567,9 +571,10 @@ class BatchMigrationExecutor:
                 plans[entry.name] = _resolve_plan(entry, root)
             if entry.applicable:
                 check_plan(plans[entry.name], accept_data_loss=accept_data_loss)
-        redis_client = client or connect(redis_url, protocol=RUN_PROTOCOL)
+        given = given_client(redis_client, client)
+        opened = given or connect(redis_url, protocol=RUN_PROTOCOL)
         settings = _Settings(
-            redis_client,
+            opened,
             root,
             accept_data_loss,
             batch_size,
@@ -578,7 +583,7 @@ class BatchMigrationExecutor:
             False,
             progress_callback,
         )
-        url = redis_url or client_url(redis_client)
+        url = redis_url or client_url(opened)
         first = _batch_run_started(batch, url, _options(state_path, report_dir, settings))
         directory = batch_journal_dir(root, batch.batch_id)
         try:
@@ -603,8 +608,8 @@ class BatchMigrationExecutor:
             finally:
                 journal.close()
         finally:
-            if client is None:
-                redis_client.close()
+            if given is None:
+                opened.close()
 
     def resume(
         self,
@@ -614,6 +619,7 @@ class BatchMigrationExecutor:
         retry_failed: bool = False,
         accept_data_loss: bool = False,
         redis_url: str | None = None,
+        redis_client: redis.Redis | None = None,
         client: redis.Redis | None = None,
         report_dir: str | os.PathLike[str] | None = None,
         batch_size: int = 500,
@@ -636,9 +642,10 @@ class BatchMigrationExecutor:
             )
         root = Path(recorded.backup_dir)
         plans = _check_runnable(recorded, root, accept_data_loss, retry_failed)
-        redis_client = client or connect(redis_url, protocol=RUN_PROTOCOL)
+        given = given_client(redis_client, client)
+        opened = given or connect(redis_url, protocol=RUN_PROTOCOL)
         settings = _Settings(
-            redis_client,
+            opened,
             root,
             accept_data_loss,
             batch_size,
@@ -653,7 +660,7 @@ class BatchMigrationExecutor:
             try:
                 batch = load_batch_plan(journal.first.plan_yaml.encode())
                 batch = msgspec.structs.replace(batch, source_path=recorded.plan_path)
-                url = redis_url or client_url(redis_client)
+                url = redis_url or client_url(opened)
                 options = _options(state_path, report_dir or previous_reports, settings)
                 run = _BatchRun(journal)
                 run.record(_batch_run_started(batch, url, options))
@@ -661,8 +668,8 @@ class BatchMigrationExecutor:
             finally:
                 journal.close()
         finally:
-            if client is None:
-                redis_client.close()
+            if given is None:
+                opened.close()
 
 
 __all__ = [

@@ -5,6 +5,9 @@
 in ``<backup_dir>/<index>/`` and hands it to :mod:`ftctl.runs`, which walks the mode's step
 table with the sync or the asyncio driver; that driver is the only difference between the
 two executors. Reports are projections of the journal's events.
+
+Every verb takes ``redis_url=`` or an open client as ``redis_client=`` (RedisVL's name;
+``client=`` is kept as its alias). A client passed in is used as it is and left open.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import redis
 import redis.asyncio
 
 from ftctl.drivers import async_connect, connect
-from ftctl.drivers.connect import client_url
+from ftctl.drivers.connect import client_url, given_client
 from ftctl.errors import MigrationFailed, RefusedError
 from ftctl.journal.events import CutoverApproved
 from ftctl.journal.report import MigrationReport
@@ -176,6 +179,7 @@ class MigrationExecutor:
         plan: MigrationPlan | str | os.PathLike[str],
         *,
         redis_url: str | None = None,
+        redis_client: redis.Redis | None = None,
         client: redis.Redis | None = None,
         backup_dir: str | os.PathLike[str],
         batch_size: int = 500,
@@ -199,9 +203,9 @@ class MigrationExecutor:
         )  # fmt: skip
         resolved = _plan_of(plan)
         check_plan(resolved, accept_data_loss=accept_data_loss)
-        with _sync_client(redis_url, client) as (redis_client, url):
+        with _sync_client(redis_url, given_client(redis_client, client)) as (opened, url):
             run = open_for_apply(resolved, backup_dir, url, options)
-            return drive_sync(run, redis_client, options)
+            return drive_sync(run, opened, options)
 
     def resume(
         self,
@@ -209,6 +213,7 @@ class MigrationExecutor:
         *,
         index: str | None = None,
         redis_url: str | None = None,
+        redis_client: redis.Redis | None = None,
         client: redis.Redis | None = None,
         batch_size: int = 500,
         num_workers: int = 1,
@@ -223,9 +228,9 @@ class MigrationExecutor:
             batch_size, num_workers, timeout, False, accept_data_loss, progress_callback,
             skip_invalid_vectors, reconnect_timeout,
         )  # fmt: skip
-        with _sync_client(redis_url, client) as (redis_client, url):
+        with _sync_client(redis_url, given_client(redis_client, client)) as (opened, url):
             run = _open_resume(backup_dir, index, url, options)
-            return drive_sync(run, redis_client, options)
+            return drive_sync(run, opened, options)
 
     def rollback(
         self,
@@ -233,6 +238,7 @@ class MigrationExecutor:
         *,
         index: str | None = None,
         redis_url: str | None = None,
+        redis_client: redis.Redis | None = None,
         client: redis.Redis | None = None,
         force: bool = False,
         batch_size: int = 500,
@@ -252,9 +258,9 @@ class MigrationExecutor:
             batch_size, num_workers, timeout, force, True, progress_callback,
             reconnect_timeout=reconnect_timeout,
         )  # fmt: skip
-        with _sync_client(redis_url, client) as (redis_client, url):
+        with _sync_client(redis_url, given_client(redis_client, client)) as (opened, url):
             run = _open_rollback(backup_dir, index, url, options)
-            return drive_sync(run, redis_client, options)
+            return drive_sync(run, opened, options)
 
     def cutover(
         self,
@@ -262,6 +268,7 @@ class MigrationExecutor:
         *,
         index: str | None = None,
         redis_url: str | None = None,
+        redis_client: redis.Redis | None = None,
         client: redis.Redis | None = None,
         num_workers: int = 1,
         progress_callback: ProgressCallback | None = None,
@@ -273,9 +280,9 @@ class MigrationExecutor:
             workers=num_workers, timeout=timeout, accept_data_loss=True,
             progress=progress_callback, reconnect_timeout=reconnect_timeout,
         )  # fmt: skip
-        with _sync_client(redis_url, client) as (redis_client, url):
+        with _sync_client(redis_url, given_client(redis_client, client)) as (opened, url):
             run = _open_cutover(backup_dir, index, url, options)
-            return drive_sync(run, redis_client, options)
+            return drive_sync(run, opened, options)
 
     def abort(
         self,
@@ -283,6 +290,7 @@ class MigrationExecutor:
         *,
         index: str | None = None,
         redis_url: str | None = None,
+        redis_client: redis.Redis | None = None,
         client: redis.Redis | None = None,
         timeout: float = 3600.0,
         reconnect_timeout: float = 60.0,
@@ -290,9 +298,9 @@ class MigrationExecutor:
         """Drop the shadow of an online migration that was not cut over; the source is
         untouched. Refused (nothing changed) once the cut-over happened: use rollback."""
         options = Options(timeout=timeout, reconnect_timeout=reconnect_timeout)
-        with _sync_client(redis_url, client) as (redis_client, url):
+        with _sync_client(redis_url, given_client(redis_client, client)) as (opened, url):
             run = _open_abort(backup_dir, index, url, options)
-            return drive_sync(run, redis_client, options, abort_only=True)
+            return drive_sync(run, opened, options, abort_only=True)
 
 
 class AsyncMigrationExecutor:
@@ -303,6 +311,7 @@ class AsyncMigrationExecutor:
         plan: MigrationPlan | str | os.PathLike[str],
         *,
         redis_url: str | None = None,
+        redis_client: redis.asyncio.Redis | None = None,
         client: redis.asyncio.Redis | None = None,
         backup_dir: str | os.PathLike[str],
         batch_size: int = 500,
@@ -320,9 +329,9 @@ class AsyncMigrationExecutor:
         )  # fmt: skip
         resolved = _plan_of(plan)
         check_plan(resolved, accept_data_loss=accept_data_loss)
-        async with _async_client(redis_url, client) as (redis_client, url):
+        async with _async_client(redis_url, given_client(redis_client, client)) as (opened, url):
             run = await asyncio.to_thread(open_for_apply, resolved, backup_dir, url, options)
-            return await drive_async(run, redis_client, options)
+            return await drive_async(run, opened, options)
 
     async def resume(
         self,
@@ -330,6 +339,7 @@ class AsyncMigrationExecutor:
         *,
         index: str | None = None,
         redis_url: str | None = None,
+        redis_client: redis.asyncio.Redis | None = None,
         client: redis.asyncio.Redis | None = None,
         batch_size: int = 500,
         num_workers: int = 1,
@@ -344,9 +354,9 @@ class AsyncMigrationExecutor:
             batch_size, num_workers, timeout, False, accept_data_loss, progress_callback,
             skip_invalid_vectors, reconnect_timeout,
         )  # fmt: skip
-        async with _async_client(redis_url, client) as (redis_client, url):
+        async with _async_client(redis_url, given_client(redis_client, client)) as (opened, url):
             run = await asyncio.to_thread(_open_resume, backup_dir, index, url, options)
-            return await drive_async(run, redis_client, options)
+            return await drive_async(run, opened, options)
 
     async def rollback(
         self,
@@ -354,6 +364,7 @@ class AsyncMigrationExecutor:
         *,
         index: str | None = None,
         redis_url: str | None = None,
+        redis_client: redis.asyncio.Redis | None = None,
         client: redis.asyncio.Redis | None = None,
         force: bool = False,
         batch_size: int = 500,
@@ -367,9 +378,9 @@ class AsyncMigrationExecutor:
             batch_size, num_workers, timeout, force, True, progress_callback,
             reconnect_timeout=reconnect_timeout,
         )  # fmt: skip
-        async with _async_client(redis_url, client) as (redis_client, url):
+        async with _async_client(redis_url, given_client(redis_client, client)) as (opened, url):
             run = await asyncio.to_thread(_open_rollback, backup_dir, index, url, options)
-            return await drive_async(run, redis_client, options)
+            return await drive_async(run, opened, options)
 
     async def cutover(
         self,
@@ -377,6 +388,7 @@ class AsyncMigrationExecutor:
         *,
         index: str | None = None,
         redis_url: str | None = None,
+        redis_client: redis.asyncio.Redis | None = None,
         client: redis.asyncio.Redis | None = None,
         num_workers: int = 1,
         progress_callback: ProgressCallback | None = None,
@@ -388,9 +400,9 @@ class AsyncMigrationExecutor:
             workers=num_workers, timeout=timeout, accept_data_loss=True,
             progress=progress_callback, reconnect_timeout=reconnect_timeout,
         )  # fmt: skip
-        async with _async_client(redis_url, client) as (redis_client, url):
+        async with _async_client(redis_url, given_client(redis_client, client)) as (opened, url):
             run = await asyncio.to_thread(_open_cutover, backup_dir, index, url, options)
-            return await drive_async(run, redis_client, options)
+            return await drive_async(run, opened, options)
 
     async def abort(
         self,
@@ -398,15 +410,16 @@ class AsyncMigrationExecutor:
         *,
         index: str | None = None,
         redis_url: str | None = None,
+        redis_client: redis.asyncio.Redis | None = None,
         client: redis.asyncio.Redis | None = None,
         timeout: float = 3600.0,
         reconnect_timeout: float = 60.0,
     ) -> MigrationReport:
         """Drop an uncut shadow; see :meth:`MigrationExecutor.abort`."""
         options = Options(timeout=timeout, reconnect_timeout=reconnect_timeout)
-        async with _async_client(redis_url, client) as (redis_client, url):
+        async with _async_client(redis_url, given_client(redis_client, client)) as (opened, url):
             run = await asyncio.to_thread(_open_abort, backup_dir, index, url, options)
-            return await drive_async(run, redis_client, options, abort_only=True)
+            return await drive_async(run, opened, options, abort_only=True)
 
 
 _DEFAULT = MigrationExecutor()

@@ -19,7 +19,7 @@ import msgspec
 import redis
 import redis.asyncio
 
-from ftctl.drivers import AsyncDriver, SyncDriver, async_connect, connect, mask_url
+from ftctl.drivers import AsyncDriver, SyncDriver, async_connect, connect, given_client, mask_url
 from ftctl.journal.events import AnyEvent, RunFinished, RunStarted
 from ftctl.journal.projections import RunState
 from ftctl.journal.report import MigrationReport, project_report
@@ -94,15 +94,18 @@ class MigrationValidator:
         plan: MigrationPlan,
         *,
         redis_url: str | None = None,
+        redis_client: redis.Redis | None = None,
         client: redis.Redis | None = None,
     ) -> MigrationReport:
-        redis_client = client or connect(redis_url)
+        """Check the live index against ``plan``; ``redis_client=`` (alias ``client=``) or a URL."""
+        given = given_client(redis_client, client)
+        opened = given or connect(redis_url)
         try:
             sink, step = _start(plan, redis_url or "")
-            outcome = SyncDriver(redis_client, sink).run(step)
+            outcome = SyncDriver(opened, sink).run(step)
         finally:
-            if client is None:
-                redis_client.close()
+            if given is None:
+                opened.close()
         return _report(plan, sink, outcome)
 
 
@@ -114,15 +117,18 @@ class AsyncMigrationValidator:
         plan: MigrationPlan,
         *,
         redis_url: str | None = None,
+        redis_client: redis.asyncio.Redis | None = None,
         client: redis.asyncio.Redis | None = None,
     ) -> MigrationReport:
-        redis_client = client or await async_connect(redis_url)
+        """See :meth:`MigrationValidator.validate`."""
+        given = given_client(redis_client, client)
+        opened = given or await async_connect(redis_url)
         try:
             sink, step = _start(plan, redis_url or "")
-            outcome = await AsyncDriver(redis_client, sink).run(step)
+            outcome = await AsyncDriver(opened, sink).run(step)
         finally:
-            if client is None:
-                await redis_client.aclose()
+            if given is None:
+                await opened.aclose()
         return _report(plan, sink, outcome)
 
 

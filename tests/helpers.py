@@ -15,8 +15,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -237,3 +240,26 @@ def ft_info_reply(
         b"indexing": int(indexing),
         b"percent_indexed": str(percent).encode(),
     }
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_with_closed_stdout(*args: str) -> subprocess.CompletedProcess[bytes]:
+    """Run ``ftctl *args`` in a subprocess whose stdout is a pipe nobody reads any more (as
+    after ``| head -1`` has exited): the reader is gone before the first byte is written."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    paths = [str(ROOT), os.environ.get("PYTHONPATH", "")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
+    try:
+        return subprocess.run(
+            [sys.executable, "-c", "from ftctl.cli import main; main()", *args],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            env=env,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        os.close(write_end)

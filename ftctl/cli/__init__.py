@@ -1,61 +1,42 @@
-"""The ``ftctl`` command line: the root group, app state, and error → exit code mapping.
+"""The ``ftctl`` command line: the root group, its global options, and the commands.
 
-Only this package prints. Library errors (:class:`ftctl.errors.FtctlError`) become one line on
-stderr and their exit code; no traceback is shown for them.
+Only this package prints. Each command maps its options onto one library call and renders
+the result; how a command ends (error line, exit code) is decided in one place,
+:mod:`ftctl.cli.exits`. Shared options live in :mod:`ftctl.cli.options`.
 """
 
 from __future__ import annotations
 
-import sys
-from dataclasses import dataclass, field
 from typing import Any
 
 import click
-import redis
 
-from ftctl.errors import EXIT_INTERRUPTED, EXIT_REFUSED, FtctlError
+from ftctl.cli import options
+from ftctl.cli.exits import boundary
+from ftctl.cli.state import AppState, pass_state
+from ftctl.errors import EXIT_REFUSED
 from ftctl.logs import LogFormat, configure
 
 
-@dataclass
-class AppState:
-    """What every subcommand gets through ``@pass_state``."""
-
-    url: str | None = None
-    log_format: LogFormat = "console"
-    verbosity: int = 0
-    _client: redis.Redis | None = field(default=None, repr=False)
-
-    def client(self) -> redis.Redis:
-        """A connected client for ``--url`` (made once per invocation)."""
-        from ftctl.drivers import connect
-
-        if self._client is None:
-            self._client = connect(self.url)
-        return self._client
-
-
-pass_state = click.make_pass_decorator(AppState)
-
-
 class FtctlGroup(click.Group):
-    """A group whose invocation turns FtctlError into one line and an exit code."""
+    """The root group: everything below it ends through :func:`ftctl.cli.exits.boundary`."""
+
+    command_class = options.Command
+    group_class = options.Group
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        with boundary(ctx):  # --help / --version write to stdout here
+            return super().parse_args(ctx, args)
+        raise AssertionError("unreachable")  # boundary exits or re-raises
 
     def invoke(self, ctx: click.Context) -> Any:
-        try:
+        with boundary(ctx):
             return super().invoke(ctx)
-        except FtctlError as exc:
-            click.echo(f"error: {exc.one_line()}", err=True)
-            ctx.exit(exc.exit_code)
-        except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
-            ctx.exit(EXIT_INTERRUPTED)
+        raise AssertionError("unreachable")  # boundary exits or re-raises
 
 
 @click.group(cls=FtctlGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option(
-    "--url", envvar="REDIS_URL", help="Redis URL [default: $REDIS_URL, then redis://localhost:6379]"
-)
+@click.option("--url", envvar="REDIS_URL", help=options.URL_HELP)
 @click.option(
     "--log-format", type=click.Choice(["console", "json"]), default="console", show_default=True
 )
@@ -93,11 +74,7 @@ _register()
 
 def main() -> None:
     """Console-script entry point."""
-    try:
-        cli.main(prog_name="ftctl", standalone_mode=True)
-    except FtctlError as exc:  # raised outside a group invocation (e.g. option callbacks)
-        click.echo(f"error: {exc.one_line()}", err=True)
-        sys.exit(exc.exit_code)
+    cli.main(prog_name="ftctl")
 
 
 __all__ = ["EXIT_REFUSED", "AppState", "cli", "main", "pass_state"]

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
 import msgspec
 
 from ftctl.batch import BatchMigrationExecutor, BatchMigrationPlanner, batch_status, regenerate
-from ftctl.cli import AppState, pass_state
+from ftctl.cli import options
+from ftctl.cli.exits import exit_unless
 from ftctl.cli.migrate import migrate
 from ftctl.cli.render import batch_status_lines
-from ftctl.drivers.connect import resolve_url
-from ftctl.errors import EXIT_FAILED, EXIT_REFUSED
+from ftctl.cli.state import AppState, pass_state
 from ftctl.journal.batch import BatchReport
-from ftctl.plan.batch import BatchPlan, OverlapError
+from ftctl.plan.batch import BatchPlan
 
 
 def _progress(name: str, position: int, total: int, status: str) -> None:
@@ -44,8 +45,7 @@ def _finish(report: BatchReport) -> None:
     for index in report.indexes:
         if index.status == "failed":
             click.echo(f"  - {index.name}: failed - {index.error}")
-    if report.status != "completed":
-        click.get_current_context().exit(EXIT_FAILED)
+    exit_unless(report.status, "completed")
 
 
 @migrate.command("batch-plan")
@@ -71,45 +71,32 @@ def batch_plan_command(
     plan_out: str,
 ) -> None:
     """Plan one shared patch over many indexes; writes plans/<index>.yaml beside --plan-out."""
-    try:
-        batch = BatchMigrationPlanner().create_batch_plan(
-            redis_client=state.client(),
-            redis_url=resolve_url(state.url),
-            pattern=pattern,
-            indexes=indexes,
-            indexes_file=indexes_file,
-            schema_patch_path=schema_patch,
-            failure_policy=failure_policy,
-            plan_out=plan_out,
-        )
-    except OverlapError as exc:
-        click.echo(f"Error: {exc.message}", err=True)
-        click.get_current_context().exit(EXIT_REFUSED)
+    batch = BatchMigrationPlanner().create_batch_plan(
+        redis_url=state.url,
+        pattern=pattern,
+        indexes=indexes,
+        indexes_file=indexes_file,
+        schema_patch_path=schema_patch,
+        failure_policy=failure_policy,
+        plan_out=plan_out,
+    )
     _summary(batch, plan_out)
 
 
-_run_options = [
-    click.option("--accept-data-loss", is_flag=True, help="Required for lossy vector changes."),
-    click.option("--batch-size", type=click.IntRange(1), default=500, show_default=True),
-    click.option("--workers", type=click.IntRange(1), default=1, show_default=True),
-]
+run_options = options.compose(options.accept_data_loss, options.batch_size, options.workers)
 
 
 @migrate.command("batch-apply")
-@click.option("--plan", "plan_path", required=True, type=click.Path(dir_okay=False))
-@click.option("--backup-dir", required=True, type=click.Path(file_okay=False))
-@click.option(
-    "--state", "state_path", default="batch_state.yaml", show_default=True, type=click.Path()
-)
+@options.plan_file
+@options.backup_dir()
+@options.batch_state
 @click.option("--report-dir", default="./reports/", show_default=True, type=click.Path())
-@_run_options[0]
-@_run_options[1]
-@_run_options[2]
+@run_options
 @pass_state
 def batch_apply_command(
     state: AppState,
     plan_path: str,
-    backup_dir: str,
+    backup_dir: Path,
     state_path: str,
     report_dir: str,
     accept_data_loss: bool,
@@ -119,8 +106,7 @@ def batch_apply_command(
     """Migrate every applicable index of a batch plan, one after another (exit 1 if any failed)."""
     report = BatchMigrationExecutor().apply(
         plan_path,
-        client=state.client(),
-        redis_url=resolve_url(state.url),
+        redis_url=state.url,
         backup_dir=backup_dir,
         state_path=state_path,
         report_dir=report_dir,
@@ -133,21 +119,17 @@ def batch_apply_command(
 
 
 @migrate.command("batch-resume")
-@click.option(
-    "--state", "state_path", default="batch_state.yaml", show_default=True, type=click.Path()
-)
+@options.batch_state
 @click.option("--retry-failed", is_flag=True, help="Run failed indexes again.")
-@click.option("--backup-dir", type=click.Path(file_okay=False), help="Must be the batch's own.")
+@options.backup_dir(required=False, help="Must be the batch's own.")
 @click.option("--report-dir", type=click.Path(), help="[default: the one batch-apply used]")
-@_run_options[0]
-@_run_options[1]
-@_run_options[2]
+@run_options
 @pass_state
 def batch_resume_command(
     state: AppState,
     state_path: str,
     retry_failed: bool,
-    backup_dir: str | None,
+    backup_dir: Path | None,
     report_dir: str | None,
     accept_data_loss: bool,
     batch_size: int,
@@ -156,8 +138,7 @@ def batch_resume_command(
     """Continue an interrupted batch from its journal (exit 1 if any index failed)."""
     report = BatchMigrationExecutor().resume(
         state_path,
-        client=state.client(),
-        redis_url=resolve_url(state.url),
+        redis_url=state.url,
         backup_dir=backup_dir,
         retry_failed=retry_failed,
         accept_data_loss=accept_data_loss,
@@ -170,11 +151,9 @@ def batch_resume_command(
 
 
 @migrate.command("batch-status")
-@click.option(
-    "--state", "state_path", default="batch_state.yaml", show_default=True, type=click.Path()
-)
-@click.option("--backup-dir", type=click.Path(file_okay=False), help="Find the batch journal here.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@options.batch_state
+@options.backup_dir(required=False, help="Find the batch journal here.")
+@options.as_json("Machine-readable output.")
 @click.option(
     "--regenerate",
     "regenerate_files",
@@ -182,7 +161,7 @@ def batch_resume_command(
     help="Re-render batch_state.yaml and batch_report.yaml from the journal.",
 )
 def batch_status_command(
-    state_path: str, backup_dir: str | None, as_json: bool, regenerate_files: bool
+    state_path: str, backup_dir: Path | None, as_json: bool, regenerate_files: bool
 ) -> None:
     """Progress of a batch, from its journal (no Redis needed)."""
     if regenerate_files:

@@ -10,11 +10,10 @@ from typing import Any, TypeVar
 
 import click
 
-from ftctl.cli import AppState, pass_state
-from ftctl.drivers import SyncDriver
-from ftctl.drivers.connect import resolve_url
+from ftctl import indexes
+from ftctl.cli import options
+from ftctl.cli.state import AppState, pass_state
 from ftctl.errors import UsageError
-from ftctl.plan.build import resolve_source
 from ftctl.plan.estimate import estimate as estimate_plan
 from ftctl.plan.estimate import render_estimate
 from ftctl.plan.merge import field_kind, merge_patch
@@ -39,12 +38,11 @@ from ftctl.schema.model import (
     TextField,
     VectorField,
 )
-from ftctl.steps.snapshot import read_source
 
 T = TypeVar("T")
 
 
-@click.group()
+@click.group(cls=options.Group)
 def migrate() -> None:
     """Plan, apply and inspect index schema migrations."""
 
@@ -73,7 +71,7 @@ def _summary(plan: MigrationPlan, plan_out: str) -> None:
 
 
 @migrate.command("plan")
-@click.option("--index", "index_name", required=True, help="Index (or alias) to migrate.")
+@options.index_name("Index (or alias) to migrate.")
 @click.option("--schema-patch", type=click.Path(dir_okay=False), help="SchemaPatch YAML.")
 @click.option("--target-schema", type=click.Path(dir_okay=False), help="Full target schema YAML.")
 @click.option(
@@ -115,11 +113,9 @@ def plan_command(
 ) -> None:
     """Write a migration plan; exits 0 when written, even if the plan is blocked."""
     request = resolve_request(schema_patch_path=schema_patch, target_schema_path=target_schema)
-    client = state.client()
     planner = MigrationPlanner()
     kwargs: dict[str, Any] = {
-        "redis_client": client,
-        "redis_url": resolve_url(state.url),
+        "redis_url": state.url,
         "mode": mode,
         "aliases": list(aliases),
         "keep_old_name": not drop_old_name,
@@ -134,7 +130,7 @@ def plan_command(
 
 
 @migrate.command("estimate")
-@click.option("--plan", "plan_path", required=True, type=click.Path(dir_okay=False))
+@options.plan_file
 @click.option("--aof-enabled", is_flag=True, help="Also estimate AOF growth.")
 def estimate_command(plan_path: str, aof_enabled: bool) -> None:
     """Disk and memory estimate of a plan (dry run, no server needed)."""
@@ -496,7 +492,7 @@ def _menu_choice(answer: str) -> int:
 
 
 @migrate.command("wizard")
-@click.option("--index", "index_name", required=True, help="Index (or alias) to migrate.")
+@options.index_name("Index (or alias) to migrate.")
 @click.option(
     "--plan-out",
     default="migration_plan.yaml",
@@ -507,10 +503,7 @@ def _menu_choice(answer: str) -> int:
 @pass_state
 def wizard_command(state: AppState, index_name: str, plan_out: str, patch_out: str | None) -> None:
     """Build a migration interactively, then write the plan (and optionally the patch)."""
-    client = state.client()
-    url = resolve_url(state.url)
-    snapshot = SyncDriver(client).run(read_source(index_name))
-    source, _ = resolve_source(snapshot)
+    source = indexes.source_schema(index_name, redis_url=state.url)
     click.echo(f"Building a migration plan for index '{source.name}'")
     click.echo("Current schema:")
     click.echo(f"- Index name: {source.name}")
@@ -540,9 +533,7 @@ def wizard_command(state: AppState, index_name: str, plan_out: str, patch_out: s
     if patch_out:
         _write(patch_out, dump_patch(patch))
         click.echo(f"Schema patch written to {patch_out}")
-    plan = MigrationPlanner().create_plan(
-        index_name, redis_client=client, redis_url=url, schema_patch=patch
-    )
+    plan = MigrationPlanner().create_plan(index_name, redis_url=state.url, schema_patch=patch)
     _write(plan_out, dump_plan(plan))
     _summary(plan, plan_out)
 

@@ -15,68 +15,24 @@ import click
 import msgspec
 
 from ftctl import audit
-from ftctl.cli import AppState, pass_state
+from ftctl.cli import options
+from ftctl.cli.exits import exit_unless
 from ftctl.cli.migrate import migrate
 from ftctl.cli.render import Progress, report_summary, timeline, write_yaml
-from ftctl.errors import EXIT_FAILED
+from ftctl.cli.state import AppState, pass_state
 from ftctl.executor import AsyncMigrationExecutor, MigrationExecutor
 from ftctl.journal.report import MigrationReport
 from ftctl.plan.models import MigrationPlan, load_plan
 from ftctl.validator import MigrationValidator
 
-_backup_dir = click.option(
-    "--backup-dir",
-    required=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Directory of the journal and the backup segments.",
+run_options = options.compose(
+    options.batch_size,
+    options.workers,
+    options.timeout,
+    options.reconnect_timeout,
+    options.report_out,
+    options.benchmark_out,
 )
-
-
-def _run_options(command: click.decorators.FC) -> click.decorators.FC:
-    for decorator in reversed(
-        [
-            click.option(
-                "--batch-size",
-                default=500,
-                show_default=True,
-                type=click.IntRange(1, 100_000),
-                help="Keys per pipeline batch.",
-            ),
-            click.option(
-                "--workers",
-                default=1,
-                show_default=True,
-                type=click.IntRange(1, 64),
-                help="Connections working on disjoint batches.",
-            ),
-            click.option(
-                "--timeout",
-                default=3600.0,
-                show_default=True,
-                type=click.FloatRange(min=1),
-                help="Seconds to wait for the index to be built.",
-            ),
-            click.option(
-                "--reconnect-timeout",
-                default=60.0,
-                show_default=True,
-                type=click.FloatRange(min=0),
-                help="Seconds to keep reconnecting (and resuming) after losing the server.",
-            ),
-            click.option(
-                "--report-out",
-                type=click.Path(dir_okay=False),
-                help="Write the migration report (YAML).",
-            ),
-            click.option(
-                "--benchmark-out",
-                type=click.Path(dir_okay=False),
-                help="Write per-step timings (YAML).",
-            ),
-        ]
-    ):
-        command = decorator(command)
-    return command
 
 
 def _confirm_data_loss(plan: MigrationPlan, accept: bool) -> bool:
@@ -110,13 +66,8 @@ def _finish(
             f"'ftctl migrate cutover --backup-dir {where}' or drop it with "
             f"'ftctl migrate abort --backup-dir {where}'."
         )
-        return
-    if report.result not in ("succeeded", "rolled_back"):
-        raise SystemExit(EXIT_FAILED)
+    exit_unless(report.result, "succeeded", "rolled_back", "awaiting_cutover")
 
-
-_async = click.option("--async", "use_async", is_flag=True, help="Use the asyncio executor.")
-_index = click.option("--index", help="Which index's journal, when the backup dir holds several.")
 
 Verb = Literal["apply", "resume", "rollback", "cutover", "abort"]
 
@@ -136,22 +87,12 @@ def execute(use_async: bool, verb: Verb, *args: Any, **kwargs: Any) -> Migration
 
 
 @migrate.command()
-@click.option(
-    "--plan",
-    "plan_path",
-    required=True,
-    type=click.Path(dir_okay=False),
-    help="The reviewed plan YAML.",
-)
-@_backup_dir
-@_run_options
-@_async
-@click.option("--accept-data-loss", is_flag=True, help="Allow lossy vector conversions.")
-@click.option(
-    "--skip-invalid-vectors",
-    is_flag=True,
-    help="Leave vectors that cannot be converted untouched instead of refusing the run.",
-)
+@options.plan_file
+@options.backup_dir()
+@run_options
+@options.use_async
+@options.accept_data_loss
+@options.skip_invalid_vectors
 @pass_state
 def apply(
     state: AppState,
@@ -179,10 +120,10 @@ def apply(
 
 
 @migrate.command()
-@_backup_dir
-@_index
-@_run_options
-@_async
+@options.backup_dir()
+@options.journal_index
+@run_options
+@options.use_async
 @pass_state
 def resume(
     state: AppState,
@@ -206,13 +147,13 @@ def resume(
 
 
 @migrate.command()
-@_backup_dir
-@_index
+@options.backup_dir()
+@options.journal_index
 @click.option(
     "--force", is_flag=True, help="Overwrite vectors that were changed after the migration."
 )
-@_run_options
-@_async
+@run_options
+@options.use_async
 @pass_state
 def rollback(
     state: AppState,
@@ -237,8 +178,8 @@ def rollback(
 
 
 @migrate.command()
-@click.option("--plan", "plan_path", required=True, type=click.Path(dir_okay=False))
-@click.option("--report-out", type=click.Path(dir_okay=False), help="Write the report (YAML).")
+@options.plan_file
+@options.report_out
 @pass_state
 def validate(state: AppState, plan_path: str, report_out: str | None) -> None:
     """Check the live index against the plan's target schema and counts (read-only)."""
@@ -247,15 +188,15 @@ def validate(state: AppState, plan_path: str, report_out: str | None) -> None:
     _finish(report, None, report_out, None)
 
 
-@migrate.group()
+@migrate.group(cls=options.Group)
 def journal() -> None:
     """Read migration journals (the audit trail)."""
 
 
 @journal.command()
-@_backup_dir
-@click.option("--index", help="Only this index's journal.")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per event, per line.")
+@options.backup_dir()
+@options.journal_index
+@options.as_json("One JSON object per event, per line.")
 def inspect(backup_dir: Path, index: str | None, as_json: bool) -> None:
     """Print the timeline of a journal: event, time, step, batch, counts."""
     for found in audit.inspect(backup_dir, index=index):
@@ -270,12 +211,12 @@ def inspect(backup_dir: Path, index: str | None, as_json: bool) -> None:
 
 
 @migrate.command("report")
-@_backup_dir
-@_index
+@options.backup_dir()
+@options.journal_index
 @click.option(
     "--kind", type=click.Choice(["apply", "rollback"]), default="apply", show_default=True
 )
-@click.option("--report-out", type=click.Path(dir_okay=False), help="Write the report (YAML).")
+@options.report_out
 def report_command(
     backup_dir: Path, index: str | None, kind: Literal["apply", "rollback"], report_out: str | None
 ) -> None:

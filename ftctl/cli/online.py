@@ -11,28 +11,23 @@ from pathlib import Path
 
 import click
 
-from ftctl.cli import AppState, pass_state
+from ftctl.cli import options
+from ftctl.cli.exits import exit_unless
 from ftctl.cli.migrate import migrate
-from ftctl.cli.migrate_run import _async, _index, execute
+from ftctl.cli.migrate_run import execute
 from ftctl.cli.render import report_summary, write_yaml
-from ftctl.errors import EXIT_FAILED
+from ftctl.cli.state import AppState, pass_state
 
-_backup_dir = click.option(
-    "--backup-dir",
-    required=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Directory of the online migration's journal.",
-)
-_report_out = click.option("--report-out", type=click.Path(dir_okay=False), help="Report YAML.")
+_backup_dir = options.backup_dir(help="Directory of the online migration's journal.")
 
 
 @migrate.command("cutover")
 @_backup_dir
-@_index
-@_report_out
-@click.option("--timeout", default=3600.0, show_default=True, type=click.FloatRange(min=1))
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
-@_async
+@options.journal_index
+@options.report_out
+@options.timeout
+@options.workers
+@options.use_async
 @pass_state
 def cutover_command(
     state: AppState,
@@ -53,15 +48,14 @@ def cutover_command(
     report_summary(report)
     if report.cutover_at:
         click.echo(f"Cut-over at {report.cutover_at}")
-    if report.result != "succeeded":
-        raise SystemExit(EXIT_FAILED)
+    exit_unless(report.result, "succeeded")
 
 
 @migrate.command("abort")
 @_backup_dir
-@_index
-@_report_out
-@_async
+@options.journal_index
+@options.report_out
+@options.use_async
 @pass_state
 def abort_command(
     state: AppState, backup_dir: Path, index: str | None, report_out: str | None, use_async: bool
@@ -71,5 +65,4 @@ def abort_command(
     if report_out:
         write_yaml(report_out, report)
     report_summary(report)
-    if report.result != "rolled_back":
-        raise SystemExit(EXIT_FAILED)
+    exit_unless(report.result, "rolled_back")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from ftctl.errors import UsageError
 from ftctl.journal.batch import FAILED, BatchState
 from ftctl.journal.inspect import InspectRow
 from ftctl.journal.report import MigrationReport
+from ftctl.schema.model import Field, GeoShapeField, TagField, TextField, VectorField
 
 
 @dataclass
@@ -46,6 +48,47 @@ class Progress:
     def close(self) -> None:
         if self.enabled and self._step:
             click.echo("", err=True)
+
+
+def indexing_state(indexing: bool, percent_indexed: float) -> str:
+    """``ready``, or ``indexing (NN%)`` while the background scan runs.
+
+    ``percent_indexed`` is the server's ratio of keys scanned to the keys the database held
+    when the scan started, so keys written during the scan push it past 1 (2.17 was seen on
+    RediSearch 2.10) while ``indexing`` is still 1. Until ``indexing`` is 0 the index is not
+    ready: the share shown is clamped to 0..99% and rounded down, and a ratio that says
+    nothing (NaN) shows no number.
+    """
+    if not indexing:
+        return "ready"
+    if math.isnan(percent_indexed):
+        return "indexing"
+    percent = min(max(math.floor(percent_indexed * 100), 0), 99)
+    return f"indexing ({percent}%)"
+
+
+def field_summary(f: Field) -> str:
+    """One line per field for ``index info``: name, type and the options that are set."""
+    kind = f.__struct_config__.tag
+    parts: list[str] = []
+    if f.path is not None:
+        parts.append(f"path={f.path}")
+    match f:
+        case VectorField(attrs=a):
+            parts += [a.algorithm, a.datatype, f"dims={a.dims}", a.distance_metric]
+        case TagField(attrs=a) if a.separator is not None:
+            parts.append(f"separator={a.separator!r}")
+        case GeoShapeField(attrs=a):
+            parts.append(a.coord_system)
+        case TextField(attrs=a) if a.weight != 1.0:
+            parts.append(f"weight={a.weight:g}")
+        case _:
+            pass
+    attrs = getattr(f, "attrs", None)
+    for flag in ("sortable", "no_index", "no_stem", "case_sensitive", "index_missing"):
+        if getattr(attrs, flag, False):
+            parts.append(flag)
+    return f"{f.name} ({kind})" + (f": {', '.join(parts)}" if parts else "")
 
 
 def write_yaml(path: str | Path, value: object) -> None:

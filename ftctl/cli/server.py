@@ -7,9 +7,11 @@ from pathlib import Path
 import click
 
 from ftctl import server as embedded
+from ftctl.cli import options
+from ftctl.cli.exits import exit_unless
 
 
-@click.group()
+@click.group(cls=options.Group)
 def server() -> None:
     """Run an embedded Redis 8 + Search (needs the 'server' extra)."""
 
@@ -51,5 +53,6 @@ def status(directory: Path | None) -> None:
     record = embedded.status(directory)
     if record is None:
         click.echo("not running")
-        raise SystemExit(1)
-    click.echo(f"running {record.url} (pid {record.pid})")
+    else:
+        click.echo(f"running {record.url} (pid {record.pid})")
+    exit_unless("running" if record else "not running", "running")

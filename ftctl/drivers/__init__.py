@@ -1,7 +1,7 @@
 """The only code that talks to Redis: it executes the effects steps yield."""
 
 from ftctl.drivers.aio import AsyncDriver
-from ftctl.drivers.connect import async_connect, client_url, connect, mask_url
+from ftctl.drivers.connect import async_connect, client_url, connect, given_client, mask_url
 from ftctl.drivers.interpreter import tuning, tuning_enabled
 from ftctl.drivers.sync import SyncDriver
 
@@ -11,6 +11,7 @@ __all__ = [
     "async_connect",
     "client_url",
     "connect",
+    "given_client",
     "mask_url",
     "tuning",
     "tuning_enabled",

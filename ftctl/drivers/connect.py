@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import unquote, unquote_plus, urlsplit
 
 import redis
@@ -270,3 +270,20 @@ async def async_connect(
         await client.aclose()
         raise _ping_failed(resolved, exc) from None
     return client
+
+
+ClientT = TypeVar("ClientT", redis.Redis, redis.asyncio.Redis)
+
+
+def given_client(redis_client: ClientT | None, client: ClientT | None) -> ClientT | None:
+    """The caller's client, passed as ``redis_client=`` (RedisVL's name) or ``client=``.
+
+    ``client=`` is kept as an alias where the API first had it; giving two different clients
+    is a :class:`UsageError`, since it is not clear which server the caller means.
+    """
+    if redis_client is not None and client is not None and redis_client is not client:
+        raise UsageError(
+            "two different clients were given (redis_client= and client=)",
+            "pass one, as redis_client=",
+        )
+    return redis_client if redis_client is not None else client

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import redis
 from click.testing import CliRunner
+from helpers import run_with_closed_stdout
 
 from ftctl.cli import cli
+from ftctl.cli.exits import EXIT_BROKEN_PIPE
 
 SCHEMA = b"""
 index: {name: docs, prefix: "doc:", storage_type: hash}
@@ -131,3 +133,28 @@ def test_create_records_schema_history_and_delete_forgets_it(
     deleted = runner.invoke(cli, ["--url", redis_url, "index", "delete", "--index", "hist"])
     assert deleted.exit_code == 0, deleted.output
     assert r.get("ftctl:schema:hist") is None
+
+
+def test_url_after_the_subcommand_as_the_guide_writes_it(
+    r: redis.Redis, redis_url: str, tmp_path: Path
+) -> None:
+    """`ftctl index create --schema F --url URL` and `ftctl index listall --url URL` reach
+    the server of that URL, whatever the global --url says."""
+    runner = CliRunner()
+    dead = ["--url", "redis://127.0.0.1:1"]
+    path = _schema_file(tmp_path)
+    created = runner.invoke(cli, [*dead, "index", "create", "--schema", path, "--url", redis_url])
+    assert created.exit_code == 0, created.output
+    listed = runner.invoke(cli, [*dead, "index", "listall", "--url", redis_url])
+    assert listed.exit_code == 0, listed.output
+    assert "1. docs" in listed.stdout
+
+
+def test_listall_into_a_closed_pipe_is_quiet(r: redis.Redis, redis_url: str) -> None:
+    """`ftctl index listall | head -1` after head exited: exit 141, no traceback, nothing on
+    stderr (not 1, which would say a migration failed)."""
+    for i in range(3):
+        r.execute_command("FT.CREATE", f"idx{i}", "PREFIX", "1", f"p{i}:", "SCHEMA", "t", "TEXT")
+    done = run_with_closed_stdout("--url", redis_url, "index", "listall")
+    assert done.returncode == EXIT_BROKEN_PIPE, done.stderr
+    assert done.stderr == b""

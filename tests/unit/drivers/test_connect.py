@@ -14,7 +14,7 @@ import redis.connection
 from hypothesis import given
 from strategies import url_passwords
 
-from ftctl.drivers import async_connect, connect, mask_url
+from ftctl.drivers import async_connect, connect, given_client, mask_url
 from ftctl.drivers.connect import _SHOWN_OPTIONS
 from ftctl.errors import ConnectionFailed, UsageError
 
@@ -272,3 +272,19 @@ def test_an_error_text_quoting_a_secret_is_left_out(
     assert "redis://***@db.example:6380/0" in line
     assert PW not in line and USER not in line
     assert client.closed
+
+
+def test_given_client_takes_either_name_once() -> None:
+    """redis_client= (RedisVL's name) and its alias client= name the same argument: either
+    one, or both with the same client, is that client; none is None."""
+    one = redis.Redis()
+    assert given_client(one, None) is one
+    assert given_client(None, one) is one
+    assert given_client(one, one) is one
+    assert given_client(None, None) is None
+
+
+def test_given_client_refuses_two_different_clients() -> None:
+    """Two different clients would leave it unclear which server is meant: UsageError."""
+    with pytest.raises(UsageError, match="two different clients"):
+        given_client(redis.Redis(), redis.Redis())
