@@ -24,7 +24,7 @@ import redis.asyncio
 from ftctl.drivers import async_connect, connect
 from ftctl.drivers.connect import client_url, given_client
 from ftctl.errors import MigrationFailed, RefusedError
-from ftctl.journal.events import CutoverApproved
+from ftctl.journal.events import CutoverApproved, StepsReopened
 from ftctl.journal.report import MigrationReport
 from ftctl.plan.models import MigrationPlan, load_plan
 from ftctl.runs import (
@@ -105,6 +105,12 @@ def _open_rollback(
             f"the migration in {directory} never started: nothing to roll back",
             "nothing was changed by it",
         )
+    if options.force:
+        kept = [s for s, n in run.state("rollback").conflicts_by_step.items() if n]
+        if kept:
+            # An earlier attempt kept what others wrote: --force means overwrite it now.
+            reason = "--force: restore over what others wrote"
+            run.journal.append([StepsReopened(steps=[*kept, "validate_source"], reason=reason)])
     return run
 
 

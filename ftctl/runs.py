@@ -489,23 +489,36 @@ def _stopped(run: Run, prepared: _Prepared, exc: BaseException) -> MigrationRepo
     """Journal how a run ended early: interrupted (raise, resumable), refused (raise, nothing
     changed) or failed (return the report, result ``failed``)."""
     bound = prepared.tap.log
+    state = prepared.ctx.state
+    step = _interrupted_step(state)
     if isinstance(exc, Interrupted | KeyboardInterrupt | asyncio.CancelledError):
-        step = _interrupted_step(prepared.ctx.state)
         run.journal.append([RunInterrupted(step=step or "")])
         bound.warning("run interrupted", step=step)
         raise Interrupted(
             f"interrupted; the journal in {run.directory} records where",
-            f"resume with: ftctl migrate resume --backup-dir {run.directory.parent}",
+            f"continue with: {again(run)}",
         ) from None
-    if isinstance(exc, RefusedError | UsageError):
-        run.journal.append([RunFinished(result="refused", error=exc.one_line())])
+    if isinstance(exc, RefusedError | UsageError) and not _changed(state):
+        run.journal.append([RunFinished(result="refused", error=exc.one_line(), step=step or "")])
         bound.warning("run refused", error=exc.one_line())
         raise exc
     if isinstance(exc, FtctlError):
-        run.journal.append([RunFinished(result="failed", error=exc.one_line())])
-        bound.error("run failed", error=exc.one_line())
+        run.journal.append([RunFinished(result="failed", error=exc.one_line(), step=step or "")])
+        bound.error("run failed", error=exc.one_line(), step=step)
         return run.report()
     raise exc
+
+
+def _changed(state: RunState) -> bool:
+    """Whether the run started a step that writes to Redis (a refusal after one is a
+    failure: something changed)."""
+    return any(step in state.marks.redo_on_change for step in state.steps_started)
+
+
+def again(run: Run) -> str:
+    """The command that continues ``run`` from its journal."""
+    verb = "rollback" if run.kind == "rollback" else "resume"
+    return f"ftctl migrate {verb} --backup-dir {run.directory.parent}"
 
 
 def _worker_factory(client: redis.Redis) -> Callable[[], redis.Redis]:

@@ -41,6 +41,7 @@ from ftctl.journal.events import (
     CutoverDone,
     EnumerationRestarted,
     KeysEnumerated,
+    KeysGone,
     Note,
     RunFinished,
     RunInterrupted,
@@ -52,6 +53,7 @@ from ftctl.journal.events import (
     ShadowReady,
     StepFinished,
     StepSkipped,
+    StepsReopened,
     StepStarted,
     VectorsRejected,
 )
@@ -206,10 +208,12 @@ def project_batch(events: Iterable[AnyEvent]) -> BatchProgress:
                 | CheckPassed()
                 | CheckFailed()
                 | ConflictRecorded()
+                | KeysGone()
                 | VectorsRejected()
                 | Note()
                 | ServerSeen()
                 | ServerChanged()
+                | StepsReopened()
                 | RunInterrupted()
                 | ShadowCreated()
                 | ShadowReady()

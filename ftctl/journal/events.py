@@ -138,6 +138,8 @@ class RunFinished(Event, frozen=True, kw_only=True, tag="run_finished"):
 
     result: RunResult
     error: str = ""
+    step: StepName | Literal[""] = ""
+    """The step that was running when the run failed (empty: none, or it succeeded)."""
 
 
 class RunInterrupted(Event, frozen=True, kw_only=True, tag="interrupted"):
@@ -163,6 +165,14 @@ class ServerChanged(Event, frozen=True, kw_only=True, tag="server_changed"):
 
     previous: str
     current: str
+
+
+class StepsReopened(Event, frozen=True, kw_only=True, tag="steps_reopened"):
+    """Finished steps to do again, from their first batch (e.g. a rollback re-run with
+    ``--force`` over the keys an earlier attempt kept); their conflicts are forgotten."""
+
+    steps: list[StepName]
+    reason: str
 
 
 class Note(Event, frozen=True, kw_only=True, tag="note"):
@@ -233,6 +243,15 @@ class CheckFailed(Event, frozen=True, kw_only=True, tag="check_failed"):
     check: str
     detail: str
     count: int = 0
+
+
+class KeysGone(Event, frozen=True, kw_only=True, tag="keys_gone"):
+    """Keys a batch found gone (deleted meanwhile, or lost by the server): nothing was
+    written to them and nothing was recreated; they are reported, not treated as someone
+    else's write."""
+
+    step: StepName
+    keys: list[bytes]
 
 
 class VectorsRejected(Event, frozen=True, kw_only=True, tag="vectors_rejected"):
@@ -383,6 +402,7 @@ AnyEvent: TypeAlias = (
     | RunInterrupted
     | ServerSeen
     | ServerChanged
+    | StepsReopened
     | Note
     | StepStarted
     | StepFinished
@@ -393,6 +413,7 @@ AnyEvent: TypeAlias = (
     | CheckPassed
     | CheckFailed
     | ConflictRecorded
+    | KeysGone
     | VectorsRejected
     | ShadowCreated
     | ShadowReady
@@ -441,6 +462,7 @@ def step_of(event: AnyEvent) -> StepName | None:
             | StepSkipped(step=step)
             | BatchDone(step=step)
             | ConflictRecorded(step=step)
+            | KeysGone(step=step)
             | VectorsRejected(step=step)
             | ShadowCreated(step=step)
             | ShadowReady(step=step)
@@ -457,6 +479,7 @@ def step_of(event: AnyEvent) -> StepName | None:
             | RunFinished()
             | ServerSeen()
             | ServerChanged()
+            | StepsReopened()
             | Note()
             | CheckPassed()
             | CheckFailed()

@@ -32,6 +32,7 @@ from ftctl.journal.events import (
     CutoverDone,
     EnumerationRestarted,
     KeysEnumerated,
+    KeysGone,
     Mode,
     Note,
     RunFinished,
@@ -47,6 +48,7 @@ from ftctl.journal.events import (
     StepFinished,
     StepName,
     StepSkipped,
+    StepsReopened,
     StepStarted,
     VectorsRejected,
     step_of,
@@ -66,6 +68,8 @@ class StepMarks:
     downtime: frozenset[str] = frozenset()
     validation: frozenset[str] = frozenset()
     validation_starts: frozenset[str] = frozenset()
+    downtime_closes: frozenset[str] = frozenset()
+    """The last downtime step of each table: once it finished, the index answers again."""
     redo_on_change: frozenset[str] = frozenset()
     """Steps done again when the server changed under the journal (their writes may be
     lost); the others' results are in the journal itself."""
@@ -133,6 +137,8 @@ class RunState:
     keys_enumerated: int = 0
     conflicts: int = 0
     conflicts_by_step: dict[StepName, int] = field(default_factory=dict)
+    gone_by_step: dict[StepName, int] = field(default_factory=dict)
+    """Keys each step found gone (``keys_gone``), counted once per key and step."""
     checks_passed: list[str] = field(default_factory=list)
     checks_failed: list[FailedCheck] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -150,6 +156,7 @@ class RunState:
     """Where the latest run was interrupted, if it was and did not go on afterwards."""
     result: RunResult | None = None
     error: str = ""
+    failed_step: str = ""
     started_at: datetime | None = None
     finished_at: datetime | None = None
     step_times: dict[StepName, StepTiming] = field(default_factory=dict)
@@ -177,6 +184,12 @@ class RunState:
         """The segments a batched step wrote (``backup``), in batch order."""
         written = self.batch_segments.get(step, {})
         return [written[b] for b in sorted(written)]
+
+    def _reopen(self, steps: frozenset[str]) -> None:
+        self.steps_finished = [s for s in self.steps_finished if s not in steps]
+        self.batches_done = {
+            name: done for name, done in self.batches_done.items() if name not in steps
+        }
 
     def fold_all(self, events: Iterable[AnyEvent]) -> RunState:
         """Fold ``events`` in order; returns ``self``."""
@@ -206,6 +219,7 @@ class RunState:
                 self.runs.append(event.kind)
                 self.result = None
                 self.error = ""
+                self.failed_step = ""
                 self.finished_at = None
             case StepStarted():
                 if event.step == "enumerate" and "enumerate" not in self.steps_finished:
@@ -254,6 +268,10 @@ class RunState:
                     found.sample.extend(event.keys[: max(0, room)])
                     if event.field not in found.fields:
                         found.fields.append(event.field)
+            case KeysGone():
+                self.gone_by_step[event.step] = self.gone_by_step.get(event.step, 0) + len(
+                    event.keys
+                )
             case ConflictRecorded():
                 self.conflicts += len(event.keys)
                 by_step = self.conflicts_by_step
@@ -267,11 +285,11 @@ class RunState:
             case ServerSeen():
                 self.server_run_id = event.run_id
             case ServerChanged():
-                redo = self.marks.redo_on_change
-                self.steps_finished = [s for s in self.steps_finished if s not in redo]
-                self.batches_done = {
-                    name: done for name, done in self.batches_done.items() if name not in redo
-                }
+                self._reopen(self.marks.redo_on_change)
+            case StepsReopened():
+                self._reopen(frozenset(event.steps))
+                for name in event.steps:
+                    self.conflicts -= self.conflicts_by_step.pop(name, 0)
             case ShadowCreated():
                 self.shadow_created_at = self.shadow_created_at or event.at
             case ShadowReady():
@@ -281,6 +299,7 @@ class RunState:
             case RunFinished():
                 self.result = event.result
                 self.error = event.error
+                self.failed_step = event.step
                 self.finished_at = event.at
             case (
                 BatchRunStarted()

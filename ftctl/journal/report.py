@@ -20,6 +20,7 @@ from ftctl.journal.events import (
     CheckPassed,
     ConflictRecorded,
     CutoverDone,
+    KeysGone,
     Mode,
     RunKind,
     RunResult,
@@ -92,6 +93,16 @@ class MigrationReport(msgspec.Struct, frozen=True, kw_only=True):
     conflict_sample: list[str] = msgspec.field(default_factory=list)
     warnings: list[str] = msgspec.field(default_factory=list)
     manual_actions: list[str] = msgspec.field(default_factory=list)
+    failed_step: str = ""
+    """The step that was running when the run failed."""
+    down_since: str = ""
+    """When the run ended with the index still down (dropped, not rebuilt): since when."""
+    gone: int = 0
+    """Keys found gone during the run (deleted meanwhile, or lost by the server)."""
+    gone_sample: list[str] = msgspec.field(default_factory=list)
+    rejected_vectors: dict[str, int] = msgspec.field(default_factory=dict)
+    """Vectors the backup could not convert, by kind (wrong_length, unconvertible)."""
+    rejected_sample: list[str] = msgspec.field(default_factory=list)
     cutover_at: str = ""
     """Online mode: when the MULTI/EXEC swap's event was journaled (the cut-over instant)."""
     shadow_build_seconds: float = 0.0
@@ -177,6 +188,53 @@ def _online_times(events: Sequence[AnyEvent]) -> tuple[str, float]:
     return _iso(cutover), _seconds(created, ready)
 
 
+def _shown(key: bytes) -> str:
+    """A key as text: UTF-8 where it is, escapes for other bytes and control characters."""
+    text = key.decode("utf-8", "backslashreplace")
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+
+
+def _down_since(state: RunState, result: str) -> str:
+    """The start of a downtime window the run left open (no index answers since then)."""
+    marks = state.marks
+    opened = [state.step_times[s].first for s in state.steps_started if s in marks.downtime]
+    closed = any(s in marks.downtime_closes for s in state.steps_finished)
+    if not opened or closed or result in ("succeeded", "rolled_back"):
+        return ""
+    return _iso(min((t for t in opened if t is not None), default=None))
+
+
+def _next_actions(state: RunState, kind: RunKind, result: str, where: str) -> list[str]:
+    """What the user can do next, for the command that ran and how it ended."""
+    out: list[str] = []
+    if state.conflicts:
+        out.append(
+            f"{state.conflicts} keys were written by others during the run and were left as "
+            "they are; see the journal (ftctl migrate journal inspect)"
+            + (
+                f"; 'ftctl migrate rollback --backup-dir {where} --force' overwrites them"
+                if kind == "rollback"
+                else ""
+            )
+        )
+    if result == "refused":
+        out.append("nothing was changed: fix what the error names, then run the command again")
+    elif result == "awaiting_cutover":
+        out.append(
+            f"'ftctl migrate cutover --backup-dir {where}' swaps the new index in; "
+            f"'ftctl migrate abort --backup-dir {where}' drops it"
+        )
+    elif result in ("failed", "interrupted", "in_progress"):
+        if kind == "rollback":
+            out.append(f"re-run 'ftctl migrate rollback --backup-dir {where}' to continue it")
+        else:
+            out.append(
+                f"re-run the same apply (or 'ftctl migrate resume --backup-dir {where}') to "
+                f"continue, or 'ftctl migrate rollback --backup-dir {where}' to undo"
+            )
+    return out
+
+
 def _result(state: RunState) -> RunResult:
     if state.result is not None:
         return state.result
@@ -210,29 +268,26 @@ def project_report(
         if seconds > 0 and batches:
             rates[step] = round(documents / seconds, 1)
     conflict_keys = [
-        key.decode(errors="replace")
-        for e in selected
-        if isinstance(e, ConflictRecorded)
-        for key in e.keys
+        _shown(key) for e in selected if isinstance(e, ConflictRecorded) for key in e.keys
     ]
     segments = {ref.number: ref.size for ref in state.key_segments}
     for refs in state.batch_segments.values():
         segments.update({ref.number: ref.size for ref in refs.values()})
     root = Path(backup_dir) if backup_dir else None
-    manual: list[str] = []
-    if state.conflicts:
-        manual.append(
-            f"{state.conflicts} keys were written by others during the migration and were not "
-            "converted; see the journal (ftctl migrate journal inspect) and fix them by hand"
-        )
     result = _result(state)
-    if result in ("failed", "interrupted", "in_progress"):
-        manual.append(
-            "re-run the same apply (or 'ftctl migrate resume --backup-dir ...') to continue, "
-            "or 'ftctl migrate rollback --backup-dir ...' to undo"
-        )
+    where = str(root.parent) if root else "..."
+    manual = _next_actions(state, wanted, result, where)
+    gone_keys = list(
+        dict.fromkeys(_shown(k) for e in selected if isinstance(e, KeysGone) for k in e.keys)
+    )
     cutover_at, shadow_seconds = _online_times(selected)
     return MigrationReport(
+        failed_step=state.failed_step,
+        down_since=_down_since(state, result),
+        gone=len(gone_keys),
+        gone_sample=gone_keys[:20],
+        rejected_vectors={kind: r.count for kind, r in state.rejected.items()},
+        rejected_sample=[_shown(k) for r in state.rejected.values() for k in r.sample][:20],
         cutover_at=cutover_at,
         shadow_build_seconds=shadow_seconds,
         index_name=state.index_name or "",

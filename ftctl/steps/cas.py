@@ -82,6 +82,13 @@ class Prepared:
     """Per key: HSETEX KEEPTTL of every column's wanted bytes."""
 
 
+def expects_values(prepared: Prepared) -> list[bool]:
+    """Per key: whether some column expected a value there (a key absent then is gone)."""
+    return [
+        any(c.expected[k] is not None for c in prepared.columns) for k in range(len(prepared.keys))
+    ]
+
+
 def watch_supported() -> Step[bool]:
     """Whether the server has ``HSETEX`` (which keeps a field's TTL, as ``HSET`` does not)."""
     (reply,) = yield Commands([("COMMAND", "INFO", "HSETEX")])
@@ -153,8 +160,8 @@ def decide(
     pending: list[Arg] = []
     for column, value in zip(columns, current, strict=True):
         expected = column.expected[k]
-        if expected is None:
-            continue
+        if expected is None or value is None:
+            continue  # nothing to write, or gone: absent, never recreated, not a conflict
         wanted = column.wanted[k]
         if value == wanted:
             if status == scripts.ABSENT:

@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Sequence
 
 from ftctl.errors import MigrationFailed
-from ftctl.journal.events import BatchDone, ConflictRecorded, SegmentRef, StepName
+from ftctl.journal.events import BatchDone, ConflictRecorded, KeysGone, SegmentRef, StepName
 from ftctl.journal.segments import SegmentPayload, unpack_field
 from ftctl.plan.codecs import convert_rows
 from ftctl.steps import cas, scripts
@@ -29,9 +29,20 @@ _STATUS_NAMES = {
 
 
 def journal_batch(
-    step: StepName, batch: int, keys: Sequence[bytes], statuses: Sequence[int], reason: str
+    step: StepName,
+    batch: int,
+    keys: Sequence[bytes],
+    statuses: Sequence[int],
+    reason: str,
+    *,
+    expected: Sequence[bool] | None = None,
 ) -> Step[BatchDone]:
-    """Journal a batch's outcome: conflicts first (with their keys), then the batch itself."""
+    """Journal a batch's outcome: conflicts and keys gone first (with their keys), then the
+    batch itself.
+
+    A key absent on both sides is gone when the batch expected it (``expected``: per key;
+    every key when omitted — a key rename expects each enumerated key).
+    """
     if len(statuses) != len(keys):
         raise MigrationFailed(f"{step}: {len(statuses)} statuses for {len(keys)} keys")
     counts = Counter(_STATUS_NAMES[s] for s in statuses)
@@ -39,6 +50,10 @@ def journal_batch(
     conflicted = [k for k, s in zip(keys, statuses, strict=True) if s == scripts.CONFLICT]
     if conflicted:
         events.append(ConflictRecorded(step=step, keys=conflicted, reason=reason))
+    wanted = expected if expected is not None else [True] * len(keys)
+    gone = [k for k, s, w in zip(keys, statuses, wanted, strict=True) if s == scripts.ABSENT and w]
+    if gone:
+        events.append(KeysGone(step=step, keys=gone))
     events.append(BatchDone(step=step, batch=batch, keys=len(keys), counts=dict(counts)))
     recorded = yield Record(events)
     done: BatchDone = recorded[-1]
@@ -65,6 +80,7 @@ def rename_fields_batch(
             segment.keys,
             script_statuses(replies, step),
             "the destination field already existed beside the source field",
+            expected=[False] * len(segment.keys),
         )
     )
 
@@ -138,5 +154,6 @@ def quantize_batch(
             final_keys,
             statuses,
             "the vector changed after it was backed up; the newer value was kept",
+            expected=cas.expects_values(prepared),
         )
     )

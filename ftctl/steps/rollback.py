@@ -66,6 +66,7 @@ def restore_vectors_batch(
             final_keys,
             statuses,
             "the vector changed after the migration wrote it; kept (use --force to overwrite)",
+            expected=cas.expects_values(prepared),
         )
     )
 

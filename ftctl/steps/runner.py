@@ -104,8 +104,10 @@ class Table:
     def marks(self) -> StepMarks:
         """Downtime and validation marks of this table's steps."""
         validation = [s.name for s in self.steps if s.validation]
+        downtime = [s.name for s in self.steps if s.downtime]
         return StepMarks(
-            downtime=frozenset(s.name for s in self.steps if s.downtime),
+            downtime=frozenset(downtime),
+            downtime_closes=frozenset(downtime[-1:]),
             validation=frozenset(validation),
             validation_starts=frozenset(validation[:1]),
             redo_on_change=frozenset(s.name for s in self.steps if s.redo_on_change),
@@ -119,6 +121,7 @@ def merge_marks(tables: Sequence[Table]) -> StepMarks:
         downtime=frozenset().union(*(p.downtime for p in parts)),
         validation=frozenset().union(*(p.validation for p in parts)),
         validation_starts=frozenset().union(*(p.validation_starts for p in parts)),
+        downtime_closes=frozenset().union(*(p.downtime_closes for p in parts)),
         redo_on_change=frozenset().union(*(p.redo_on_change for p in parts)),
     )
 

@@ -46,9 +46,11 @@ for k = 1, #KEYS do
     local expected, wanted = ARGV[i], ARGV[i + 1]
     if expected ~= '' then
       local current = redis.call('HGET', key, field)
-      if current == wanted then
+      if not current then
+        -- gone (the key or the field): absent, never recreated, not someone else's write
+      elseif current == wanted then
         if status == 3 then status = 1 end
-      elseif force or (current and string.sub(redis.sha1hex(current), 1, #expected) == expected) then
+      elseif force or string.sub(redis.sha1hex(current), 1, #expected) == expected then
         pending[#pending + 1] = {field, wanted}
       else
         status = 2

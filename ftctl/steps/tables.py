@@ -126,7 +126,9 @@ def _wait(ctx: RunContext) -> Step[Counts]:
     stats, checks = yield Parallel(
         [
             index_ops.wait_ready(spec.target_index, spec.timeout),
-            document_checks(spec, state.key_segments, state.segments_of("backup")),
+            document_checks(
+                spec, state.key_segments, state.segments_of("backup"), gone=_gone(state)
+            ),
         ]
     )
     yield from record(state, check_events(checks))
@@ -147,8 +149,14 @@ def _validate(ctx: RunContext) -> Step[Counts]:
         backup_segments=state.segments_of("backup"),
         conflicts=sum(state.conflicts_by_step.get(s, 0) for s in REWRITE_STEPS),
         documents=False,
+        gone=_gone(state),
     )
     return {"passed": int(passed)}
+
+
+def _gone(state: RunState) -> int:
+    """Keys a step found gone (the most any step found: each saw the same keys)."""
+    return max(state.gone_by_step.values(), default=0)
 
 
 def _documents(state: RunState) -> int:
@@ -281,6 +289,7 @@ def _validate_source(ctx: RunContext) -> Step[Counts]:
         key_segments=applied.key_segments,
         backup_segments=applied.segments_of("backup"),
         conflicts=sum(ctx.state.conflicts_by_step.get(s, 0) for s in RESTORE_STEPS),
+        gone=max(_gone(ctx.state), _gone(applied)),
     )
     return {"passed": int(passed)}
 
@@ -532,7 +541,7 @@ SHADOW = Table(
         StepDef("online_preflight", _online_preflight, redo_on_change=False),
         StepDef("shadow_create", _shadow_create, inverse=("abort_shadow",)),
         StepDef("shadow_wait", _shadow_wait),
-        StepDef("shadow_verify", _shadow_verify),
+        StepDef("shadow_verify", _shadow_verify, validation=True),
         StepDef("await_cutover", _approved, skip=_cutover_postponed, gate=_cutover_gate),
         StepDef("cutover", _cutover, inverse=_CUT_BACK),
         StepDef("online_validate", _online_validate, validation=True),
@@ -601,7 +610,7 @@ ONLINE_INVERSES: dict[StepName, StepDef] = {
         StepDef("abort_shadow", _abort_shadow, skip=_abort_skip),
         StepDef("rb_shadow_create", _rb_shadow_create, skip=_cut_back_skip),
         StepDef("rb_shadow_wait", _rb_shadow_wait, skip=_cut_back_skip),
-        StepDef("rb_shadow_verify", _rb_shadow_verify, skip=_cut_back_skip),
+        StepDef("rb_shadow_verify", _rb_shadow_verify, skip=_cut_back_skip, validation=True),
         StepDef("rb_cutover", _rb_cutover, skip=_cut_back_skip),
     )
 }

@@ -78,6 +78,7 @@ def validate(
     backup_segments: Sequence[SegmentRef],
     conflicts: int,
     documents: bool = True,
+    gone: int = 0,
 ) -> Step[bool]:
     """Run every check against the live index ``schema.name`` and journal each result.
 
@@ -93,10 +94,12 @@ def validate(
     differences = reported_differences(schema, info.schema)
     out.check("schema_match", len(differences), "; ".join(differences) or "matches the plan")
     counted = info.stats.num_docs + info.stats.hash_indexing_failures
+    expected = expected_docs - gone
     out.check(
         "doc_count",
-        abs(counted - expected_docs),
-        f"num_docs + hash_indexing_failures = {counted}, expected {expected_docs}",
+        abs(counted - expected),
+        f"num_docs + hash_indexing_failures = {counted}, expected {expected}"
+        + (f" ({gone} keys gone meanwhile)" if gone else ""),
     )
     out.check(
         "indexing_failures",
@@ -114,7 +117,11 @@ def validate(
     knn, *on_documents = yield Parallel(
         [
             knn_on_sample(),
-            *([document_checks(spec, key_segments, backup_segments)] if documents else []),
+            *(
+                [document_checks(spec, key_segments, backup_segments, gone=gone)]
+                if documents
+                else []
+            ),
         ]
     )
     for checks in [*on_documents, knn]:
@@ -126,17 +133,24 @@ def validate(
 
 
 def document_checks(
-    spec: RunSpec, key_segments: Sequence[SegmentRef], backup_segments: Sequence[SegmentRef]
+    spec: RunSpec,
+    key_segments: Sequence[SegmentRef],
+    backup_segments: Sequence[SegmentRef],
+    *,
+    gone: int = 0,
 ) -> Step[list[Check]]:
     """``keys_exist`` and ``vector_bytes``: they read documents, not the index, so a run
-    can check them while the server builds the index."""
+    can check them while the server builds the index. ``gone``: keys the run already found
+    gone and journaled (they are reported, not a failure of this check)."""
     vectors, *missing = yield Parallel(
         [_check_vectors(spec, backup_segments), *[_missing_keys(spec, ref) for ref in key_segments]]
     )
     absent = sum(missing)
-    checks: list[Check] = [
-        ("keys_exist", absent, f"{absent} enumerated keys missing under their final name")
-    ]
+    unexplained = max(0, absent - gone)
+    detail = f"{absent} enumerated keys missing under their final name"
+    if gone:
+        detail += f" ({gone} of them journaled as gone: deleted meanwhile or lost by the server)"
+    checks: list[Check] = [("keys_exist", unexplained, detail)]
     return checks if vectors is None else [*checks, vectors]
 
 

@@ -93,7 +93,7 @@ def test_report_timings_downtime_and_conflicts() -> None:
     assert report.benchmark_summary.documents == 4
     assert report.backup.segments == 1 and report.backup.segment_bytes == 100
     assert report.warnings == ["w"]
-    assert any("by hand" in action for action in report.manual_actions)
+    assert any("written by others" in action for action in report.manual_actions)
 
 
 def test_latest_validation_attempt_wins() -> None:

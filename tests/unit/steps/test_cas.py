@@ -26,10 +26,10 @@ def _column(count: int, field: str = "vec") -> cas.Column:
         ([ORIGINAL], [ORIGINAL], False, scripts.WRITTEN, ["vec", NEW]),
         ([NEW], [ORIGINAL], False, scripts.ALREADY, []),
         ([OTHER], [ORIGINAL], False, scripts.CONFLICT, []),
-        ([None], [ORIGINAL], False, scripts.CONFLICT, []),
+        ([None], [ORIGINAL], False, scripts.ABSENT, []),
         ([OTHER], [None], False, scripts.ABSENT, []),
         ([OTHER], [ORIGINAL], True, scripts.WRITTEN, ["vec", NEW]),
-        ([None], [ORIGINAL], True, scripts.WRITTEN, ["vec", NEW]),
+        ([None], [ORIGINAL], True, scripts.ABSENT, []),
     ],
 )
 def test_decide_one_field(
@@ -40,8 +40,8 @@ def test_decide_one_field(
     pending: list[object],
 ) -> None:
     """The script's rules: wanted bytes already there → already; the expected bytes →
-    written; anything else (also a deleted key) → conflict unless forced; nothing expected
-    → absent."""
+    written; other bytes → conflict unless forced; a deleted key or field → absent (gone,
+    never recreated, even forced); nothing expected → absent."""
     column = cas.Column("vec", expected, [NEW])
     assert cas.decide(current, [column], 0, force=force) == (status, pending)
 

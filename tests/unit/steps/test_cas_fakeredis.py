@@ -37,7 +37,7 @@ def _column() -> cas.Column:
 @FORMS
 def test_both_forms_decide_and_write_alike(store: FakeStore, watch: bool) -> None:
     """Written where the original is still there, already where the new bytes are, conflict
-    where someone else's bytes are or the key is gone (not recreated), absent where nothing
+    where someone else's bytes are, absent where the key is gone (not recreated) or nothing
     was expected; only the first key changes."""
     _load(store)
     store.r.pexpire("cas:match", HOUR_MS)
@@ -50,7 +50,7 @@ def test_both_forms_decide_and_write_alike(store: FakeStore, watch: bool) -> Non
         scripts.WRITTEN,
         scripts.ALREADY,
         scripts.CONFLICT,
-        scripts.CONFLICT,
+        scripts.ABSENT,
         scripts.ABSENT,
     ]
     assert store.r.hgetall("cas:match") == {b"vec": NEW, b"other": b"x"}
@@ -62,13 +62,15 @@ def test_both_forms_decide_and_write_alike(store: FakeStore, watch: bool) -> Non
 
 @FORMS
 def test_force_writes_over_anything(store: FakeStore, watch: bool) -> None:
-    """With force (rollback --force), other bytes and deleted keys are written too."""
+    """With force (rollback --force), other bytes are written too; a deleted key is never
+    recreated (it would be a document with only that field)."""
     _load(store)
     column = cas.Column("vec", [ORIGINAL] * 4, [NEW] * 4)
     prepared = cas.prepare(KEYS[:4], [column], force=True, batch_size=10, watch=watch)
     statuses = store.run(cas.compare_and_set(prepared))
-    assert statuses == [scripts.WRITTEN, scripts.ALREADY, scripts.WRITTEN, scripts.WRITTEN]
-    assert [store.r.hget(k, "vec") for k in KEYS[:4]] == [NEW] * 4
+    assert statuses == [scripts.WRITTEN, scripts.ALREADY, scripts.WRITTEN, scripts.ABSENT]
+    assert [store.r.hget(k, "vec") for k in KEYS[:3]] == [NEW] * 3
+    assert not store.r.exists(KEYS[3])
 
 
 @FORMS

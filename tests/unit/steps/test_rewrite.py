@@ -7,7 +7,7 @@ import hashlib
 import numpy as np
 from helpers import ft_info_reply
 
-from ftctl.journal.events import BatchDone, ConflictRecorded
+from ftctl.journal.events import BatchDone, ConflictRecorded, KeysGone
 from ftctl.journal.segments import SegmentPayload, pack_field
 from ftctl.plan.codecs import convert_many
 from ftctl.schema.ftinfo import parse_ft_info
@@ -84,13 +84,14 @@ def test_quantize_batch_writes_from_backup_under_final_names() -> None:
 
 def test_rename_keys_batch_pairs_source_and_destination() -> None:
     """rename_keys sends (old, new) key pairs to the RENAMENX script; "already" and "absent"
-    are counted, not conflicts."""
+    are counted, not conflicts; a key absent under both names is journaled as gone."""
     scripted = ScriptedRedis([("EVAL *", [scripts.ALREADY, scripts.ABSENT])])
     scripted.segments.append(SegmentPayload(keys=[b"doc:1", b"doc:2"]))
     scripted.run(rename_keys_batch(_spec(), 0, 0))  # type: ignore[arg-type]
     (command,) = scripted.sent
     assert command == ("EVAL", scripts.RENAME_KEYS, 4, b"doc:1", b"item:1", b"doc:2", b"item:2")
-    (batch,) = scripted.recorded
+    gone, batch = scripted.recorded
+    assert gone == KeysGone(step="rename_keys", keys=[b"doc:2"])
     assert batch.counts == {"already": 1, "absent": 1}
 
 

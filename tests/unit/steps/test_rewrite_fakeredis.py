@@ -11,6 +11,7 @@ from fakestore import FakeStore, conversion, spec, vectors
 
 from ftctl.drivers import SyncDriver
 from ftctl.journal import BatchDone, ConflictRecorded, Journal, SegmentRef
+from ftctl.journal.events import KeysGone
 from ftctl.plan.codecs import convert_many
 from ftctl.steps.backup import backup_batch
 from ftctl.steps.effects import Parallel, Step
@@ -66,9 +67,10 @@ def test_quantize_writes_the_conversion_of_the_backup_and_keeps_ttls(store: Fake
 
 @FORMS
 def test_quantize_keeps_concurrent_writes_and_reports_them(store: FakeStore, watch: bool) -> None:
-    """A vector rewritten or a key deleted after the backup is left as someone else made it
-    (the deleted key is not brought back) and journaled as a conflict before the batch; a key
-    that never had the vector is counted absent; the rest is converted."""
+    """A vector rewritten after the backup is left as someone else made it and journaled as
+    a conflict; a key deleted after the backup is not brought back and journaled as gone
+    (not as someone else's write); a key that never had the vector is counted absent; the
+    rest is converted."""
     originals = vectors(4)
     keys = _keys(4)
     for key, vector in zip(keys[:3], originals[:3], strict=True):
@@ -86,11 +88,12 @@ def test_quantize_keeps_concurrent_writes_and_reports_them(store: FakeStore, wat
     assert store.r.hget("doc:1", "emb") == b"a newer vector"
     assert not store.r.exists("doc:2")
     assert store.r.hgetall("doc:3") == {b"title": b"no vector"}
-    *_, conflict, batch = _events(store)
+    *_, conflict, gone, batch = _events(store)
     assert isinstance(conflict, ConflictRecorded)
-    assert conflict.step == "quantize" and conflict.keys == [b"doc:1", b"doc:2"]
+    assert conflict.step == "quantize" and conflict.keys == [b"doc:1"]
+    assert isinstance(gone, KeysGone) and gone.keys == [b"doc:2"]
     assert batch == done
-    assert done.counts == {"written": 1, "conflicts": 2, "absent": 1}
+    assert done.counts == {"written": 1, "conflicts": 1, "absent": 2}
 
 
 @FORMS
@@ -221,7 +224,8 @@ def test_rename_keys_moves_keys_with_their_ttls_and_keeps_occupied_destinations(
 ) -> None:
     """Each key moves to its new prefix with its content, key TTL and field TTLs; a key whose
     destination is taken is a conflict and neither key changes; a key already moved counts
-    as already, one with neither name as absent. Keys go to the server in batch_size chunks."""
+    as already, one with neither name as absent and journaled as gone. Keys go to the server
+    in batch_size chunks."""
     store.r.hset("doc:0", mapping={"title": b"zero", "emb": b"v0"})
     store.r.pexpire("doc:0", HOUR_MS)
     store.r.hpexpire("doc:0", 2 * HOUR_MS, "emb")
@@ -239,8 +243,9 @@ def test_rename_keys_moves_keys_with_their_ttls_and_keeps_occupied_destinations(
     assert after[b"item:0"][2] > 0 and after[b"item:0"][3]  # the TTLs came along
     assert after[b"doc:1"] == before[b"doc:1"] and after[b"item:1"] == before[b"item:1"]
     assert after[b"item:2"] == before[b"item:2"]
-    *_, conflict, batch = _events(store)
+    *_, conflict, gone, batch = _events(store)
     assert isinstance(conflict, ConflictRecorded) and conflict.keys == [b"doc:1"]
+    assert isinstance(gone, KeysGone) and gone.keys == [b"doc:3"]
     assert batch == done
     assert done.counts == {"written": 1, "conflicts": 1, "already": 1, "absent": 1}
 

@@ -157,7 +157,7 @@ def test_marks_come_from_the_tables() -> None:
     assert rollback.validation_starts == {"validate_source"}
     online = marks_for("online", "apply")
     assert online.downtime == frozenset()
-    assert online.validation_starts == {"online_validate"}
+    assert online.validation_starts == {"online_validate", "shadow_verify"}
     assert marks_for("drop_recreate", "validate").validation_starts == {"validate"}
     assert SHADOW.marks().downtime == frozenset()
 
