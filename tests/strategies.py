@@ -78,3 +78,16 @@ BFLOAT16_EDGE_FLOAT32_BITS = (
     0xFFFFFFFF,  # negative NaN, full payload
 )
 """float32 bit patterns where bfloat16 rounding is easy to get wrong."""
+
+
+def index_names() -> st.SearchStrategy[str]:
+    """Any string Redis accepts as an index name: ordinary ones, path-like ones, long ones,
+    control characters and lone surrogates included."""
+    path_like = st.lists(st.sampled_from(["..", ".", "", "a", "/", "batch", "-", "~"]), max_size=6)
+    return st.one_of(
+        st.from_regex(r"[A-Za-z0-9_.-]{1,120}", fullmatch=True),
+        path_like.map("/".join),
+        path_like.map("".join),
+        st.text(max_size=300),
+        st.text(min_size=1, max_size=3).map(lambda s: s * 2000),
+    )
