@@ -22,6 +22,7 @@ import contextlib
 import errno
 import fcntl
 import os
+import stat
 import threading
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
@@ -66,6 +67,7 @@ from ftctl.journal.safefs import (
 )
 from ftctl.journal.segments import (
     DEFAULT_LEVEL,
+    SEGMENT_HINT,
     SegmentPayload,
     read_segment_file,
     sync_segment_files,
@@ -225,6 +227,32 @@ def _make_segments_dir(root: Path) -> None:
         os.close(fd)
 
 
+def _check_segment_files(root: Path, events: list[AnyEvent]) -> None:
+    """Every segment the journal references is there, a regular file (not a link) of the
+    recorded size: a run that will need them refuses before it starts, not halfway."""
+    segments = root / SEGMENTS_NAME
+    for event in events:
+        for ref in segment_refs(event):
+            path = segments / ref.filename
+            try:
+                info = os.lstat(path)
+            except FileNotFoundError:
+                raise JournalCorruptError(
+                    f"segment {ref.filename} referenced by the journal is missing from {segments}",
+                    SEGMENT_HINT,
+                ) from None
+            except OSError as exc:
+                raise os_error(exc, "read", path) from None
+            if stat.S_ISLNK(info.st_mode):
+                raise symlink_error(path)
+            if not stat.S_ISREG(info.st_mode) or info.st_size != ref.size:
+                raise JournalCorruptError(
+                    f"segment {path} does not match the journal: "
+                    f"size {info.st_size} (expected {ref.size})",
+                    SEGMENT_HINT,
+                )
+
+
 def _check_segments_dir(root: Path) -> None:
     """Refuse a ``segments`` entry that is a symbolic link or not a directory."""
     segments = root / SEGMENTS_NAME
@@ -263,7 +291,8 @@ class Journal:
         self._events = events
         self._mutex = threading.Lock()
         self._unsynced: list[int] = []
-        self._broken: str | None = None
+        self._broken: tuple[str, str] | None = None
+        """(reason, fix) of the write that failed: no append is attempted after it."""
         self._size = os.fstat(fd).st_size if fd is not None else 0
         self._next_segment = self._first_free_segment()
 
@@ -397,6 +426,7 @@ class Journal:
                     "run apply again with the same --backup-dir",
                 )
             _check_segments_dir(root)
+            _check_segment_files(root, events)
             if result.tail_problem is not None:
                 try:
                     os.ftruncate(fd, result.good_length)
@@ -505,9 +535,10 @@ class Journal:
         if self._fd is None:
             raise RuntimeError("this journal was opened read-only")
         if self._broken is not None:
+            reason, fix = self._broken
             raise BackupDirError(
-                f"the journal {self.path} cannot be written: {self._broken}",
-                f"fix the cause, {RESUME_HINT}",
+                f"the journal {self.path} cannot be written: {reason}",
+                f"{fix}, {RESUME_HINT}",
                 exit_code=EXIT_FAILED,
             )
         return self._fd
@@ -528,11 +559,12 @@ class Journal:
                 try:
                     sync_segment_files(self.segments_dir, self._unsynced)
                 except OSError as exc:
-                    self._broken = exc.strerror or str(exc)
-                    raise os_error(
+                    error = os_error(
                         exc, "sync the backup segments in", self.segments_dir,
                         exit_code=EXIT_FAILED, then=RESUME_HINT,
-                    ) from None  # fmt: skip
+                    )  # fmt: skip
+                    self._broken = (exc.strerror or str(exc), error.fix)
+                    raise error from None
                 self._unsynced.clear()
             now = datetime.now(UTC)
             base = self.last_seq
@@ -545,13 +577,14 @@ class Journal:
                 _write_all(fd, blob)
                 os.fsync(fd)
             except OSError as exc:
-                self._broken = exc.strerror or str(exc)
+                error = os_error(
+                    exc, "write the journal", self.path, exit_code=EXIT_FAILED, then=RESUME_HINT
+                )
+                self._broken = (exc.strerror or str(exc), error.fix)
                 # best effort: never leave a partial record for a later append to follow
                 with contextlib.suppress(OSError):
                     os.ftruncate(fd, self._size)
-                raise os_error(
-                    exc, "write the journal", self.path, exit_code=EXIT_FAILED, then=RESUME_HINT
-                ) from None
+                raise error from None
             self._size += len(blob)
             self._events.extend(cast(list[AnyEvent], stamped))  # encode_event checked the types
             return stamped

@@ -644,3 +644,28 @@ def test_unreadable_directory_is_exit_2(tmp_path: Path, monkeypatch: pytest.Monk
         f"cannot create the directory {tmp_path / 'docs'}: Permission denied (hint: check the "
         "permissions of the backup dir, then run the command again; nothing was changed)"
     )
+
+
+def test_open_checks_every_referenced_segment_before_a_run_starts(
+    tmp_path: Path, jdir: Path
+) -> None:
+    """resume/rollback open read-write: a referenced segment that is missing, a link, or of
+    another size refuses the open (exit 2) instead of failing halfway through the run."""
+    with Journal.create(jdir, first=_first()) as j:
+        ref = j.write_segment(SegmentPayload(keys=[b"a"]))
+        j.append([KeysEnumerated(segment=ref, batch=0, keys=1)])
+    segment = jdir / "segments" / ref.filename
+    blob = segment.read_bytes()
+    segment.write_bytes(blob[:-1])
+    with pytest.raises(JournalCorruptError, match=rf"size {ref.size - 1} \(expected {ref.size}\)"):
+        Journal.open(jdir)
+    segment.unlink()
+    with pytest.raises(JournalCorruptError, match="is missing from"):
+        Journal.open(jdir)
+    victim = _victim(tmp_path)
+    segment.symlink_to(victim)
+    with pytest.raises(BackupDirError, match="is a symbolic link") as caught:
+        Journal.open(jdir)
+    assert caught.value.exit_code == 2
+    _untouched(victim)
+    assert len(Journal.read(jdir)) == 2  # inspect still reads the timeline
