@@ -101,9 +101,20 @@ def open_dir(directory: Path, action: str = "open the directory") -> int:
             raise symlink_error(directory) from None
         if exc.errno == errno.ENOTDIR:
             raise BackupDirError(
-                f"{directory} is not a directory", "choose another --backup-dir"
+                f"{_not_a_directory(directory)} is not a directory", _HINTS[errno.ENOTDIR]
             ) from None
         raise os_error(exc, action, directory) from None
+
+
+def _not_a_directory(path: Path) -> Path:
+    """The outermost of ``path`` and its parents that exists but is not a directory."""
+    for probe in reversed((path, *path.parents)):
+        try:
+            if not stat.S_ISDIR(os.stat(probe).st_mode):
+                return probe
+        except OSError:
+            break
+    return path
 
 
 def open_in(
