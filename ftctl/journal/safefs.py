@@ -129,8 +129,9 @@ def open_in(
 ) -> int:
     """Open ``directory/name`` with neither the directory nor the file followed if a link.
 
-    ``FileNotFoundError`` passes through (callers decide what a missing file means); every
-    other OS error becomes a :class:`BackupDirError`.
+    ``FileNotFoundError`` and (for ``O_EXCL``) ``FileExistsError`` pass through: callers
+    decide what they mean. A link is refused; every other OS error becomes a
+    :class:`BackupDirError`.
     """
     try:
         dir_fd = os.open(directory, DIR_FLAGS)
@@ -146,6 +147,8 @@ def open_in(
         path = directory / name
         if exc.errno == errno.ELOOP or (exc.errno == errno.EEXIST and is_symlink(path)):
             raise symlink_error(path) from None
+        if exc.errno == errno.EEXIST:
+            raise
         raise os_error(exc, action, path, exit_code=exit_code, then=then) from None
     finally:
         os.close(dir_fd)

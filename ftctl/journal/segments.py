@@ -20,7 +20,15 @@ import zstandard
 
 from ftctl.errors import JournalCorruptError
 from ftctl.journal.events import SegmentRef
-from ftctl.journal.safefs import check_regular, fsync_dir, is_symlink, open_in, os_error, read_all
+from ftctl.journal.safefs import (
+    check_regular,
+    fsync_dir,
+    is_symlink,
+    open_in,
+    os_error,
+    read_all,
+    symlink_error,
+)
 
 DEFAULT_LEVEL = 1
 """zstd's fastest level: vectors barely compress, key lists compress well at any level."""
@@ -188,7 +196,7 @@ def _create(directory: Path, name: str) -> int:
     except FileExistsError:
         pass
     if is_symlink(directory / name):
-        open_in(directory, name, os.O_RDONLY)  # raises the symbolic-link refusal
+        raise symlink_error(directory / name)
     os.unlink(directory / name)
     return open_in(directory, name, flags, FILE_MODE, action="create")
 
@@ -215,7 +223,7 @@ def write_segment_file(
     ref = SegmentRef(number=number, size=len(blob), crc32=zlib.crc32(blob), raw_size=len(raw))
     name = ref.filename + ".tmp" if durable else ref.filename
     if durable and is_symlink(directory / ref.filename):
-        open_in(directory, ref.filename, os.O_RDONLY)  # raises the symbolic-link refusal
+        raise symlink_error(directory / ref.filename)
     fd = _create(directory, name)
     try:
         os.fchmod(fd, FILE_MODE)

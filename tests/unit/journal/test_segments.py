@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import zlib
 from pathlib import Path
 
@@ -193,3 +194,17 @@ def test_longer_segment_file_is_refused_without_reading_it_all(tmp_path: Path) -
         file.write(bytes(1 << 20))
     with pytest.raises(JournalCorruptError, match=f"size more than {ref.size}"):
         read_segment_file(tmp_path, ref)
+
+
+@pytest.mark.parametrize("durable", [True, False])
+def test_leftover_file_of_a_crash_is_replaced_not_written_through(
+    tmp_path: Path, durable: bool
+) -> None:
+    """A regular file left where a segment (or its tmp file) goes is replaced by a new file:
+    a second hard link to it keeps its old bytes."""
+    name = "000005.zst.tmp" if durable else "000005.zst"
+    (tmp_path / name).write_bytes(b"left by a crash")
+    os.link(tmp_path / name, tmp_path / "other-link")
+    ref = write_segment_file(tmp_path, 5, SegmentPayload(keys=[b"k"]), durable=durable)
+    assert read_segment_file(tmp_path, ref) == SegmentPayload(keys=[b"k"])
+    assert (tmp_path / "other-link").read_bytes() == b"left by a crash"
