@@ -19,7 +19,6 @@ journal and the state/report files rendered from it.
 from __future__ import annotations
 
 import os
-import re
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -52,6 +51,13 @@ from ftctl.journal.batch import (
     project_batch_state,
 )
 from ftctl.journal.events import AnyEvent, BatchIndexStatus, BatchRunStarted, RunResult
+from ftctl.journal.layout import (
+    backup_root,
+    batch_dir_name,
+    index_dir_name,
+    is_batch_journal,
+    journal_dirs,
+)
 from ftctl.journal.report import MigrationReport
 from ftctl.plan.batch import (
     BatchPlan,
@@ -71,7 +77,7 @@ from ftctl.plan.models import (
     load_plan,
     plan_digest,
 )
-from ftctl.runs import RUN_PROTOCOL, report_of
+from ftctl.runs import RUN_PROTOCOL, journal_dir, note_recovered, report_of
 from ftctl.steps.batch import batch_snapshot_step
 from ftctl.version import ftctl_version
 
@@ -87,7 +93,9 @@ REPORT_NAME = "batch_report.yaml"
 
 
 def _plan_file_name(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", name) + ".yaml"
+    """``<name>.yaml`` for ordinary names; any other name is made one safe, bounded,
+    collision-free file name (:func:`~ftctl.journal.layout.index_dir_name`)."""
+    return index_dir_name(name) + ".yaml"
 
 
 def write_batch_plan(batch: BatchPlan, path: str | os.PathLike[str]) -> BatchPlan:
@@ -211,8 +219,9 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 
 def batch_journal_dir(backup_dir: str | os.PathLike[str], batch_id: str) -> Path:
-    """``<backup-dir>/batch-<batch_id>`` (DESIGN §4)."""
-    return Path(backup_dir) / f"{BATCH_JOURNAL_PREFIX}{batch_id}"
+    """``<backup-dir>/batch-<batch_id>`` (DESIGN §4); an id that is not an ordinary name is
+    made one safe entry of the backup dir (:func:`~ftctl.journal.layout.batch_dir_name`)."""
+    return backup_root(backup_dir) / batch_dir_name(batch_id)
 
 
 def render_state(events: Sequence[AnyEvent], journal: Path) -> bytes:
@@ -262,14 +271,18 @@ def find_batch_journal(
                 f"not {Path(backup_dir).resolve()}",
                 "resume with the backup dir the batch was applied with (or omit --backup-dir)",
             )
-        if Journal.exists(journal):
+        if state.journal and Journal.exists(journal):
+            if not is_batch_journal(journal):
+                raise UsageError(
+                    f"the checkpoint {state_path} names {journal}, which is not a batch journal",
+                    "pass the --state written by batch-apply, or --backup-dir",
+                )
             return journal
     if backup_dir is None:
         if state_path is not None:
             load_state(state_path)  # the error for a missing state file
         raise UsageError("no batch state and no backup dir", "pass --state or --backup-dir")
-    found = sorted(p.parent for p in Path(backup_dir).glob(f"{BATCH_JOURNAL_PREFIX}*/journal.log"))
-    found = [p for p in found if Journal.exists(p)]
+    found = [p for p in journal_dirs(backup_root(backup_dir)) if is_batch_journal(p)]
     if len(found) != 1:
         what = "no batch journal" if not found else f"{len(found)} batch journals"
         raise UsageError(
@@ -328,7 +341,7 @@ def _resolve_plan(entry: IndexProgress, backup_dir: Path) -> MigrationPlan:
     try:
         plan = load_plan(Path(entry.plan_path))
     except UsageError:
-        index_dir = backup_dir / entry.name
+        index_dir = journal_dir(backup_dir, entry.name)
         if not Journal.exists(index_dir):
             raise
         first = Journal.read(index_dir)[0]
@@ -368,7 +381,7 @@ class _BatchRun:
 def _index_report(
     name: str, backup_dir: Path, report_dir: Path, report: MigrationReport | None
 ) -> str:
-    index_dir = backup_dir / name
+    index_dir = journal_dir(backup_dir, name)
     if report is None:
         if not Journal.exists(index_dir):
             return ""
@@ -376,7 +389,7 @@ def _index_report(
         first = events[0]
         assert isinstance(first, RunStarted)
         report = report_of(events, load_plan(first.plan_yaml.encode()), index_dir, "apply")
-    path = report_dir / f"{_plan_file_name(name)[:-5]}_report.yaml"
+    path = report_dir / f"{index_dir_name(name)}_report.yaml"
     _write_atomic(path, msgspec.yaml.encode(report))
     return str(path)
 
@@ -393,13 +406,13 @@ def _run_batch(run: _BatchRun, plans: dict[str, MigrationPlan], settings: _Setti
             retry = index.status == FAILED and settings.retry_failed
             if index.status in (SUCCESS, FAILED) and not retry:
                 continue
-            journal_dir = settings.backup_dir / index.name
+            index_dir = journal_dir(settings.backup_dir, index.name)
             run.record(
                 BatchIndexStarted(
                     name=index.name,
                     position=position,
                     total=total,
-                    journal=str(journal_dir),
+                    journal=str(index_dir),
                     plan_sha256=index.plan_sha256,
                     retry=retry,
                 )
@@ -437,7 +450,7 @@ def _run_batch(run: _BatchRun, plans: dict[str, MigrationPlan], settings: _Setti
                     result=result,
                     error=error,
                     report_path=report_path,
-                    journal=str(journal_dir),
+                    journal=str(index_dir),
                 )
             )
             if settings.progress is not None:
@@ -538,8 +551,7 @@ class BatchMigrationExecutor:
         lacks ``accept_data_loss``, or the backup dir holds another batch plan; Interrupted
         on Ctrl+C. Failed indexes are in the returned report (``status``), not raised.
         """
-        if not str(backup_dir):
-            raise UsageError("--backup-dir is required", "pass a directory for journals")
+        backup_root(backup_dir)  # an empty one would mean the current directory
         batch = batch_plan if isinstance(batch_plan, BatchPlan) else load_batch_plan(batch_plan)
         root = Path(backup_dir).resolve()
         base = Path(batch.source_path).parent if batch.source_path else Path.cwd()
@@ -589,6 +601,7 @@ class BatchMigrationExecutor:
         try:
             if Journal.exists(directory):
                 journal = Journal.open(directory)
+                note_recovered(journal)
                 if journal.first.plan_sha256 != first.plan_sha256:
                     journal.close()
                     raise RefusedError(
@@ -632,6 +645,8 @@ class BatchMigrationExecutor:
         An index interrupted mid-migration resumes from its own journal; ``retry_failed``
         runs failed indexes again. A ``backup_dir`` other than the checkpoint's is refused.
         """
+        if backup_dir is not None:
+            backup_root(backup_dir)  # an empty one would mean the current directory
         directory = find_batch_journal(state_path, backup_dir)
         recorded = project_batch(Journal.read(directory))
         if backup_dir is not None and Path(backup_dir).resolve() != Path(recorded.backup_dir):
@@ -658,6 +673,7 @@ class BatchMigrationExecutor:
         try:
             journal = Journal.open(directory)
             try:
+                note_recovered(journal)
                 batch = load_batch_plan(journal.first.plan_yaml.encode())
                 batch = msgspec.structs.replace(batch, source_path=recorded.plan_path)
                 url = redis_url or client_url(opened)

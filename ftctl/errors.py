@@ -65,6 +65,15 @@ class JournalCorruptError(FtctlError):
     """The journal has a damaged record before its tail; nothing runs until it is repaired."""
 
 
+class BackupDirError(FtctlError):
+    """The backup directory cannot be used as it is: a symbolic link or a foreign file inside
+    it, no space left, a read-only file system, permission denied. Exit 2 while nothing has
+    changed; a run that already changed Redis raises it with exit 1 and a hint to resume."""
+
+    fix: str = "fix the cause"
+    """What removes the cause (the start of the hint), for callers that re-raise it."""
+
+
 class JournalLockedError(FtctlError):
     """Another ftctl process holds the lock on the backup directory."""
 

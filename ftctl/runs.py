@@ -26,12 +26,18 @@ import redis.asyncio
 import structlog
 
 from ftctl.drivers import AsyncDriver, SyncDriver, mask_url
-from ftctl.errors import ConnectionFailed, FtctlError, Interrupted, RefusedError, UsageError
+from ftctl.errors import (
+    BackupDirError,
+    ConnectionFailed,
+    FtctlError,
+    Interrupted,
+    RefusedError,
+    UsageError,
+)
 from ftctl.journal import Journal
 from ftctl.journal.events import (
     AnyEvent,
     BatchDone,
-    BatchRunStarted,
     CheckFailed,
     ConflictRecorded,
     KeysEnumerated,
@@ -48,8 +54,16 @@ from ftctl.journal.events import (
     event_tag,
     step_of,
 )
+from ftctl.journal.layout import (
+    backup_root,
+    index_journal_dir,
+    is_batch_journal,
+    is_index_journal_of,
+    journal_dirs,
+)
 from ftctl.journal.projections import RunState, project_run, run_events
 from ftctl.journal.report import MigrationReport, project_report
+from ftctl.journal.safefs import nothing_changed
 from ftctl.plan.models import MigrationPlan, dump_plan, load_plan, plan_digest
 from ftctl.steps.runner import Outcome, RunContext, run_table
 from ftctl.steps.spec import RunSpec, run_spec
@@ -300,9 +314,13 @@ def report_of(
 
 
 def journal_dir(backup_dir: str | os.PathLike[str], index_name: str) -> Path:
-    if not str(backup_dir):
-        raise UsageError("--backup-dir is required", "pass a directory for the journal and backups")
-    return Path(backup_dir) / index_name
+    """The journal directory of ``index_name`` in ``backup_dir`` (see
+    :mod:`ftctl.journal.layout`): one entry of the backup dir whatever the name, or the
+    directory an earlier release named after the index when it holds that index's journal.
+
+    An empty ``backup_dir`` is a UsageError: it would mean the current directory.
+    """
+    return index_journal_dir(backup_root(backup_dir), index_name)
 
 
 def run_started(plan: MigrationPlan, kind: RunKind, url: str, options: Options) -> RunStarted:
@@ -327,6 +345,22 @@ def rolled_back(run: Run) -> bool:
     return any(step != "rollback_preflight" for step in state.steps_started)
 
 
+def note_recovered(journal: Journal) -> None:
+    """Say that opening the journal cut a torn last record (a crash in mid-append)."""
+    if journal.recovered_tail:
+        log.warning(
+            "journal torn tail cut", journal=str(journal.path), detail=journal.recovered_tail
+        )
+
+
+def _append_opening(journal: Journal, event: RunStarted) -> None:
+    """Append a run's first event: failing here changed nothing, so it is exit 2."""
+    try:
+        journal.append([event])
+    except BackupDirError as exc:
+        raise nothing_changed(exc) from None
+
+
 def open_for_apply(
     plan: MigrationPlan, backup_dir: str | os.PathLike[str], url: str, options: Options
 ) -> Run:
@@ -337,6 +371,14 @@ def open_for_apply(
         return Run(Journal.create(directory, first=first), plan, directory, "apply")
     journal = Journal.open(directory)
     try:
+        note_recovered(journal)
+        if journal.run_started.index_name != first.index_name:
+            raise RefusedError(
+                f"{directory} holds the journal of index '{journal.run_started.index_name}', "
+                f"not '{first.index_name}'",
+                "the file system folds the two names together (case-insensitive?): use "
+                "another --backup-dir for this index",
+            )
         if journal.run_started.plan_sha256 != first.plan_sha256:
             raise RefusedError(
                 f"backup does not match plan: {directory} holds the journal of another plan",
@@ -348,7 +390,7 @@ def open_for_apply(
                 f"{directory} holds a migration that was rolled back",
                 "use a new --backup-dir to apply the plan again",
             )
-        journal.append([first])
+        _append_opening(journal, first)
     except BaseException:
         journal.close()
         raise
@@ -359,8 +401,9 @@ def open_existing(directory: Path, kind: RunKind, url: str, options: Options) ->
     """Open a journal for resume, rollback, cutover or abort; the plan comes from the journal."""
     journal = Journal.open(directory)
     try:
+        note_recovered(journal)
         plan = load_plan(journal.run_started.plan_yaml.encode())
-        journal.append([run_started(plan, kind, url, options)])
+        _append_opening(journal, run_started(plan, kind, url, options))
     except BaseException:
         journal.close()
         raise
@@ -370,27 +413,26 @@ def open_existing(directory: Path, kind: RunKind, url: str, options: Options) ->
 def find_journals(
     backup_dir: str | os.PathLike[str], index: str | None = None, *, batches: bool = False
 ) -> list[Path]:
-    """The index journal directories under a backup dir (``--index`` picks one).
+    """The index journal directories under a backup dir (``--index`` picks one by the
+    index's real name, whatever its directory is called).
 
     A batch's own journal (``batch-<id>/``) is listed only with ``batches`` (inspect):
-    resume and rollback work on index journals.
+    resume and rollback work on index journals. ``backup_dir`` may itself be a journal
+    directory (a report's ``backup.journal``). A damaged journal raises
+    JournalCorruptError instead of being taken for none.
     """
-    root = Path(backup_dir)
+    root = backup_root(backup_dir)
     if index is not None:
-        found = [root / index]
+        directory = index_journal_dir(root, index)
+        found = [directory] if is_index_journal_of(directory, index) else []
     else:
-        found = sorted(p.parent for p in root.glob("*/journal.log"))
-        if Journal.exists(root):
-            found.insert(0, root)
-
-    def wanted(directory: Path) -> bool:
-        first = Journal.first_run(directory)
-        if first is None:
-            return False
-        batch = isinstance(first, BatchRunStarted) or first.kind == "batch"
-        return batches or not batch
-
-    found = [p for p in found if wanted(p)]
+        found = [p for p in journal_dirs(root) if batches or not is_batch_journal(p)]
+        found = [p for p in found if Journal.first_run(p) is not None]
+        # The backup dir given is the user's: when it is itself a journal directory, it is
+        # used through its real path (it may be a symbolic link the user chose).
+        real = Path(os.path.realpath(root))
+        if Journal.exists(real) and (batches or not is_batch_journal(real)):
+            found.insert(0, root if real == root.absolute() else real)
     if not found:
         raise UsageError(
             f"no migration journal under {root}" + (f" for index '{index}'" if index else ""),
@@ -402,11 +444,17 @@ def find_journals(
 def only_journal(backup_dir: str | os.PathLike[str], index: str | None) -> Path:
     found = find_journals(backup_dir, index)
     if len(found) > 1:
-        names = ", ".join(p.name for p in found)
+        names = ", ".join(_index_name(p) for p in found)
         raise UsageError(
             f"{backup_dir} holds journals of several indexes ({names})", "pass --index NAME"
         )
     return found[0]
+
+
+def _index_name(directory: Path) -> str:
+    first = Journal.first_run(directory)
+    name = first.index_name if isinstance(first, RunStarted) else directory.name
+    return repr(name) if not name.isprintable() or "," in name else name
 
 
 # --- driving a run --------------------------------------------------------------------------
@@ -498,6 +546,9 @@ def _stopped(run: Run, prepared: _Prepared, exc: BaseException) -> MigrationRepo
             f"interrupted; the journal in {run.directory} records where",
             f"continue with: {again(run)}",
         ) from None
+    if isinstance(exc, BackupDirError) and not _changed(state):
+        bound.warning("run stopped: the backup dir cannot be written", error=exc.one_line())
+        raise nothing_changed(exc) from None  # the journal cannot take an end event either
     if isinstance(exc, RefusedError | UsageError) and not _changed(state):
         run.journal.append([RunFinished(result="refused", error=exc.one_line(), step=step or "")])
         bound.warning("run refused", error=exc.one_line())
@@ -670,6 +721,7 @@ __all__ = [
     "drive_sync",
     "find_journals",
     "journal_dir",
+    "note_recovered",
     "only_journal",
     "open_existing",
     "open_for_apply",

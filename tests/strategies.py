@@ -84,3 +84,16 @@ def url_passwords() -> st.SearchStrategy[str]:
     """Passwords as a user might paste them into a URL: any printable ASCII but whitespace
     (which URL parsers strip), reserved characters such as ``@ : / ? # & %`` included."""
     return st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=24)
+
+
+def index_names() -> st.SearchStrategy[str]:
+    """Any string Redis accepts as an index name: ordinary ones, path-like ones, long ones,
+    control characters and lone surrogates included."""
+    path_like = st.lists(st.sampled_from(["..", ".", "", "a", "/", "batch", "-", "~"]), max_size=6)
+    return st.one_of(
+        st.from_regex(r"[A-Za-z0-9_.-]{1,120}", fullmatch=True),
+        path_like.map("/".join),
+        path_like.map("".join),
+        st.text(max_size=300),
+        st.text(min_size=1, max_size=3).map(lambda s: s * 2000),
+    )

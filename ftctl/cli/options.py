@@ -77,6 +77,16 @@ def compose(*decorators: Decorator) -> Decorator:
     return apply
 
 
+class _Directory(click.Path):
+    """A directory path that refuses an empty value (``Path("")`` would be ``.``, the current
+    directory, which nobody means by leaving the value out)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and not value.strip():
+            self.fail("is empty: pass the directory for the journal and backups", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 def backup_dir(
     *, required: bool = True, help: str = "Directory of the journal and the backup segments."
 ) -> Decorator:
@@ -84,7 +94,7 @@ def backup_dir(
     return click.option(
         "--backup-dir",
         required=required,
-        type=click.Path(file_okay=False, path_type=Path),
+        type=_Directory(file_okay=False, path_type=Path),
         help=help,
     )
 

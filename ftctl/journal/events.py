@@ -88,11 +88,14 @@ BatchIndexStatus: TypeAlias = Literal["success", "failed"]
 
 
 class SegmentRef(msgspec.Struct, frozen=True, kw_only=True):
-    """A backup segment as the journal knows it: number, and size + crc32 of the file."""
+    """A backup segment as the journal knows it: number, size + crc32 of the file, and the
+    size of its content once decompressed (``raw_size``; 0 in journals of ftctl 0.1, whose
+    segments are bounded by :data:`~ftctl.journal.segments.LEGACY_MAX_RAW_SIZE`)."""
 
     number: int
     size: int
     crc32: int
+    raw_size: int = 0
 
     @property
     def filename(self) -> str:

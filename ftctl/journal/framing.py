@@ -1,7 +1,15 @@
 """Record framing of ``journal.log``: ``u32 length | u32 crc32 | payload`` (little-endian).
 
 Pure functions over bytes. :func:`scan` tells a torn tail (a crash in the middle of the last
-append: cut it off and go on) from damage before the tail (refuse: never auto-repair history).
+append: cut it off and go on) from damage (refuse: never auto-repair history). The rules:
+
+- a bad record followed by a valid one is damage, wherever it is (first record included);
+- the last record is a *torn tail* only when it is what an interrupted append leaves: an
+  incomplete header, a payload that ends before its length says (and whose bytes do not
+  match the checksum, so the length field itself is intact), or zeros from a 512-byte
+  boundary to the end of the file (blocks allocated but never written);
+- a last record that is complete (its length fits the file) but fails its checksum, or has
+  an impossible length, is damage: a crash cannot produce it.
 """
 
 from __future__ import annotations
@@ -17,8 +25,11 @@ HEADER_SIZE = HEADER.size
 MAX_RECORD_SIZE = 64 * 1024 * 1024
 """Sanity bound: a length field above this is damage, not a record."""
 
+SECTOR = 512
+"""Granularity at which a crash can leave an append partly written (zeros after it)."""
+
 CORRUPT_HINT = (
-    "the journal is damaged before its last record and ftctl will not guess what it said; "
+    "the journal is damaged and ftctl will not guess what it said; nothing was changed: "
     "restore journal.log from a copy, or start over with a new --backup-dir"
 )
 
@@ -79,6 +90,33 @@ def _problem_at(view: memoryview, pos: int) -> str:
     return f"record at byte {pos} has a bad checksum"
 
 
+def _damage_at_tail(view: memoryview, pos: int) -> str | None:
+    """Why the bad last record at ``pos`` cannot be an interrupted append (None: it is one,
+    a torn tail to cut)."""
+    remaining = len(view) - pos
+    if remaining < HEADER_SIZE:
+        return None
+    # Sectors the file system allocated but the crash never wrote read back as zeros: the
+    # record is torn when everything from some sector boundary inside it to the end is zero.
+    zeros_start = pos + len(bytes(view[pos:]).rstrip(b"\x00"))
+    boundary = max(-(-zeros_start // SECTOR) * SECTOR, pos)
+    if zeros_start == pos or boundary < len(view):
+        return None
+    length: int
+    crc: int
+    length, crc = HEADER.unpack_from(view, pos)
+    if length == 0 or length > MAX_RECORD_SIZE:
+        return "no append writes such a length"
+    if pos + HEADER_SIZE + length <= len(view):
+        return "the record is complete, so no crash left it half-written"
+    if zlib.crc32(view[pos + HEADER_SIZE :]) == crc:
+        return (
+            f"its length field says {length} bytes but the {remaining - HEADER_SIZE} bytes "
+            "that follow are the whole record (their checksum matches)"
+        )
+    return None
+
+
 def _valid_frame_after(view: memoryview, pos: int) -> int | None:
     """Offset of the first valid frame that starts after ``pos``, or ``None``.
 
@@ -97,12 +135,11 @@ def _valid_frame_after(view: memoryview, pos: int) -> int | None:
 
 
 def scan(data: bytes, *, source: str = "journal.log") -> ScanResult:
-    """Split ``data`` into records, accepting a torn tail and refusing damage before it.
+    """Split ``data`` into records, cutting a torn tail and refusing damage.
 
-    A bad record followed by nothing that parses as a valid frame is the torn tail: the
-    result stops before it and says why in ``tail_problem``. A bad record followed by a valid
-    frame means history is damaged: :class:`JournalCorruptError` names ``source`` and the
-    offset.
+    A torn tail (see the module docstring) ends the result, which says why in
+    ``tail_problem``. Damage anywhere else raises :class:`JournalCorruptError` naming
+    ``source``, the record number and its byte offset, and the problem.
     """
     view = memoryview(data)
     records: list[bytes] = []
@@ -111,15 +148,28 @@ def scan(data: bytes, *, source: str = "journal.log") -> ScanResult:
     while pos < len(view):
         end = _frame_at(view, pos)
         if end is None:
+            number = len(records) + 1
             problem = _problem_at(view, pos)
             later = _valid_frame_after(view, pos)
             if later is not None:
                 raise JournalCorruptError(
-                    f"{source} is damaged at byte {pos}: {problem}, "
+                    f"{source} is damaged at byte {pos} (record {number}): {problem}, "
                     f"but a valid record follows at byte {later}",
                     CORRUPT_HINT,
                 )
-            return ScanResult(records, offsets, pos, f"{problem}; cut {len(view) - pos} bytes")
+            damage = _damage_at_tail(view, pos)
+            if damage is not None:
+                raise JournalCorruptError(
+                    f"{source} is damaged at byte {pos} (record {number}, the last): "
+                    f"{problem}; {damage}",
+                    CORRUPT_HINT,
+                )
+            return ScanResult(
+                records,
+                offsets,
+                pos,
+                f"torn last record cut: {problem}; cut {len(view) - pos} bytes",
+            )
         records.append(bytes(view[pos + HEADER_SIZE : end]))
         offsets.append(pos)
         pos = end

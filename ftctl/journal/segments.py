@@ -20,10 +20,22 @@ import zstandard
 
 from ftctl.errors import JournalCorruptError
 from ftctl.journal.events import SegmentRef
+from ftctl.journal.safefs import (
+    check_regular,
+    fsync_dir,
+    is_symlink,
+    open_in,
+    os_error,
+    read_all,
+    symlink_error,
+)
 
 DEFAULT_LEVEL = 1
 """zstd's fastest level: vectors barely compress, key lists compress well at any level."""
 FILE_MODE = 0o600
+LEGACY_MAX_RAW_SIZE = 1 << 30
+"""Largest decompressed size accepted for a segment whose ref does not record one (journals
+of ftctl 0.1): a frame declaring more is refused before anything is inflated."""
 
 SEGMENT_HINT = (
     "the backup segment was changed or damaged after it was written; restore the backup "
@@ -134,20 +146,66 @@ def encode_segment(payload: SegmentPayload, *, level: int = DEFAULT_LEVEL) -> by
     return _compressor(level).compress(_encoder.encode(payload))
 
 
-def decode_segment(blob: bytes, *, name: str = "segment") -> SegmentPayload:
-    """Decompress and decode a segment whose size and crc were already verified."""
+def decode_segment(blob: bytes, *, name: str = "segment", raw_size: int = 0) -> SegmentPayload:
+    """Decompress and decode a segment whose size and crc were already verified.
+
+    The frame must declare its content size, and that size must be ``raw_size`` (what the
+    journal recorded) or, when the journal recorded none, at most
+    :data:`LEGACY_MAX_RAW_SIZE`: a frame that would inflate beyond it is refused before
+    anything is decompressed. The payload is then checked against itself (one presence
+    bit per key in every field block).
+    """
     try:
-        return _decoder.decode(_decompressor().decompress(blob))
+        declared = zstandard.get_frame_parameters(blob).content_size
+    except zstandard.ZstdError as exc:
+        raise JournalCorruptError(f"{name} is not a zstd frame: {exc}", SEGMENT_HINT) from None
+    if declared == zstandard.CONTENTSIZE_UNKNOWN or declared == zstandard.CONTENTSIZE_ERROR:
+        raise JournalCorruptError(
+            f"{name} does not declare its decompressed size (ftctl always writes it)",
+            SEGMENT_HINT,
+        )
+    if raw_size and declared != raw_size:
+        raise JournalCorruptError(
+            f"{name} would decompress to {declared} bytes, the journal says {raw_size}",
+            SEGMENT_HINT,
+        )
+    if not raw_size and declared > LEGACY_MAX_RAW_SIZE:
+        raise JournalCorruptError(
+            f"{name} would decompress to {declared} bytes, more than the "
+            f"{LEGACY_MAX_RAW_SIZE} a segment of this journal can hold",
+            SEGMENT_HINT,
+        )
+    try:
+        raw = _decompressor().decompress(blob, max_output_size=declared)
+        payload = _decoder.decode(raw)
     except (zstandard.ZstdError, msgspec.DecodeError) as exc:
         raise JournalCorruptError(f"{name} cannot be decoded: {exc}", SEGMENT_HINT) from None
+    if len(raw) != declared:
+        raise JournalCorruptError(
+            f"{name} decompressed to {len(raw)} bytes, its frame says {declared}", SEGMENT_HINT
+        )
+    bitmap = (len(payload.keys) + 7) // 8
+    for field_name, block in payload.fields.items():
+        if len(block.present) != bitmap or len(block.sizes) % 4:
+            raise JournalCorruptError(
+                f"{name}: field block '{field_name}' does not fit its {len(payload.keys)} keys",
+                SEGMENT_HINT,
+            )
+    return payload
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+def _create(directory: Path, name: str) -> int:
+    """Create ``directory/name`` for writing, replacing a regular file left there by a crash
+    (unlinked first, so a hard link elsewhere is never truncated) but never a link."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
     try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        return open_in(directory, name, flags, FILE_MODE, action="create")
+    except FileExistsError:
+        pass
+    if is_symlink(directory / name):
+        raise symlink_error(directory / name)
+    os.unlink(directory / name)
+    return open_in(directory, name, flags, FILE_MODE, action="create")
 
 
 def write_segment_file(
@@ -163,13 +221,17 @@ def write_segment_file(
     ``durable``: tmp file, fsync, rename, fsync dir. Otherwise the file is written in place
     and left to :func:`sync_segment_files` (the journal calls it before it appends the event
     that references the segment, so a referenced segment is always on disk). An existing
-    file of that number (a crash after the write, before its event) is replaced.
+    regular file of that number (a crash after the write, before its event) is replaced; a
+    symbolic link is refused. ``OSError`` (no space…) passes to the caller, which knows
+    what the failure means for its run.
     """
-    blob = encode_segment(payload, level=level)
-    ref = SegmentRef(number=number, size=len(blob), crc32=zlib.crc32(blob))
-    final = directory / ref.filename
-    target = directory / (ref.filename + ".tmp") if durable else final
-    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, FILE_MODE)
+    raw = _encoder.encode(payload)
+    blob = _compressor(level).compress(raw)
+    ref = SegmentRef(number=number, size=len(blob), crc32=zlib.crc32(blob), raw_size=len(raw))
+    name = ref.filename + ".tmp" if durable else ref.filename
+    if durable and is_symlink(directory / ref.filename):
+        raise symlink_error(directory / ref.filename)
+    fd = _create(directory, name)
     try:
         os.fchmod(fd, FILE_MODE)
         view = memoryview(blob)
@@ -180,37 +242,55 @@ def write_segment_file(
     finally:
         os.close(fd)
     if durable:
-        os.replace(target, final)
-        _fsync_dir(directory)
+        os.replace(directory / name, directory / ref.filename)
+        fsync_dir(directory)
     return ref
 
 
 def sync_segment_files(directory: Path, numbers: Sequence[int]) -> None:
     """fsync segments written with ``durable=False``, then their directory, once."""
     for number in numbers:
-        fd = os.open(directory / f"{number:06d}.zst", os.O_RDONLY | os.O_CLOEXEC)
+        fd = open_in(directory, f"{number:06d}.zst", os.O_RDONLY, action="sync")
         try:
             os.fsync(fd)
         finally:
             os.close(fd)
-    _fsync_dir(directory)
+    fsync_dir(directory)
 
 
 def read_segment_file(directory: Path, ref: SegmentRef) -> SegmentPayload:
-    """Read a segment, verifying its size and crc32 against ``ref`` before decoding it."""
+    """Read a segment, verifying its size and crc32 against ``ref`` before decoding it.
+
+    Neither ``directory`` nor the file may be a symbolic link; the file is read only up to
+    the size the journal recorded (one byte more tells a longer file).
+    """
     path = directory / ref.filename
+    if ref.number < 0 or ref.size < 0 or ref.raw_size < 0:
+        raise JournalCorruptError(
+            f"the journal references segment {ref.number} with an impossible size", SEGMENT_HINT
+        )
     try:
-        blob = path.read_bytes()
+        fd = open_in(
+            directory, ref.filename, os.O_RDONLY | os.O_NONBLOCK, action="read the backup segment"
+        )
     except FileNotFoundError:
         raise JournalCorruptError(
             f"segment {ref.filename} referenced by the journal is missing from {directory}",
             SEGMENT_HINT,
         ) from None
+    try:
+        check_regular(fd, path)
+        blob = read_all(fd, limit=ref.size + 1)
+    except OSError as exc:
+        raise os_error(exc, "read the backup segment", path) from None
+    finally:
+        os.close(fd)
     crc = zlib.crc32(blob)
     if len(blob) != ref.size or crc != ref.crc32:
+        size = f"{len(blob)}" if len(blob) <= ref.size else f"more than {ref.size}"
         raise JournalCorruptError(
-            f"segment {ref.filename} does not match the journal: "
-            f"size {len(blob)} (expected {ref.size}), crc32 {crc:08x} (expected {ref.crc32:08x})",
+            f"segment {path} does not match the journal: "
+            f"size {size} (expected {ref.size}), crc32 {crc:08x} (expected {ref.crc32:08x})",
             SEGMENT_HINT,
         )
-    return decode_segment(blob, name=f"segment {ref.filename}")
+    return decode_segment(blob, name=f"segment {path}", raw_size=ref.raw_size)

@@ -214,10 +214,15 @@ def select_indexes(
     else:
         assert indexes_file is not None
         try:
-            text = Path(indexes_file).read_text()
+            text = Path(indexes_file).read_bytes().decode()
         except OSError as exc:
             raise UsageError(
                 f"cannot read indexes file '{indexes_file}': {exc.strerror}", "check the path"
+            ) from None
+        except UnicodeDecodeError as exc:
+            raise UsageError(
+                f"indexes file '{indexes_file}' is not UTF-8 text (byte {exc.start})",
+                "list one index name per line, in UTF-8",
             ) from None
         raw = [line.split("#", 1)[0] for line in text.splitlines()]
     names = list(dict.fromkeys(n.strip() for n in raw if n.strip()))

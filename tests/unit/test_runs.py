@@ -1,15 +1,16 @@
-"""Run helpers that need no server: finding journals under a backup dir."""
+"""Run helpers that need no server: where journals go and how they are found."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from ftctl.errors import UsageError
+from ftctl.errors import JournalCorruptError, UsageError
 from ftctl.journal import Journal, RunStarted
 from ftctl.journal.events import BatchRunStarted, RunKind
-from ftctl.runs import find_journals, only_journal
+from ftctl.runs import find_journals, journal_dir, only_journal
 
 
 def _journal(directory: Path, kind: RunKind, index: str) -> None:
@@ -50,3 +51,76 @@ def test_several_index_journals_need_index(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="several indexes"):
         only_journal(tmp_path, None)
     assert only_journal(tmp_path, "b_idx") == tmp_path / "b_idx"
+
+
+@pytest.mark.parametrize("index", ["..", "../x", "/abs/path", "a/b", "", "x" * 10_000, "idx:1"])
+def test_hostile_index_names_get_a_directory_inside_the_backup_dir(
+    tmp_path: Path, index: str
+) -> None:
+    """journal_dir of any index name is one entry of the backup dir, and --index finds the
+    journal there by the index's real name."""
+    backup = tmp_path / "backup"
+    directory = journal_dir(backup, index)
+    assert directory.parent == backup
+    _journal(directory, "apply", index)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["backup"]
+    assert find_journals(backup, index) == [directory]
+    assert only_journal(backup, None) == directory
+
+
+def test_index_lookup_matches_the_real_name_not_the_directory(tmp_path: Path) -> None:
+    """--index NAME means the index: a directory called NAME holding another index's
+    journal is not it, and the encoded directory of NAME is found by NAME only."""
+    _journal(tmp_path / "a_idx", "apply", "something else")
+    with pytest.raises(UsageError, match="for index 'a_idx'"):
+        find_journals(tmp_path, "a_idx")
+    _journal(journal_dir(tmp_path, "a/idx"), "apply", "a/idx")
+    assert find_journals(tmp_path, "a/idx") == [journal_dir(tmp_path, "a/idx")]
+    with pytest.raises(UsageError, match="for index"):
+        find_journals(tmp_path, journal_dir(tmp_path, "a/idx").name)
+
+
+def test_several_journals_are_listed_by_real_index_name(tmp_path: Path) -> None:
+    """The 'several indexes' error names the indexes, not their directories."""
+    _journal(journal_dir(tmp_path, "idx:a"), "apply", "idx:a")
+    _journal(journal_dir(tmp_path, "idx:b"), "apply", "idx:b")
+    with pytest.raises(UsageError, match=r"\(idx:a, idx:b\)"):
+        only_journal(tmp_path, None)
+
+
+def test_old_journal_named_after_the_index_is_still_found(tmp_path: Path) -> None:
+    """A journal an earlier release wrote in <backup>/<exact index name>/ is found by that
+    name, and journal_dir keeps pointing apply at it (so a re-run resumes it)."""
+    _journal(tmp_path / "idx:docs", "apply", "idx:docs")
+    assert journal_dir(tmp_path, "idx:docs") == tmp_path / "idx:docs"
+    assert find_journals(tmp_path, "idx:docs") == [tmp_path / "idx:docs"]
+
+
+@pytest.mark.parametrize("call", [journal_dir, find_journals, only_journal])
+def test_empty_backup_dir_never_means_the_current_directory(call: Any) -> None:
+    """--backup-dir '' is a UsageError before anything is read or written."""
+    with pytest.raises(UsageError, match="--backup-dir is empty"):
+        call("", "docs")
+
+
+def test_damaged_journal_is_reported_not_taken_for_none(tmp_path: Path) -> None:
+    """A journal whose first record is damaged makes resume/rollback/inspect say so."""
+    _journal(tmp_path / "docs", "apply", "docs")
+    log = tmp_path / "docs" / "journal.log"
+    damaged = bytearray(log.read_bytes())
+    damaged[12] ^= 0xFF
+    log.write_bytes(bytes(damaged))
+    for call in (lambda: find_journals(tmp_path), lambda: only_journal(tmp_path, "docs")):
+        with pytest.raises(JournalCorruptError, match=r"damaged at byte 0 \(record 1"):
+            call()
+
+
+def test_backup_dir_may_be_a_symbolic_link(tmp_path: Path) -> None:
+    """The backup dir is the user's choice: a link to it is used as given."""
+    (tmp_path / "real").mkdir()
+    _journal(journal_dir(tmp_path / "real", "docs"), "apply", "docs")
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    assert find_journals(tmp_path / "link", "docs") == [tmp_path / "link" / "docs"]
+    _journal(tmp_path / "direct", "apply", "x")
+    (tmp_path / "direct-link").symlink_to(tmp_path / "direct")
+    assert find_journals(tmp_path / "direct-link") == [tmp_path / "direct"]

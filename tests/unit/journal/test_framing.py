@@ -1,4 +1,4 @@
-"""Record framing: torn tails are cut and reported, damage before the tail is refused."""
+"""Record framing: torn tails are cut and reported, damaged records are refused anywhere."""
 
 from __future__ import annotations
 
@@ -64,15 +64,50 @@ def test_torn_tail_at_every_byte_offset_of_last_record() -> None:
         assert result.tail_problem is not None and f"byte {last}" in result.tail_problem, cut
 
 
-def test_flipped_byte_in_last_record_is_a_torn_tail() -> None:
-    """Damage confined to the last record is treated as the torn tail, not as corruption."""
+def test_flipped_byte_in_last_record_is_corruption_not_a_torn_tail() -> None:
+    """A complete last record that fails its checks is damage (no crash leaves one): every
+    flipped byte in it raises, naming the file, the record and its offset."""
     data, offsets = _log()
     for position in range(offsets[-1], len(data)):
         damaged = bytearray(data)
         damaged[position] ^= 0x5A
-        result = scan(bytes(damaged))
-        assert result.records == PAYLOADS[:-1], position
-        assert result.tail_problem is not None, position
+        with pytest.raises(JournalCorruptError) as caught:
+            scan(bytes(damaged), source="/tmp/x/journal.log")
+        message = caught.value.message
+        assert f"/tmp/x/journal.log is damaged at byte {offsets[-1]}" in message, position
+        assert f"record {len(PAYLOADS)}, the last" in message, position
+
+
+def test_damaged_length_of_last_record_is_told_from_a_torn_one() -> None:
+    """A last record whose length field grew past the end of the file looks incomplete, but
+    its bytes are all there (their checksum matches): damage, said so."""
+    data, offsets = _log()
+    damaged = bytearray(data)
+    damaged[offsets[-1] : offsets[-1] + 4] = struct.pack("<I", len(PAYLOADS[-1]) + 100)
+    with pytest.raises(JournalCorruptError, match="their checksum matches"):
+        scan(bytes(damaged))
+
+
+def test_damaged_only_record_is_corruption() -> None:
+    """A journal of one complete record with a bad checksum is damage, never "no journal"."""
+    damaged = bytearray(frame(PAYLOADS[0]))
+    damaged[-1] ^= 0x01
+    with pytest.raises(JournalCorruptError, match=r"at byte 0 \(record 1, the last\)"):
+        scan(bytes(damaged))
+
+
+def test_append_cut_at_a_sector_boundary_is_torn() -> None:
+    """An append whose later sectors never reached the disk reads back complete but zeroed
+    from a 512-byte boundary: that is a crash, cut as the torn tail."""
+    data, _ = _log()
+    payload = bytes(range(256)) * 8  # 2 KiB: the record spans several sectors
+    record = bytearray(frame(payload))
+    start = len(data)
+    boundary = (start // 512 + 2) * 512
+    record[boundary - start :] = bytes(len(record) - (boundary - start))
+    result = scan(data + bytes(record))
+    assert result.records == PAYLOADS
+    assert result.tail_problem is not None and "bad checksum" in result.tail_problem
 
 
 def test_flipped_byte_in_the_middle_refuses() -> None:
@@ -98,13 +133,21 @@ def test_zero_filled_tail_is_torn_not_corrupt() -> None:
     assert result.tail_problem is not None
 
 
-def test_impossible_length_at_tail_is_reported() -> None:
-    """A header whose length exceeds the sanity bound is cut as the tail, saying why."""
+def test_impossible_length_at_tail_is_corruption() -> None:
+    """A last header whose length exceeds the sanity bound is damage (no append writes it)."""
     data, _ = _log()
     bogus = struct.pack("<II", MAX_RECORD_SIZE + 1, 0) + b"junk"
-    result = scan(data + bogus)
-    assert result.records == PAYLOADS
-    assert result.tail_problem is not None and "impossible record length" in result.tail_problem
+    with pytest.raises(JournalCorruptError, match="impossible record length"):
+        scan(data + bogus)
+
+
+def test_incomplete_header_at_tail_is_torn() -> None:
+    """Fewer than eight bytes after the last record are an append cut short: cut, reported."""
+    data, _ = _log()
+    for extra in range(1, 8):
+        result = scan(data + b"\x07" * extra)
+        assert result.records == PAYLOADS
+        assert result.tail_problem is not None and "incomplete record header" in result.tail_problem
 
 
 def test_damaged_length_field_in_middle_refuses() -> None:

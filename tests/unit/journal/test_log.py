@@ -17,6 +17,7 @@ import msgspec
 import pytest
 
 from ftctl.errors import (
+    BackupDirError,
     FtctlError,
     JournalCorruptError,
     JournalLockedError,
@@ -36,6 +37,7 @@ from ftctl.journal import (
     pack_field,
 )
 from ftctl.journal.events import StepName
+from ftctl.journal.segments import write_segment_file
 
 PLAN_YAML = "version: 1\nmode: drop_recreate\nsource:\n  index: products\n"
 
@@ -336,9 +338,10 @@ def test_failed_fsync_leaves_no_partial_record_and_blocks_appends(
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(os, "fsync", failing_fsync)
-    with pytest.raises(FtctlError, match="No space left on device") as caught:
+    with pytest.raises(BackupDirError, match="No space left on device") as caught:
         journal.append([Note(message="lost")])
     assert caught.value.exit_code == 1
+    assert "the journal is intact up to the last fsync" in caught.value.hint
     monkeypatch.undo()
     assert (jdir / "journal.log").stat().st_size == size
     with pytest.raises(FtctlError, match="cannot be written"):
@@ -376,7 +379,7 @@ def test_segment_changed_on_disk_is_refused_through_journal(journal: Journal, jd
     blob[len(blob) // 2] ^= 0x10
     path.write_bytes(bytes(blob))
     with pytest.raises(
-        JournalCorruptError, match=r"segment 000001\.zst does not match the journal"
+        JournalCorruptError, match=r"segment \S+/segments/000001\.zst does not match the journal"
     ):
         journal.read_segment(ref)
 
@@ -426,3 +429,243 @@ def test_deferred_segments_are_synced_before_the_event_that_names_them(
     journal.append([StepStarted(step="backup")])
     assert order == ["journal"]
     assert journal.read_segment(refs[2]).keys == [b"k2"]
+
+
+# --- damage is never taken for "no journal" -------------------------------------------------
+
+
+def test_damaged_first_record_is_corruption_and_create_never_truncates(jdir: Path) -> None:
+    """A flipped byte in the first record makes the journal damaged, not absent: exists,
+    first_run, open and create all raise naming the file, and the bytes stay as they were."""
+    _build(jdir)
+    damaged = bytearray((jdir / "journal.log").read_bytes())
+    damaged[20] ^= 0x01
+    (jdir / "journal.log").write_bytes(bytes(damaged))
+    for call in (Journal.exists, Journal.first_run, Journal.open, Journal.read):
+        with pytest.raises(
+            JournalCorruptError, match=r"journal\.log is damaged at byte 0 \(record 1\)"
+        ):
+            call(jdir)
+    with pytest.raises(JournalCorruptError):
+        Journal.create(jdir, first=_first())
+    assert (jdir / "journal.log").read_bytes() == bytes(damaged)
+
+
+def test_first_record_without_a_type_is_corruption_not_a_traceback(jdir: Path) -> None:
+    """A well-framed first record that is not an event (no ``type``) raises
+    JournalCorruptError naming the record, from the one-record read too."""
+    jdir.mkdir(parents=True)
+    (jdir / "journal.log").write_bytes(frame(msgspec.msgpack.encode({"seq": 1})))
+    with pytest.raises(JournalCorruptError, match=r"record 1 at byte 0 is not an event"):
+        Journal.first_run(jdir)
+    with pytest.raises(JournalCorruptError, match=r"record 1 at byte 0 is not an event"):
+        Journal.open(jdir)
+
+
+def test_first_record_of_another_event_is_corruption(jdir: Path) -> None:
+    """A journal must begin with a run start; any other first event is refused by name."""
+    jdir.mkdir(parents=True)
+    record = frame(msgspec.msgpack.encode(Note(seq=1, message="x")))
+    (jdir / "journal.log").write_bytes(record)
+    with pytest.raises(JournalCorruptError, match="is a Note, not the run_started"):
+        Journal.first_run(jdir)
+
+
+def test_complete_but_damaged_last_record_is_refused_not_cut(tmp_path: Path) -> None:
+    """A last record whose bytes are all there but fail the checksum is damage: open
+    refuses and the file is not cut (a torn tail would have been)."""
+    data, last = _build(tmp_path / "j")
+    damaged = bytearray(data)
+    damaged[-3] ^= 0x40
+    (tmp_path / "j" / "journal.log").write_bytes(bytes(damaged))
+    with pytest.raises(JournalCorruptError, match=rf"at byte {last} \(record 4, the last\)"):
+        Journal.open(tmp_path / "j")
+    assert (tmp_path / "j" / "journal.log").read_bytes() == bytes(damaged)
+
+
+# --- symbolic and hard links are never followed ----------------------------------------------
+
+
+def _victim(tmp_path: Path) -> Path:
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious")
+    victim.chmod(0o644)
+    return victim
+
+
+def _untouched(victim: Path) -> None:
+    assert victim.read_bytes() == b"precious"
+    assert victim.stat().st_mode & 0o777 == 0o644
+
+
+def test_symlinked_journal_dir_is_refused(tmp_path: Path) -> None:
+    """A journal directory that is a symbolic link is refused by create, open and read."""
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real").chmod(0o755)
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "docs").symlink_to(tmp_path / "real")
+    for call in (
+        lambda: Journal.create(tmp_path / "b" / "docs", first=_first()),
+        lambda: Journal.open(tmp_path / "b" / "docs"),
+        lambda: Journal.read(tmp_path / "b" / "docs"),
+    ):
+        with pytest.raises(BackupDirError, match="docs is a symbolic link") as caught:
+            call()
+        assert caught.value.exit_code == 2
+    assert list((tmp_path / "real").iterdir()) == []
+    assert (tmp_path / "real").stat().st_mode & 0o777 == 0o755
+
+
+@pytest.mark.parametrize("name", ["journal.log", "journal.lock"])
+def test_symlinked_journal_files_are_refused_and_their_target_untouched(
+    tmp_path: Path, jdir: Path, name: str
+) -> None:
+    """journal.log or journal.lock as a symbolic link: refused, the target is never
+    truncated, written or chmod'ed (by create or by open)."""
+    _build(jdir)
+    victim = _victim(tmp_path)
+    (jdir / name).unlink()
+    (jdir / name).symlink_to(victim)
+    with pytest.raises(BackupDirError, match=f"{name} is a symbolic link"):
+        Journal.open(jdir)
+    with pytest.raises((BackupDirError, RefusedError)):
+        Journal.create(jdir, first=_first())
+    _untouched(victim)
+
+
+def test_hard_linked_journal_is_not_written(tmp_path: Path, jdir: Path) -> None:
+    """A journal.log with a second hard link (which could be outside the backup dir) is
+    refused for writing; reading it is fine."""
+    _build(jdir)
+    os.link(jdir / "journal.log", tmp_path / "other-name")
+    with pytest.raises(BackupDirError, match="has 2 hard links"):
+        Journal.open(jdir)
+    assert len(Journal.read(jdir)) == 4
+
+
+def test_symlinked_segments_are_refused(tmp_path: Path, jdir: Path) -> None:
+    """segments/ as a link, or a segment file as a link, is refused on open and on read."""
+    with Journal.create(jdir, first=_first()) as j:
+        ref = j.write_segment(SegmentPayload(keys=[b"a"]))
+        j.append([KeysEnumerated(segment=ref, batch=0, keys=1)])
+    victim = _victim(tmp_path)
+    segment = jdir / "segments" / ref.filename
+    segment.unlink()
+    segment.symlink_to(victim)
+    with (
+        Journal.open_readonly(jdir) as reader,
+        pytest.raises(BackupDirError, match=f"{ref.filename} is a symbolic link"),
+    ):
+        reader.read_segment(ref)
+    (tmp_path / "elsewhere").mkdir()
+    shutil.move(jdir / "segments", tmp_path / "elsewhere" / "segments")
+    (jdir / "segments").symlink_to(tmp_path / "elsewhere" / "segments")
+    with pytest.raises(BackupDirError, match="segments is a symbolic link"):
+        Journal.open(jdir)
+    _untouched(victim)
+
+
+def test_segment_written_over_a_symlink_is_refused(tmp_path: Path, journal: Journal) -> None:
+    """A link planted where the next segment goes is refused, its target untouched."""
+    victim = _victim(tmp_path)
+    for name in ("000001.zst", "000001.zst.tmp"):
+        (journal.segments_dir / name).symlink_to(victim)
+        with pytest.raises(BackupDirError, match="is a symbolic link"):
+            write_segment_file(journal.segments_dir, 1, SegmentPayload(keys=[b"k"]))
+        (journal.segments_dir / name).unlink()
+    _untouched(victim)
+
+
+# --- operating-system errors are one line and the right exit code ---------------------------
+
+
+def _enospc(*args: object, **kwargs: object) -> int:
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_no_space_for_the_first_record_is_exit_2(
+    jdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When create cannot write its first event nothing ran: exit 2, the hint says so, and
+    the empty journal left behind is reused by the next create."""
+    monkeypatch.setattr(os, "write", _enospc)
+    with pytest.raises(BackupDirError) as caught:
+        Journal.create(jdir, first=_first())
+    monkeypatch.undo()
+    assert caught.value.exit_code == 2
+    assert caught.value.one_line() == (
+        f"cannot write the journal {jdir / 'journal.log'}: No space left on device "
+        "(hint: free disk space, then run the command again; nothing was changed)"
+    )
+    assert not Journal.exists(jdir)
+    Journal.create(jdir, first=_first()).close()
+
+
+def test_no_space_for_a_segment_mid_run_is_exit_1_and_resumable(
+    journal: Journal, jdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A segment that cannot be written mid-run: exit 1, "intact up to the last fsync"."""
+    monkeypatch.setattr(os, "write", _enospc)
+    with pytest.raises(BackupDirError) as caught:
+        journal.write_segment(SegmentPayload(keys=[b"k"]))
+    monkeypatch.undo()
+    assert caught.value.exit_code == 1
+    assert "cannot write the backup segment" in caught.value.message
+    assert "the journal is intact up to the last fsync" in caught.value.hint
+    journal.close()
+    assert len(Journal.read(jdir)) == 1
+
+
+def test_a_file_where_the_backup_dir_belongs_is_exit_2(tmp_path: Path) -> None:
+    """A regular file in the way of the backup dir (or of a parent) is one line, exit 2."""
+    (tmp_path / "file").write_bytes(b"x")
+    for target in (tmp_path / "file", tmp_path / "file" / "docs"):
+        with pytest.raises(BackupDirError) as caught:
+            Journal.create(target, first=_first())
+        assert caught.value.exit_code == 2
+        assert "file" in caught.value.message
+    assert (tmp_path / "file").read_bytes() == b"x"
+
+
+def test_unreadable_directory_is_exit_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Permission denied while creating is reported with the path and a hint, exit 2."""
+    real_mkdir = os.mkdir
+
+    def denied(path: object, *args: object, **kwargs: object) -> None:
+        if str(path).endswith("docs"):
+            raise PermissionError(errno.EACCES, "Permission denied")
+        real_mkdir(path, *args, **kwargs)  # type: ignore[arg-type]  # os.mkdir's own arguments
+
+    monkeypatch.setattr(os, "mkdir", denied)
+    monkeypatch.setattr(Path, "mkdir", lambda self, mode=0o777: denied(self))
+    with pytest.raises(BackupDirError) as caught:
+        Journal.create(tmp_path / "docs", first=_first())
+    assert caught.value.one_line() == (
+        f"cannot create the directory {tmp_path / 'docs'}: Permission denied (hint: check the "
+        "permissions of the backup dir, then run the command again; nothing was changed)"
+    )
+
+
+def test_open_checks_every_referenced_segment_before_a_run_starts(
+    tmp_path: Path, jdir: Path
+) -> None:
+    """resume/rollback open read-write: a referenced segment that is missing, a link, or of
+    another size refuses the open (exit 2) instead of failing halfway through the run."""
+    with Journal.create(jdir, first=_first()) as j:
+        ref = j.write_segment(SegmentPayload(keys=[b"a"]))
+        j.append([KeysEnumerated(segment=ref, batch=0, keys=1)])
+    segment = jdir / "segments" / ref.filename
+    blob = segment.read_bytes()
+    segment.write_bytes(blob[:-1])
+    with pytest.raises(JournalCorruptError, match=rf"size {ref.size - 1} \(expected {ref.size}\)"):
+        Journal.open(jdir)
+    segment.unlink()
+    with pytest.raises(JournalCorruptError, match="is missing from"):
+        Journal.open(jdir)
+    victim = _victim(tmp_path)
+    segment.symlink_to(victim)
+    with pytest.raises(BackupDirError, match="is a symbolic link") as caught:
+        Journal.open(jdir)
+    assert caught.value.exit_code == 2
+    _untouched(victim)
+    assert len(Journal.read(jdir)) == 2  # inspect still reads the timeline

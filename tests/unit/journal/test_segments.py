@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import os
 import zlib
 from pathlib import Path
 
@@ -13,8 +15,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ftctl.errors import JournalCorruptError
-from ftctl.journal import SegmentPayload, SegmentRef, pack_field, present_mask, unpack_field
+from ftctl.journal import (
+    SegmentPayload,
+    SegmentRef,
+    pack_field,
+    present_mask,
+    segments,
+    unpack_field,
+)
 from ftctl.journal.segments import (
+    LEGACY_MAX_RAW_SIZE,
     decode_segment,
     encode_segment,
     read_segment_file,
@@ -75,7 +85,7 @@ def test_segment_is_one_zstd_frame_of_plain_msgpack() -> None:
 
 def test_garbage_segment_is_refused() -> None:
     """Bytes that are not a segment raise JournalCorruptError with the segment's name."""
-    with pytest.raises(JournalCorruptError, match=r"000003\.zst cannot be decoded"):
+    with pytest.raises(JournalCorruptError, match=r"000003\.zst is not a zstd frame"):
         decode_segment(b"not zstd at all", name="segment 000003.zst")
 
 
@@ -85,7 +95,8 @@ def test_segment_file_round_trip_and_mode(tmp_path: Path) -> None:
     ref = write_segment_file(tmp_path, 12, payload)
     path = tmp_path / "000012.zst"
     blob = path.read_bytes()
-    assert ref == SegmentRef(number=12, size=len(blob), crc32=zlib.crc32(blob))
+    raw = len(zstandard.ZstdDecompressor().decompress(blob))
+    assert ref == SegmentRef(number=12, size=len(blob), crc32=zlib.crc32(blob), raw_size=raw)
     assert path.stat().st_mode & 0o777 == 0o600
     assert not (tmp_path / "000012.zst.tmp").exists()
     assert read_segment_file(tmp_path, ref) == payload
@@ -101,7 +112,7 @@ def test_segment_with_wrong_crc_is_refused_with_clear_message(tmp_path: Path) ->
     with pytest.raises(JournalCorruptError) as caught:
         read_segment_file(tmp_path, ref)
     message = caught.value.message
-    assert message.startswith("segment 000012.zst does not match the journal")
+    assert message.startswith(f"segment {path} does not match the journal")
     assert f"expected {ref.crc32:08x}" in message
     assert caught.value.hint
 
@@ -121,3 +132,79 @@ def test_missing_segment_is_refused(tmp_path: Path) -> None:
         JournalCorruptError, match=r"000004\.zst referenced by the journal is missing"
     ):
         read_segment_file(tmp_path, SegmentRef(number=4, size=1, crc32=0))
+
+
+@pytest.fixture(scope="module")
+def bomb() -> bytes:
+    """A 64 KB zstd frame that inflates to 2 GiB of zeros (content size declared)."""
+    out = io.BytesIO()
+    compressor = zstandard.ZstdCompressor(level=1, write_content_size=True)
+    with compressor.stream_writer(out, size=2 << 30, closefd=False) as writer:
+        chunk = bytes(1 << 20)
+        for _ in range(2048):
+            writer.write(chunk)
+    return out.getvalue()
+
+
+def _never_inflate(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse() -> None:
+        raise AssertionError("the segment was decompressed")
+
+    monkeypatch.setattr(segments, "_decompressor", refuse)
+
+
+@pytest.mark.parametrize("raw_size", [1000, 0], ids=["recorded", "legacy"])
+def test_decompression_bomb_is_refused_without_inflating(
+    tmp_path: Path, bomb: bytes, monkeypatch: pytest.MonkeyPatch, raw_size: int
+) -> None:
+    """A segment whose frame would inflate past what the journal says it holds (or past the
+    cap for journals that say nothing) is refused before anything is decompressed."""
+    assert len(bomb) < 70_000
+    (tmp_path / "000001.zst").write_bytes(bomb)
+    ref = SegmentRef(number=1, size=len(bomb), crc32=zlib.crc32(bomb), raw_size=raw_size)
+    _never_inflate(monkeypatch)
+    with pytest.raises(JournalCorruptError) as caught:
+        read_segment_file(tmp_path, ref)
+    assert caught.value.message.startswith(f"segment {tmp_path / '000001.zst'} would decompress")
+    assert "2147483648 bytes" in caught.value.message
+    expected = "the journal says 1000" if raw_size else f"more than the {LEGACY_MAX_RAW_SIZE}"
+    assert expected in caught.value.message
+
+
+def test_frame_without_declared_size_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ftctl always writes the content size; a frame without one is not a segment of ours."""
+    blob = zstandard.ZstdCompressor(write_content_size=False).compress(b"\x90")
+    _never_inflate(monkeypatch)
+    with pytest.raises(JournalCorruptError, match="does not declare its decompressed size"):
+        decode_segment(blob, name="segment 000009.zst")
+
+
+def test_field_block_that_does_not_fit_its_keys_is_refused() -> None:
+    """A presence bitmap shorter or longer than one bit per key is damage, not absent keys."""
+    block = pack_field([b"\x00" * 4] * 3, dtype="float32", dims=1)
+    bad = SegmentPayload(keys=[b"a"] * 20, fields={"v": block})
+    with pytest.raises(JournalCorruptError, match="field block 'v' does not fit its 20 keys"):
+        decode_segment(encode_segment(bad), name="segment 000002.zst")
+
+
+def test_longer_segment_file_is_refused_without_reading_it_all(tmp_path: Path) -> None:
+    """A segment file longer than the journal says is refused (read to size + 1 only)."""
+    ref = write_segment_file(tmp_path, 3, SegmentPayload(keys=[b"a"]))
+    with (tmp_path / ref.filename).open("ab") as file:
+        file.write(bytes(1 << 20))
+    with pytest.raises(JournalCorruptError, match=f"size more than {ref.size}"):
+        read_segment_file(tmp_path, ref)
+
+
+@pytest.mark.parametrize("durable", [True, False])
+def test_leftover_file_of_a_crash_is_replaced_not_written_through(
+    tmp_path: Path, durable: bool
+) -> None:
+    """A regular file left where a segment (or its tmp file) goes is replaced by a new file:
+    a second hard link to it keeps its old bytes."""
+    name = "000005.zst.tmp" if durable else "000005.zst"
+    (tmp_path / name).write_bytes(b"left by a crash")
+    os.link(tmp_path / name, tmp_path / "other-link")
+    ref = write_segment_file(tmp_path, 5, SegmentPayload(keys=[b"k"]), durable=durable)
+    assert read_segment_file(tmp_path, ref) == SegmentPayload(keys=[b"k"])
+    assert (tmp_path / "other-link").read_bytes() == b"left by a crash"
