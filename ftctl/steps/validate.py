@@ -27,7 +27,16 @@ from ftctl.plan.codecs import encode
 from ftctl.plan.quantization import element_size
 from ftctl.schema.compare import reported_differences
 from ftctl.schema.model import IndexSchema, VectorField
-from ftctl.steps.effects import Arg, Command, Commands, Parallel, ReadSegment, Record, Step
+from ftctl.steps.effects import (
+    Arg,
+    Command,
+    Commands,
+    Parallel,
+    ReadSegment,
+    Record,
+    ReplyError,
+    Step,
+)
 from ftctl.steps.index_ops import live_info
 from ftctl.steps.replies import ok, search_hits, text
 from ftctl.steps.rewrite import convert_block
@@ -145,12 +154,23 @@ def document_checks(
     vectors, *missing = yield Parallel(
         [_check_vectors(spec, backup_segments), *[_missing_keys(spec, ref) for ref in key_segments]]
     )
-    absent = sum(missing)
+    absent = sum(n for n, _ in missing)
+    stale = [k for _, keys in missing for k in keys]
     unexplained = max(0, absent - gone)
     detail = f"{absent} enumerated keys missing under their final name"
     if gone:
         detail += f" ({gone} of them journaled as gone: deleted meanwhile or lost by the server)"
     checks: list[Check] = [("keys_exist", unexplained, detail)]
+    if spec.prefix_change is not None or spec.field_renames:
+        shown = ", ".join(repr(k)[2:-1] for k in stale[:10])
+        checks.append(
+            (
+                "old_names_unused",
+                len(stale),
+                f"{len(stale)} documents were written through an old key or field name while "
+                f"the migration ran (no index reads them)" + (f", e.g. {shown}" if stale else ""),
+            )
+        )
     return checks if vectors is None else [*checks, vectors]
 
 
@@ -162,15 +182,43 @@ def check_events(checks: Sequence[Check]) -> list[CheckPassed | CheckFailed]:
     return out.events
 
 
-def _missing_keys(spec: RunSpec, ref: SegmentRef) -> Step[int]:
-    """How many keys of one key segment do not exist under their final name."""
+def _missing_keys(spec: RunSpec, ref: SegmentRef) -> Step[tuple[int, list[bytes]]]:
+    """How many keys of one key segment do not exist under their final name, and which
+    keys still (or again) hold an old name: a key under the old prefix, or a renamed field
+    under its old name — writes made through old names while the migration ran, which no
+    index reads any more."""
     segment: SegmentPayload = yield ReadSegment(ref)
     final = segment.keys if spec.prefix_change is None else list(map(spec.final_key, segment.keys))
-    (reply,) = yield Commands([("EXISTS", *final)])
-    present = ok(reply, "EXISTS")
+    commands: list[Command] = [("EXISTS", *final)]
+    if spec.prefix_change is not None:
+        commands += [("EXISTS", key) for key in segment.keys]
+    for rename in spec.field_renames:
+        if spec.storage_type == "json":
+            commands += [("JSON.TYPE", key, rename.old) for key in final]
+        else:
+            commands += [("HEXISTS", key, rename.old) for key in final]
+    replies = yield Commands(commands)
+    present = ok(replies[0], "EXISTS")
     if not isinstance(present, int):
         raise MigrationFailed(f"EXISTS returned {present!r:.100}")
-    return len(final) - present
+    stale: list[bytes] = []
+    rest = replies[1:]
+    count = len(segment.keys)
+    if spec.prefix_change is not None:
+        stale += [k for k, r in zip(segment.keys, rest[:count], strict=True) if r == 1]
+        rest = rest[count:]
+    for n in range(len(spec.field_renames)):
+        part = rest[n * count : (n + 1) * count]
+        stale += [k for k, r in zip(final, part, strict=True) if _holds(r)]
+    return len(final) - present, list(dict.fromkeys(stale))
+
+
+def _holds(reply: object) -> bool:
+    if isinstance(reply, int):
+        return reply == 1
+    if isinstance(reply, list):
+        return any(item is not None for item in reply)
+    return reply is not None and not isinstance(reply, ReplyError)
 
 
 def _sample_keys(

@@ -310,3 +310,37 @@ def test_prefix_change_onto_another_index_is_blocked_and_refused(
         run_apply(RUNNERS[0], made, redis_url=redis_url, backup_dir=tmp_path)
 
     assert state(r) == before
+
+
+def test_writes_through_old_names_during_the_run_are_named(
+    r: redis.Redis, redis_url: str, tmp_path: Path
+) -> None:
+    """A document written under its old key (or an old field) after the rename moved it is
+    an orphan no index reads: validation fails old_names_unused and the report names it
+    (0.1 reported success with the orphan under both names)."""
+    source(r, "hash")
+    made = plan(
+        redis_url,
+        patch(
+            index={"prefix": "item:"},
+            rename_fields=[{"old_name": "title", "new_name": "headline"}],
+            **_f16(),
+        ),
+    )
+    written: list[str] = []
+
+    def write_through_old_names(step: str, done: int, total: int) -> None:
+        if step == "quantize" and not written:
+            r.hset("doc:5", "title", "written through the old key")
+            r.hset("item:6", "title", "written through the old field")
+            written.append(step)
+
+    report = run_apply(
+        RUNNERS[0], made, redis_url=redis_url, backup_dir=tmp_path,
+        progress_callback=write_through_old_names,
+    )  # fmt: skip
+
+    assert written and report.result == "failed"
+    check = next(c for c in report.validation.checks if c.check == "old_names_unused")
+    assert not check.passed and check.count == 2
+    assert "doc:5" in check.detail and "item:6" in check.detail
