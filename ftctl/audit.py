@@ -19,8 +19,7 @@ from ftctl.journal.events import AnyEvent, BatchRunStarted, RunKind, RunStarted
 from ftctl.journal.inspect import InspectRow, inspect_rows
 from ftctl.journal.report import BenchmarkReport, MigrationReport, project_benchmark
 from ftctl.plan.models import load_plan
-from ftctl.runs import find_journals, only_journal, report_of
-from ftctl.steps.tables import marks_for
+from ftctl.runs import find_journals, only_journal, plan_marks, report_of
 
 
 def _plan_events(directory: Path) -> tuple[RunStarted, list[AnyEvent]]:
@@ -49,7 +48,7 @@ def benchmark_report(
     """Per-step durations and throughput of the apply runs recorded in ``backup_dir``."""
     directory = only_journal(backup_dir, index)
     first, events = _plan_events(directory)
-    return project_benchmark(events, marks_for(first.mode, "apply"))
+    return project_benchmark(events, plan_marks(load_plan(first.plan_yaml.encode()), "apply"))
 
 
 @dataclass(frozen=True)

@@ -99,7 +99,7 @@ def _planning(
     mode: ModeRequest,
     aliases: list[str] | None,
     keep_old_name: bool,
-    postpone_cutover: bool,
+    postpone_cutover: bool | None,
     *,
     schema_patch_path: str | Path | None,
     target_schema_path: str | Path | None,
@@ -138,7 +138,7 @@ class MigrationPlanner:
         mode: ModeRequest = "drop_recreate",
         aliases: list[str] | None = None,
         keep_old_name: bool = True,
-        postpone_cutover: bool = False,
+        postpone_cutover: bool | None = None,
     ) -> MigrationPlan:
         """Snapshot ``index`` and plan the change; a blocked plan is returned, not raised.
 
@@ -175,7 +175,7 @@ class AsyncMigrationPlanner:
         mode: ModeRequest = "drop_recreate",
         aliases: list[str] | None = None,
         keep_old_name: bool = True,
-        postpone_cutover: bool = False,
+        postpone_cutover: bool | None = None,
     ) -> MigrationPlan:
         """Snapshot ``index`` and plan the change; a blocked plan is returned, not raised.
 

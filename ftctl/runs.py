@@ -61,7 +61,7 @@ from ftctl.journal.layout import (
     is_index_journal_of,
     journal_dirs,
 )
-from ftctl.journal.projections import RunState, project_run, run_events
+from ftctl.journal.projections import RunState, StepMarks, project_run, run_events
 from ftctl.journal.report import MigrationReport, project_report
 from ftctl.journal.safefs import nothing_changed
 from ftctl.plan.models import MigrationPlan, dump_plan, load_plan, plan_digest
@@ -297,11 +297,17 @@ class Run:
 
     def state(self, kind: RunKind) -> RunState:
         """The projection of every run of ``kind`` in the journal."""
-        marks = marks_for(self.plan.mode, kind)
+        marks = plan_marks(self.plan, kind)
         return project_run(run_events(self.events(), kind), marks)
 
     def report(self, kind: RunKind | None = None) -> MigrationReport:
         return report_of(self.events(), self.plan, self.directory, kind or self.kind)
+
+
+def plan_marks(plan: MigrationPlan, kind: RunKind) -> StepMarks:
+    """The step marks of the table ``plan``'s runs of ``kind`` walk."""
+    strategy = plan.online.strategy if plan.online is not None else None
+    return marks_for(plan.mode, kind, strategy)
 
 
 def report_of(
@@ -309,7 +315,7 @@ def report_of(
 ) -> MigrationReport:
     """The report of ``kind``'s runs in a journal (a projection; regenerate it any time)."""
     warnings = plan.warnings if kind == "apply" else []
-    marks = marks_for(plan.mode, kind)
+    marks = plan_marks(plan, kind)
     return project_report(events, marks, backup_dir=directory, warnings=warnings, kind=kind)
 
 
@@ -476,11 +482,11 @@ def _prepare(run: Run, options: Options, *, abort_only: bool, stop: threading.Ev
         skip_invalid=options.skip_invalid_vectors,
     )
     events = run.events()
-    applied = project_run(run_events(events, "apply"), marks_for(run.plan.mode, "apply"))
+    applied = project_run(run_events(events, "apply"), plan_marks(run.plan, "apply"))
     state = (
         applied
         if run.kind == "apply"
-        else project_run(run_events(events, run.kind), marks_for(run.plan.mode, run.kind))
+        else project_run(run_events(events, run.kind), plan_marks(run.plan, run.kind))
     )
     ctx = RunContext(
         spec=spec, state=state, applied=applied, force=options.force, abort_only=abort_only

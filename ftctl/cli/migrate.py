@@ -95,9 +95,11 @@ def _summary(plan: MigrationPlan, plan_out: str) -> None:
     "--drop-old-name", is_flag=True, help="Online index rename: do not keep the old name as alias."
 )
 @click.option(
-    "--postpone-cutover",
-    is_flag=True,
-    help="Online: stop once the shadow is verified; 'ftctl migrate cutover' swaps it in.",
+    "--postpone-cutover/--immediate-cutover",
+    default=None,
+    help="Online: stop once the shadow is verified ('ftctl migrate cutover' swaps it in), or "
+    "swap at once. Default: postponed when the change alters the query format (a vector "
+    "datatype), immediate otherwise.",
 )
 @pass_state
 def plan_command(
@@ -109,7 +111,7 @@ def plan_command(
     mode: str,
     aliases: tuple[str, ...],
     drop_old_name: bool,
-    postpone_cutover: bool,
+    postpone_cutover: bool | None,
 ) -> None:
     """Write a migration plan; exits 0 when written, even if the plan is blocked."""
     request = resolve_request(schema_patch_path=schema_patch, target_schema_path=target_schema)

@@ -31,7 +31,10 @@ from ftctl.steps.effects import (
     Record,
     Session,
     Sleep,
+    StartCapture,
     Step,
+    StopCapture,
+    TakeCaptured,
     VerifySegments,
     WriteSegment,
     pack,
@@ -115,6 +118,8 @@ class AsyncDriver:
                 return await asyncio.to_thread(self._journal().read_segment, ref)
             case VerifySegments(refs=refs):
                 return await asyncio.to_thread(self._journal().verify_segments, refs)
+            case StartCapture() | TakeCaptured() | StopCapture():
+                raise RuntimeError("change capture is not available in this driver yet")
             case Parallel(steps=steps):
                 return await self._parallel(steps)
             case Session(step=sub):

@@ -24,7 +24,10 @@ from ftctl.steps.effects import (
     Record,
     Session,
     Sleep,
+    StartCapture,
     Step,
+    StopCapture,
+    TakeCaptured,
     VerifySegments,
     WriteSegment,
     pack,
@@ -124,6 +127,8 @@ class SyncDriver:
                 return self._journal().read_segment(ref)
             case VerifySegments(refs=refs):
                 return self._journal().verify_segments(refs)
+            case StartCapture() | TakeCaptured() | StopCapture():
+                raise RuntimeError("change capture is not available in this driver yet")
             case Parallel(steps=steps):
                 return self._parallel(steps)
             case Session(step=sub):

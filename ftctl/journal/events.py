@@ -60,6 +60,23 @@ StepName: TypeAlias = Literal[
     "rb_shadow_verify",
     "rb_cutover",
     "rb_validate",
+    # online, rewriting stored bytes: expand → shadow → cut-over → contract
+    "expand",
+    "catch_up",
+    "rewrite",
+    "final_create",
+    "final_wait",
+    "final_verify",
+    "final_cutover",
+    "contract",
+    # and their rollback
+    "rb_relayout",
+    "rb_rewrite",
+    "rb_final_create",
+    "rb_final_wait",
+    "rb_final_verify",
+    "rb_final_cutover",
+    "rb_unexpand",
 ]
 """Every step any mode's table holds (:mod:`ftctl.steps.tables`)."""
 

@@ -29,8 +29,8 @@ from ftctl.plan.online import (
     ModeDecision,
     ModeRequest,
     OnlineOptions,
+    Rewrites,
     choose_mode,
-    online_blockers,
 )
 from ftctl.plan.quantization import (
     FLOAT16_MAX,
@@ -632,13 +632,7 @@ def _mode(
 ) -> ModeDecision:
     snapshot = ctx.snapshot
     serving = snapshot.requested_name or snapshot.source.index_name
-    blockers = online_blockers(
-        ctx.source,
-        ctx.target,
-        field_renames=len(ctx.merged.renames.rename_fields),
-        prefix_change=ctx.merged.renames.change_prefix is not None,
-        reencoded=[c.field for c in ctx.vector_changes if c.reencode_documents],
-    )
+    rewrites = _rewrites(ctx)
     for alias in options.aliases:
         resolved = snapshot.alias_targets.get(alias, "")
         if resolved != snapshot.source.index_name:
@@ -654,11 +648,43 @@ def _mode(
         source=ctx.source,
         target=ctx.target,
         serving_name=serving,
-        blockers=blockers,
+        rewrites=rewrites,
         total_index_mb=stats.total_index_memory_sz_mb,
         vector_index_mb=stats.vector_index_sz_mb,
         server=snapshot.memory,
         options=options,
+        num_docs=stats.num_docs,
+    )
+
+
+def _rewrites(ctx: Context) -> Rewrites:
+    """What the change rewrites in documents, and what keeps it from running online."""
+    renames = ctx.merged.renames
+    source, target = ctx.source, ctx.target
+    converted = [c for c in ctx.vector_changes if c.reencode_documents]
+    in_place = [
+        c.path_in_source
+        for c in converted
+        if renames.change_prefix is None and (c.source_field or c.field) == c.field
+    ]
+    blockers: list[str] = []
+    if source.storage_type == "json":
+        for rename in renames.rename_fields:
+            old, new = source.field(rename.old_name), target.field(rename.new_name)
+            paths = [source.field_path(old) if old else "", target.field_path(new) if new else ""]
+            if any(p.count(".") != 1 or not p.startswith("$.") for p in paths):
+                blockers.append(
+                    f"renaming '{rename.old_name}' moves a nested JSON path: online rename "
+                    "copies top-level fields only"
+                )
+    if target.prefixes != source.prefixes and renames.change_prefix is None:
+        blockers.append("the prefixes change without a one-to-one prefix change")
+    return Rewrites(
+        field_renames=[f"{r.old_name} → {r.new_name}" for r in renames.rename_fields],
+        prefix_change=renames.change_prefix is not None,
+        converted_in_place=in_place,
+        converted=[c.field for c in converted],
+        blockers=blockers,
     )
 
 

@@ -7,8 +7,13 @@ Strategies:
 
 - ``alter`` — the change only appends fields: ``FT.ALTER <source> SCHEMA ADD`` in place, no
   new index at all;
-- ``shadow`` — everything else online covers: a shadow index with the target schema on the
-  same prefixes, verified, then swapped in one MULTI/EXEC (``FT.DROPINDEX`` + alias).
+- ``shadow`` — changes that rewrite no stored byte: a shadow index with the target schema
+  on the same prefixes, verified, then swapped in one MULTI/EXEC (``FT.DROPINDEX`` + alias);
+- ``expand`` — changes that rewrite stored bytes (a HASH vector's datatype, field renames, a
+  prefix change): the new layout is written beside the old one while the source serves,
+  indexed by a shadow, swapped in, and the old layout removed (see
+  :mod:`ftctl.steps.expand`). A datatype change waits at the operator gate by default: the
+  query blob format changes with it.
 
 Aliases: RediSearch has no command that lists aliases. The plan knows the name the user
 planned against (an alias left by an earlier online migration resolves to its real index and
@@ -18,7 +23,6 @@ alias of the source is dropped with it at cut-over. That limitation is in the pl
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Literal, TypeAlias
 
 import msgspec
@@ -27,7 +31,7 @@ from ftctl.plan.quantization import element_size
 from ftctl.schema.model import IndexSchema, VectorField
 
 ModeRequest: TypeAlias = Literal["auto", "online", "drop_recreate"]
-Strategy: TypeAlias = Literal["alter", "shadow"]
+Strategy: TypeAlias = Literal["alter", "shadow", "expand"]
 
 SHADOW_MARGIN = 1.25
 """FT.INFO sizes under-count allocator overhead; the estimate adds a quarter."""
@@ -74,6 +78,13 @@ class OnlinePlan(msgspec.Struct, frozen=True, kw_only=True):
     added_fields: list[str] = msgspec.field(default_factory=list)
     """``alter``: the fields FT.ALTER adds."""
     memory: MemoryEstimate = msgspec.field(default_factory=MemoryEstimate)
+    temp_fields: dict[str, str] = msgspec.field(default_factory=dict)
+    """``expand``: a hash vector converted in place → the field its new bytes live in until
+    the contract (the first shadow index reads it)."""
+    final_name: str = ""
+    """``expand`` with temporary fields: the index built on the final layout at the contract."""
+    index_builds: int = 1
+    """Indexes the server builds besides the source (the extra server work, in builds)."""
 
 
 class OnlineOptions(msgspec.Struct, frozen=True, kw_only=True):
@@ -81,7 +92,8 @@ class OnlineOptions(msgspec.Struct, frozen=True, kw_only=True):
 
     aliases: list[str] = msgspec.field(default_factory=list)
     keep_old_name: bool = True
-    postpone_cutover: bool = False
+    postpone_cutover: bool | None = None
+    """None: the default of the change (postponed when it changes the query format)."""
     token: str = "0"
     """Suffix of the shadow's temporary name (random per plan)."""
 
@@ -94,25 +106,21 @@ class ModeDecision(msgspec.Struct, frozen=True, kw_only=True):
     """``--mode online`` that cannot run online: the blocked reason."""
 
 
-def online_blockers(
-    source: IndexSchema,
-    target: IndexSchema,
-    *,
-    field_renames: int,
-    prefix_change: bool,
-    reencoded: Sequence[str],
-) -> list[str]:
-    """Why this change cannot run online (empty: it can)."""
-    out: list[str] = []
-    if field_renames:
-        out.append("field renames rewrite every document (a shadow would index the old names)")
-    if prefix_change or target.prefixes != source.prefixes:
-        out.append("a prefix change renames every key (a shadow on the same prefixes sees none)")
-    for name in reencoded:
-        out.append(
-            f"hash quantization of '{name}' rewrites the vector bytes the source index reads"
-        )
-    return out
+class Rewrites(msgspec.Struct, frozen=True, kw_only=True):
+    """What a change rewrites in the documents (empty: it is index-only)."""
+
+    field_renames: list[str] = msgspec.field(default_factory=list)
+    prefix_change: bool = False
+    converted_in_place: list[str] = msgspec.field(default_factory=list)
+    """Hash vector fields whose datatype changes under the same name and key."""
+    converted: list[str] = msgspec.field(default_factory=list)
+    """Every hash vector field whose stored bytes change."""
+    blockers: list[str] = msgspec.field(default_factory=list)
+    """Why even the expand strategy cannot run this change online."""
+
+    @property
+    def any(self) -> bool:
+        return bool(self.field_renames or self.prefix_change or self.converted)
 
 
 def added_only(source: IndexSchema, target: IndexSchema) -> list[str]:
@@ -145,19 +153,30 @@ def estimate_memory(
     vector_index_mb: float,
     server: ServerMemory,
     strategy: Strategy,
+    extra_data_mb: float = 0.0,
+    builds: int = 1,
 ) -> MemoryEstimate:
-    """The shadow's size from the source's FT.INFO sizes, and whether the server has room."""
+    """The shadow's size from the source's FT.INFO sizes, and whether the server has room.
+
+    ``extra_data_mb``: document bytes written beside the old ones (expand); ``builds``: new
+    indexes alive at once at the peak.
+    """
     if strategy == "alter":
         shadow, basis = 0.0, "FT.ALTER adds fields in place: no second index"
     else:
         vector = max(vector_index_mb, 0.0)
         rest = max(total_index_mb - vector, 0.0)
         ratio = _vector_ratio(source, target)
-        shadow = round((rest + vector * ratio) * SHADOW_MARGIN, 3)
+        shadow = round((rest + vector * ratio) * SHADOW_MARGIN * max(builds, 1), 3)
+        shadow = round(shadow + extra_data_mb, 3)
         basis = (
             f"FT.INFO total_index_memory_sz_mb {total_index_mb:g} (vector part "
             f"{vector:g} * {ratio:g} for datatype changes) + {SHADOW_MARGIN - 1:.0%} margin"
         )
+        if builds > 1:
+            basis += f", {builds} new indexes at the peak"
+        if extra_data_mb:
+            basis += f", + {extra_data_mb:g} MB of documents written beside the old layout"
     used = server.used_memory / _MB
     maxmemory = server.maxmemory / _MB
     indexing = maxmemory * server.indexing_limit_percent / 100 if maxmemory else 0.0
@@ -179,17 +198,18 @@ def choose_mode(
     source: IndexSchema,
     target: IndexSchema,
     serving_name: str,
-    blockers: Sequence[str],
+    rewrites: Rewrites,
     total_index_mb: float,
     vector_index_mb: float,
     server: ServerMemory,
     options: OnlineOptions,
+    num_docs: int = 0,
 ) -> ModeDecision:
     """The plan's mode and why (pure)."""
     if requested == "drop_recreate":
         return ModeDecision(mode="drop_recreate", reason="requested with --mode drop_recreate")
     added = added_only(source, target)
-    strategy: Strategy = "alter" if added else "shadow"
+    strategy: Strategy = "expand" if rewrites.any else "alter" if added else "shadow"
     memory = estimate_memory(
         source,
         target,
@@ -197,8 +217,10 @@ def choose_mode(
         vector_index_mb=vector_index_mb,
         server=server,
         strategy=strategy,
+        extra_data_mb=_copied_mb(target, rewrites, num_docs, server, total_index_mb),
+        builds=2 if rewrites.converted_in_place else 1,
     )
-    problems = list(blockers)
+    problems = list(rewrites.blockers) if strategy == "expand" else []
     if not memory.fits:
         limit = min(x for x in (memory.maxmemory_mb, memory.indexing_limit_mb) if x > 0)
         problems.append(
@@ -217,23 +239,65 @@ def choose_mode(
         return ModeDecision(mode="drop_recreate", reason=f"online mode is not possible: {why}")
     renamed = target.name != source.name
     shadow_name = target.name if renamed else f"{serving_name}__ftctl_{options.token}"
+    temps = {name: f"{name}__ftctl_{options.token}" for name in rewrites.converted_in_place}
+    postpone = options.postpone_cutover
+    if postpone is None:
+        # A datatype change changes the query blob format: clients switch at the gate.
+        postpone = strategy == "expand" and bool(rewrites.converted)
     online = OnlinePlan(
         strategy=strategy,
         serving_name=serving_name,
         shadow_name="" if strategy == "alter" else shadow_name,
         aliases=[a for a in options.aliases if a not in (serving_name, target.name)],
         keep_old_name=options.keep_old_name,
-        postpone_cutover=options.postpone_cutover,
+        postpone_cutover=postpone,
         added_fields=added,
         memory=memory,
+        temp_fields=temps if strategy == "expand" else {},
+        final_name=f"{serving_name}__ftctl_{options.token}f"
+        if strategy == "expand" and temps
+        else "",
+        index_builds=0 if strategy == "alter" else (2 if temps else 1),
     )
-    how = (
-        f"only adds fields ({', '.join(added)}): FT.ALTER SCHEMA ADD in place"
-        if strategy == "alter"
-        else f"index-only change: shadow index '{shadow_name}' is built while "
-        f"'{serving_name}' serves, then swapped in one MULTI/EXEC"
-    )
+    if strategy == "alter":
+        how = f"only adds fields ({', '.join(added)}): FT.ALTER SCHEMA ADD in place"
+    elif strategy == "shadow":
+        how = (
+            f"index-only change: shadow index '{shadow_name}' is built while "
+            f"'{serving_name}' serves, then swapped in one MULTI/EXEC"
+        )
+    else:
+        what = ", ".join(
+            [*(f"rename {r}" for r in rewrites.field_renames)]
+            + (["prefix change"] if rewrites.prefix_change else [])
+            + [f"convert {c}" for c in rewrites.converted]
+        )
+        how = (
+            f"rewrites documents ({what}): the new layout is written beside the old while "
+            f"'{serving_name}' serves, indexed by '{shadow_name}', swapped in, then the old "
+            f"layout removed ({online.index_builds} index build"
+            f"{'s' if online.index_builds > 1 else ''})"
+        )
     return ModeDecision(mode="online", reason=f"{requested}: {how}", online=online)
+
+
+def _copied_mb(
+    target: IndexSchema,
+    rewrites: Rewrites,
+    num_docs: int,
+    server: ServerMemory,
+    total_index_mb: float,
+) -> float:
+    """Document bytes the expand strategy adds while both layouts exist (an estimate)."""
+    if rewrites.prefix_change:
+        # Every document is copied: at most what the data (not the indexes) takes now.
+        return max(server.used_memory / _MB - total_index_mb, 0.0)
+    out = 0.0
+    for name in rewrites.converted:
+        f = target.field(name)
+        if isinstance(f, VectorField):
+            out += num_docs * f.attrs.dims * element_size(f.attrs.datatype) / _MB
+    return round(out * SHADOW_MARGIN, 3)
 
 
 __all__ = [
@@ -242,9 +306,9 @@ __all__ = [
     "ModeRequest",
     "OnlineOptions",
     "OnlinePlan",
+    "Rewrites",
     "ServerMemory",
     "added_only",
     "choose_mode",
     "estimate_memory",
-    "online_blockers",
 ]

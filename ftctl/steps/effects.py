@@ -122,6 +122,36 @@ class VerifySegments:
 
 
 @dataclass(frozen=True, slots=True)
+class StartCapture:
+    """Start capturing the names of keys written under ``prefixes`` (CLIENT TRACKING ON
+    BCAST PREFIX … on a connection of the driver's own). Reply: None. Starting again while
+    capturing replaces the prefixes."""
+
+    prefixes: Sequence[bytes | str]
+
+
+@dataclass(frozen=True, slots=True)
+class TakeCaptured:
+    """Reply: a :class:`Captured` with the keys written since the last take (each key once)
+    and whether events may have been lost since then."""
+
+
+@dataclass(frozen=True, slots=True)
+class Captured:
+    keys: list[bytes]
+    lost: bool
+    """True when writes may have gone unseen since the last take: the first take after a
+    start (writes before tracking began are unknown), after the tracking connection dropped
+    (it is reopened and tracking re-enabled), or after the listener fell behind."""
+
+
+@dataclass(frozen=True, slots=True)
+class StopCapture:
+    """Stop capturing and close the tracking connection. Reply: None. Harmless when not
+    capturing."""
+
+
+@dataclass(frozen=True, slots=True)
 class Parallel:
     """Independent sub-steps (batches over disjoint keys) the driver may run concurrently.
 
@@ -154,6 +184,9 @@ Effect: TypeAlias = (
     | WriteSegment
     | ReadSegment
     | VerifySegments
+    | StartCapture
+    | TakeCaptured
+    | StopCapture
     | Parallel
     | Session
 )

@@ -12,6 +12,8 @@ cut-over first looks whether the swap already happened.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ftctl.errors import MigrationFailed, RefusedError
 from ftctl.journal.events import CheckFailed, CheckPassed
 from ftctl.schema.compare import reported_differences
@@ -166,7 +168,14 @@ def _ids(reply: object, what: str) -> set[bytes]:
     return {doc for doc, _ in search_hits(ok(reply, what))}
 
 
-def verify_shadow(spec: RunSpec, *, current: str, new: str, schema: IndexSchema) -> Step[bool]:
+def verify_shadow(
+    spec: RunSpec,
+    *,
+    current: str,
+    new: str,
+    schema: IndexSchema,
+    rename: Callable[[bytes], bytes] | None = None,
+) -> Step[bool]:
     """Checks that ``new`` (fully indexed) may replace ``current``; each is a journal event.
 
     - ``schema_match``: ``new`` reports ``schema``;
@@ -176,6 +185,9 @@ def verify_shadow(spec: RunSpec, *, current: str, new: str, schema: IndexSchema)
     - ``sample_agree``: the same queries (a sample of the current index's documents, by
       ``INKEYS``) give the same documents on both, in one MULTI/EXEC;
     - ``knn_self``: sampled stored vectors find their own document in ``new``.
+
+    ``rename``: the key a document of ``current`` has in ``new`` (a prefix change copies
+    documents to new keys).
     """
     out = Checks()
     new_schema = named(schema, new)
@@ -208,14 +220,18 @@ def verify_shadow(spec: RunSpec, *, current: str, new: str, schema: IndexSchema)
     )  # fmt: skip
     (reply,) = yield Commands([sample_query])
     keys = sorted(_ids(reply, f"FT.SEARCH {current}"))
+    moved = [rename(k) for k in keys] if rename else keys
     mismatched = 0
     if keys:
         tail: list[Arg] = ["NOCONTENT", "LIMIT", "0", len(keys), "DIALECT", "2"]
         queries: list[Command] = [
-            ("FT.SEARCH", name, "*", "INKEYS", len(keys), *keys, *tail) for name in (current, new)
+            ("FT.SEARCH", current, "*", "INKEYS", len(keys), *keys, *tail),
+            ("FT.SEARCH", new, "*", "INKEYS", len(moved), *moved, *tail),
         ]
         old_hits, new_hits = yield Commands(queries, transaction=True)
-        mismatched = len(_ids(old_hits, current) ^ _ids(new_hits, new))
+        found = _ids(old_hits, current)
+        expected = {rename(k) for k in found} if rename else found
+        mismatched = len(expected ^ _ids(new_hits, new))
     out.check(
         "sample_agree",
         mismatched,
@@ -228,7 +244,7 @@ def verify_shadow(spec: RunSpec, *, current: str, new: str, schema: IndexSchema)
         source_schema=spec.source_schema,
         target_schema=new_schema,
     )
-    knn = yield from _check_knn(view, new_schema, keys)
+    knn = yield from _check_knn(view, new_schema, moved)
     if knn is not None:
         out.check(*knn)
     yield Record(out.events)

@@ -68,6 +68,14 @@ class OnlineSpec(msgspec.Struct, frozen=True, kw_only=True):
     postpone_cutover: bool = False
     shadow_mb: float = 0.0
     sample: int = 50
+    temp_fields: dict[str, str] = msgspec.field(default_factory=dict)
+    """Expand: a vector converted in place (same key, same field) → the temporary field its
+    converted bytes live in until the contract (the first shadow index reads it)."""
+    final_name: str = ""
+    """Expand with temporary fields: the index the contract builds on the final layout."""
+    drop_fields: list[str] = msgspec.field(default_factory=list)
+    """Fields the contract removes besides the old layout's (a rollback's: the forward
+    migration's temporary fields)."""
 
 
 class RunSpec(msgspec.Struct, frozen=True, kw_only=True):
@@ -237,6 +245,8 @@ def run_spec(
             keep_old_name=o.keep_old_name,
             postpone_cutover=o.postpone_cutover,
             shadow_mb=o.memory.shadow_mb,
+            temp_fields=dict(o.temp_fields),
+            final_name=o.final_name,
         )
     stats = plan.source.stats_snapshot
     return RunSpec(

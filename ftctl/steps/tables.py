@@ -31,8 +31,16 @@ from ftctl.journal.events import (
     StepName,
 )
 from ftctl.journal.projections import RunState, StepMarks
-from ftctl.steps import backup, cas, index_ops, online, rewrite, rollback, safety
-from ftctl.steps.effects import Parallel, Step
+from ftctl.steps import backup, cas, expand, index_ops, online, rewrite, rollback, safety
+from ftctl.steps.effects import (
+    Captured,
+    Parallel,
+    ReadSegment,
+    StartCapture,
+    Step,
+    StopCapture,
+    TakeCaptured,
+)
 from ftctl.steps.enumerate import enumerate_keys
 from ftctl.steps.history import record_history
 from ftctl.steps.runner import (
@@ -45,7 +53,7 @@ from ftctl.steps.runner import (
     rollback_table,
 )
 from ftctl.steps.spec import RunSpec, named
-from ftctl.steps.validate import check_events, document_checks, validate
+from ftctl.steps.validate import Checks, check_events, document_checks, validate
 
 BatchBody = Callable[[RunSpec, int, SegmentRef], Step[BatchDone]]
 
@@ -365,10 +373,15 @@ class _Swap:
     def __init__(self, ctx: RunContext, *, rollback_side: bool) -> None:
         spec, names = ctx.spec, ctx.spec.online_names()
         self.ctx = ctx
+        self.rename: Callable[[bytes], bytes] | None = None
         if rollback_side:
             self.current = spec.source_index if names.strategy == "alter" else names.shadow_name
+            if names.final_name and "final_cutover" in ctx.applied.steps_started:
+                self.current = names.final_name
             self.new = rollback_name(ctx)
             self.schema = spec.source_schema
+            if names.strategy == "expand" and _rewritten(ctx):
+                self.schema = expand.rollback_schema(spec)
             self.names = [
                 names.serving_name,
                 *[a for a in names.aliases if a != names.serving_name],
@@ -377,6 +390,9 @@ class _Swap:
             self.current = spec.source_index
             self.new = names.shadow_name
             self.schema = spec.target_schema
+            if names.strategy == "expand":
+                self.schema = expand.first_shadow_schema(spec)
+                self.rename = spec.final_key if spec.prefix_change else None
             self.names = spec.names_after()
 
     def create(self, step: StepName) -> Step[Counts]:
@@ -400,7 +416,11 @@ class _Swap:
 
     def verify(self, step: StepName) -> Step[Counts]:
         passed = yield from online.verify_shadow(
-            self.ctx.spec, current=self.current, new=self.new, schema=self.schema
+            self.ctx.spec,
+            current=self.current,
+            new=self.new,
+            schema=self.schema,
+            rename=self.rename,
         )
         if not passed:
             raise VerificationFailed(
@@ -586,9 +606,12 @@ def _abort_skip(ctx: RunContext) -> Step[str | None]:
 
 def _abort_shadow(ctx: RunContext) -> Step[Counts]:
     names = ctx.spec.online_names()
-    if names.strategy != "shadow":
+    if names.strategy == "alter":
         return {}
-    return {"dropped": (yield from online.drop_shadow(names.shadow_name, names.serving_name))}
+    dropped = yield from online.drop_shadow(names.shadow_name, names.serving_name)
+    if names.final_name:
+        dropped += yield from online.drop_shadow(names.final_name, names.serving_name)
+    return {"dropped": dropped}
 
 
 def _rb_validate(ctx: RunContext) -> Step[Counts]:
@@ -617,6 +640,319 @@ ONLINE_INVERSES: dict[StepName, StepDef] = {
 _RB_VALIDATE = StepDef("rb_validate", _rb_validate, validation=True)
 ALTER_ROLLBACK = rollback_table(ALTER, ONLINE_INVERSES, _RB_VALIDATE)
 SHADOW_ROLLBACK = rollback_table(SHADOW, ONLINE_INVERSES, _RB_VALIDATE)
+
+
+# --- online: expand → shadow → cut-over → contract (rewriting stored bytes) ----------------
+
+DRAIN_ROUNDS = 20
+"""Rounds of catching up on captured writes before a step goes on (writers never stop)."""
+
+
+def _capture(ctx: RunContext) -> Step[bool]:
+    """Make sure change capture runs (a resumed run starts it again); whether writes may
+    have gone unseen (always, on a fresh start: the next reconcile covers them)."""
+    yield StartCapture(ctx.spec.source_schema.prefixes or [""])
+    got: Captured = yield TakeCaptured()
+    return got.lost or bool(got.keys)
+
+
+def _drain(ctx: RunContext, phase: expand.Phase, *, unseen: bool = False) -> Step[expand.Synced]:
+    """Bring the documents written meanwhile in line (reconciling every document when
+    capture may have missed writes), until writers leave little to do."""
+    spec = ctx.spec
+    total = expand.Synced()
+    if unseen:
+        total += yield from expand.reconcile(spec, phase)
+    for _round in range(DRAIN_ROUNDS):
+        got: Captured = yield TakeCaptured()
+        if got.lost:
+            total += yield from expand.reconcile(spec, phase)
+        if got.keys:
+            total += yield from expand.sync_keys(spec, got.keys, phase)
+        if not got.lost and len(got.keys) < expand.GROUP:
+            break
+    return total
+
+
+def _expand(ctx: RunContext) -> Step[Counts]:
+    yield from _capture(ctx)
+    done = yield from expand.reconcile(ctx.spec, "expand")
+    done += yield from _drain(ctx, "expand")
+    return done.counts()
+
+
+def _catch_up(ctx: RunContext) -> Step[Counts]:
+    unseen = yield from _capture(ctx)
+    done = yield from _drain(ctx, "expand", unseen=unseen)
+    return done.counts()
+
+
+def _expand_cutover(ctx: RunContext) -> Step[Counts]:
+    unseen = yield from _capture(ctx)
+    yield from _drain(ctx, "expand", unseen=unseen)
+    return (yield from _cutover(ctx))
+
+
+def _rewrite(ctx: RunContext) -> Step[Counts]:
+    yield from _capture(ctx)
+    done = yield from expand.reconcile(ctx.spec, "rewrite")
+    done += yield from _drain(ctx, "rewrite")
+    return done.counts()
+
+
+class _Final:
+    """The index on the final layout that replaces the first shadow after a rewrite."""
+
+    def __init__(self, ctx: RunContext) -> None:
+        spec, names = ctx.spec, ctx.spec.online_names()
+        self.ctx, self.current, self.new = ctx, names.shadow_name, names.final_name
+        self.schema = spec.target_schema
+        self.names = spec.names_after()
+
+
+def _final_create(ctx: RunContext) -> Step[Counts]:
+    final = _Final(ctx)
+    yield from index_ops.create_index(named(final.schema, final.new))
+    return {}
+
+
+def _final_wait(ctx: RunContext) -> Step[Counts]:
+    stats = yield from index_ops.wait_ready(_Final(ctx).new, ctx.spec.timeout)
+    return {"num_docs": stats.num_docs}
+
+
+def _final_verify(ctx: RunContext) -> Step[Counts]:
+    final = _Final(ctx)
+    passed = yield from online.verify_shadow(
+        ctx.spec, current=final.current, new=final.new, schema=final.schema
+    )
+    if not passed:
+        raise VerificationFailed(
+            f"index '{final.new}' on the final layout failed verification; "
+            f"'{final.current}' still serves",
+            "see the journal (ftctl migrate journal inspect); re-run to verify again",
+        )
+    return {"passed": 1}
+
+
+def _final_cutover(ctx: RunContext) -> Step[Counts]:
+    final = _Final(ctx)
+    unseen = yield from _capture(ctx)
+    yield from _drain(ctx, "rewrite", unseen=unseen)
+    did = yield from online.cutover(final.current, final.new, final.names)
+    yield from record_history(named(final.schema, final.new), forget=final.current)
+    return {"swapped": int(did)}
+
+
+def _contract(ctx: RunContext) -> Step[Counts]:
+    yield from _capture(ctx)
+    done = yield from expand.reconcile(ctx.spec, "contract")
+    done += yield from _drain(ctx, "contract")
+    yield StopCapture()
+    return done.counts()
+
+
+def _has_temp_fields(ctx: RunContext) -> str | None:
+    spec = ctx.spec
+    if spec.prefix_change is None and spec.online_names().temp_fields:
+        return None
+    return "no vector is converted in place: the first index already reads the final layout"
+
+
+def _expand_validate(ctx: RunContext) -> Step[Counts]:
+    spec, names = ctx.spec, ctx.spec.online_names()
+    index = names.final_name or names.shadow_name
+    passed = yield from online.check_serving(
+        index=index, schema=spec.target_schema, names=spec.names_after(), gone=spec.source_index
+    )
+    left = yield from expand.leftovers(spec)
+    checks = Checks()
+    checks.check(
+        "final_layout",
+        left,
+        f"{left} documents keep a field or key of the old layout"
+        if left
+        else "every document has the layout drop_recreate gives",
+    )
+    yield from record(ctx.state, checks.events)
+    return {"passed": int(passed and not left)}
+
+
+_EXPAND_CUT_BACK: tuple[StepName, ...] = (
+    *_CUT_BACK,
+    "abort_shadow",
+    "rb_rewrite",
+    "rb_final_create",
+    "rb_final_wait",
+    "rb_final_verify",
+    "rb_final_cutover",
+)
+"""Undoing an expand cut-over: cut back to the old layout, drop the new indexes, and when
+vectors were rewritten in place, rewrite them back and move to an index on the source's own
+layout."""
+
+EXPAND = Table(
+    "online (expand → shadow → cut-over → contract)",
+    (
+        StepDef("online_preflight", _online_preflight, redo_on_change=False),
+        StepDef(
+            "enumerate",
+            _enumerate,
+            skip=_unless(lambda s: s.conversions, "no vector is converted: no backup needed"),
+            redo_on_change=False,
+        ),
+        StepDef(
+            "backup",
+            _backup,
+            skip=_unless(lambda s: s.conversions, "no vector is converted: no backup needed"),
+            redo_on_change=False,
+        ),
+        StepDef("expand", _expand, inverse=("rb_unexpand",)),
+        StepDef("shadow_create", _shadow_create, inverse=("abort_shadow",)),
+        StepDef("shadow_wait", _shadow_wait),
+        StepDef("catch_up", _catch_up),
+        StepDef("shadow_verify", _shadow_verify, validation=True),
+        StepDef("await_cutover", _approved, skip=_cutover_postponed, gate=_cutover_gate),
+        StepDef("cutover", _expand_cutover, inverse=_EXPAND_CUT_BACK),
+        StepDef("rewrite", _rewrite, skip=_has_temp_fields, inverse=("rb_relayout",)),
+        StepDef("final_create", _final_create, skip=_has_temp_fields),
+        StepDef("final_wait", _final_wait, skip=_has_temp_fields),
+        StepDef("final_verify", _final_verify, skip=_has_temp_fields, validation=True),
+        StepDef("final_cutover", _final_cutover, skip=_has_temp_fields),
+        StepDef("contract", _contract, inverse=("rb_relayout",)),
+        StepDef("online_validate", _expand_validate, validation=True),
+    ),
+)
+
+
+def _rewritten(ctx: RunContext) -> bool:
+    """Whether the old layout was changed (a vector rewritten in place, old fields or keys
+    removed): a rollback must then rebuild it from the new layout first."""
+    started = ctx.applied.steps_started
+    return "rewrite" in started or "contract" in started
+
+
+def _in_place(ctx: RunContext) -> bool:
+    spec = ctx.spec
+    return spec.prefix_change is None and bool(spec.online_names().temp_fields)
+
+
+def _relayout_skip(ctx: RunContext) -> Step[str | None]:
+    if _rewritten(ctx) or (yield from _cut_over(ctx)):
+        return None
+    return "never cut over and the old layout is intact"
+
+
+def _relayout(ctx: RunContext) -> Step[Counts]:
+    """Write the old layout back beside the new one, from the new one (originals of converted
+    vectors from the backup where the migration's bytes are unchanged)."""
+    spec, back = ctx.spec, expand.reverse(ctx.spec)
+    done = expand.Synced()
+    for ref in ctx.applied.segments_of("backup"):
+        segment = yield ReadSegment(ref)
+        originals = expand.originals_of(spec, segment)
+        keys = [spec.final_key(k) for k in segment.keys]
+        done += yield from expand.sync_keys(back, keys, "expand", originals=originals)
+    done += yield from expand.reconcile(back, "expand", missing_only=True)
+    return done.counts()
+
+
+def _rb_rewrite_skip(ctx: RunContext) -> str | None:
+    return None if _in_place(ctx) and _rewritten(ctx) else "no vector was rewritten in place"
+
+
+def _rb_rewrite(ctx: RunContext) -> Step[Counts]:
+    done = yield from expand.reconcile(expand.reverse(ctx.spec), "rewrite")
+    return done.counts()
+
+
+def _rb_final(ctx: RunContext) -> tuple[str, str]:
+    """(the index the cut-back built reading the rollback's temporary fields, the index on
+    the source's own layout that replaces it)."""
+    first = rollback_name(ctx)
+    return first, f"{first}f"
+
+
+def _rb_final_create(ctx: RunContext) -> Step[Counts]:
+    _, final = _rb_final(ctx)
+    yield from index_ops.create_index(named(ctx.spec.source_schema, final))
+    return {}
+
+
+def _rb_final_wait(ctx: RunContext) -> Step[Counts]:
+    stats = yield from index_ops.wait_ready(_rb_final(ctx)[1], ctx.spec.timeout)
+    return {"num_docs": stats.num_docs}
+
+
+def _rb_final_verify(ctx: RunContext) -> Step[Counts]:
+    first, final = _rb_final(ctx)
+    passed = yield from online.verify_shadow(
+        ctx.spec, current=first, new=final, schema=ctx.spec.source_schema
+    )
+    if not passed:
+        raise VerificationFailed(
+            f"index '{final}' on the source layout failed verification; '{first}' still serves",
+            "see the journal (ftctl migrate journal inspect); re-run the rollback",
+        )
+    return {"passed": 1}
+
+
+def _rb_final_cutover(ctx: RunContext) -> Step[Counts]:
+    first, final = _rb_final(ctx)
+    names = _Swap(ctx, rollback_side=True).names
+    did = yield from online.cutover(first, final, names)
+    yield from record_history(named(ctx.spec.source_schema, final), forget=first)
+    return {"swapped": int(did)}
+
+
+def _unexpand(ctx: RunContext) -> Step[Counts]:
+    yield StopCapture()
+    done = yield from expand.reconcile(ctx.spec, "discard")
+    return done.counts()
+
+
+def _expand_rb_validate(ctx: RunContext) -> Step[Counts]:
+    spec = ctx.spec
+    swap = _Swap(ctx, rollback_side=True)
+    cut_back = "rb_cutover" in ctx.state.steps_finished
+    index = spec.source_index
+    if cut_back:
+        index = _rb_final(ctx)[1] if "rb_final_cutover" in ctx.state.steps_finished else swap.new
+    passed = yield from online.check_serving(
+        index=index, schema=spec.source_schema, names=swap.names, gone=None
+    )
+    left = yield from expand.leftovers(expand.reverse(spec))
+    checks = Checks()
+    checks.check(
+        "source_layout",
+        left,
+        f"{left} documents keep a field or key of the new layout"
+        if left
+        else "every document has its original layout",
+    )
+    yield from record(ctx.state, checks.events)
+    return {"passed": int(passed and not left)}
+
+
+_RB_FINAL_SKIP = _rb_rewrite_skip
+EXPAND_INVERSES: dict[StepName, StepDef] = {
+    **ONLINE_INVERSES,
+    **{
+        s.name: s
+        for s in (
+            StepDef("rb_relayout", _relayout, skip=_relayout_skip),
+            StepDef("rb_rewrite", _rb_rewrite, skip=_rb_rewrite_skip),
+            StepDef("rb_final_create", _rb_final_create, skip=_RB_FINAL_SKIP),
+            StepDef("rb_final_wait", _rb_final_wait, skip=_RB_FINAL_SKIP),
+            StepDef("rb_final_verify", _rb_final_verify, skip=_RB_FINAL_SKIP, validation=True),
+            StepDef("rb_final_cutover", _rb_final_cutover, skip=_RB_FINAL_SKIP),
+            StepDef("rb_unexpand", _unexpand),
+        )
+    },
+}
+EXPAND_ROLLBACK = rollback_table(
+    EXPAND, EXPAND_INVERSES, StepDef("rb_validate", _expand_rb_validate, validation=True)
+)
 
 
 # --- migrate validate ----------------------------------------------------------------------
@@ -650,21 +986,33 @@ def table_for(spec: RunSpec, kind: RunKind) -> Table:
         return DROP_RECREATE_ROLLBACK if kind == "rollback" else DROP_RECREATE
     if spec.online.strategy == "alter":
         return ALTER_ROLLBACK if kind == "rollback" else ALTER
+    if spec.online.strategy == "expand":
+        return EXPAND_ROLLBACK if kind == "rollback" else EXPAND
     return SHADOW_ROLLBACK if kind == "rollback" else SHADOW
 
+
+_ONLINE_TABLES: dict[str, tuple[Table, Table]] = {
+    "alter": (ALTER, ALTER_ROLLBACK),
+    "shadow": (SHADOW, SHADOW_ROLLBACK),
+    "expand": (EXPAND, EXPAND_ROLLBACK),
+}
 
 _MARKS: dict[tuple[Mode, RunKind], StepMarks] = {
     ("drop_recreate", "apply"): DROP_RECREATE.marks(),
     ("drop_recreate", "rollback"): DROP_RECREATE_ROLLBACK.marks(),
-    ("online", "apply"): merge_marks([ALTER, SHADOW]),
-    ("online", "rollback"): merge_marks([ALTER_ROLLBACK, SHADOW_ROLLBACK]),
+    ("online", "apply"): merge_marks([ALTER, SHADOW, EXPAND]),
+    ("online", "rollback"): merge_marks([ALTER_ROLLBACK, SHADOW_ROLLBACK, EXPAND_ROLLBACK]),
 }
 
 
-def marks_for(mode: Mode | None, kind: RunKind | None) -> StepMarks:
-    """Where downtime and validation lie in the runs of ``kind`` of a ``mode`` plan."""
+def marks_for(mode: Mode | None, kind: RunKind | None, strategy: str | None = None) -> StepMarks:
+    """Where downtime and validation lie in the runs of ``kind`` of a ``mode`` plan (online:
+    of its ``strategy`` when known, else of every online table)."""
     if kind == "validate":
         return VALIDATE.marks()
+    if mode == "online" and strategy is not None:
+        forward, backward = _ONLINE_TABLES.get(strategy, (SHADOW, SHADOW_ROLLBACK))
+        return (backward if kind == "rollback" else forward).marks()
     return _MARKS.get((mode or "drop_recreate", kind or "apply"), StepMarks())
 
 
@@ -675,6 +1023,8 @@ TABLES: tuple[Table, ...] = (
     ALTER_ROLLBACK,
     SHADOW,
     SHADOW_ROLLBACK,
+    EXPAND,
+    EXPAND_ROLLBACK,
     VALIDATE,
 )
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ftctl.plan.online import OnlineOptions, ServerMemory, choose_mode, online_blockers
+from ftctl.plan.online import OnlineOptions, Rewrites, ServerMemory, choose_mode
 from ftctl.schema.model import IndexSchema, from_builtins
 
 MB = 1024 * 1024
@@ -30,20 +30,22 @@ def _schema(name: str = "docs", algorithm: str = "flat", extra: bool = False) ->
 def _choose(
     target: IndexSchema,
     *,
-    blockers: list[str] | None = None,
+    rewrites: Rewrites | None = None,
     memory: ServerMemory | None = None,
     requested: str = "auto",
+    postpone: bool | None = None,
 ):  # type: ignore[no-untyped-def]
     return choose_mode(
         requested,  # type: ignore[arg-type]
         source=_schema(),
         target=target,
         serving_name="docs",
-        blockers=blockers or [],
+        rewrites=rewrites or Rewrites(),
         total_index_mb=10.0,
         vector_index_mb=8.0,
         server=memory or ServerMemory(),
-        options=OnlineOptions(token="t"),
+        options=OnlineOptions(token="t", postpone_cutover=postpone),
+        num_docs=1000,
     )
 
 
@@ -76,11 +78,40 @@ def test_auto_falls_back_when_memory_does_not_fit() -> None:
 
 
 def test_explicit_online_is_refused_instead_of_falling_back() -> None:
-    """--mode online with a document-rewriting change is a blocked reason, not a fallback."""
-    blockers = online_blockers(
-        _schema(), _schema(), field_renames=1, prefix_change=False, reencoded=["emb"]
-    )
-    assert len(blockers) == 2
-    decision = _choose(_schema(algorithm="hnsw"), blockers=blockers, requested="online")
+    """--mode online with a change even expand cannot run online is a blocked reason, not a
+    fallback to drop_recreate."""
+    rewrites = Rewrites(field_renames=["a → b"], blockers=["renaming 'a' moves a nested path"])
+    decision = _choose(_schema(algorithm="hnsw"), rewrites=rewrites, requested="online")
     assert decision.mode == "online" and decision.refusal is not None
-    assert "field renames" in decision.refusal and "hash quantization" in decision.refusal
+    assert "nested path" in decision.refusal
+
+
+def test_document_rewrites_run_online_with_expand() -> None:
+    """A hash quantization in place is planned with the expand strategy: a temporary field
+    per converted vector, a second index for the final layout, two builds, and a cut-over
+    that waits for the operator (the query format changes); renames alone cut over at once."""
+    rewrites = Rewrites(converted_in_place=["emb"], converted=["emb"])
+    decision = _choose(_schema(), rewrites=rewrites)
+    online = decision.online
+    assert decision.mode == "online" and online is not None and online.strategy == "expand"
+    assert online.temp_fields == {"emb": "emb__ftctl_t"}
+    assert online.final_name == "docs__ftctl_tf" and online.index_builds == 2
+    assert online.postpone_cutover
+    assert "rewrites documents" in decision.reason
+    renames = _choose(_schema(), rewrites=Rewrites(field_renames=["title → headline"]))
+    assert renames.online is not None and renames.online.strategy == "expand"
+    assert not renames.online.postpone_cutover and not renames.online.temp_fields
+    immediate = _choose(_schema(), rewrites=rewrites, postpone=False)
+    assert immediate.online is not None and not immediate.online.postpone_cutover
+
+
+def test_expand_memory_counts_the_copied_vectors() -> None:
+    """The expand estimate adds the converted vectors written beside the old ones (1,000
+    documents x 4 dims x 4 bytes here, with the margin) to the two index builds."""
+    rewrites = Rewrites(converted_in_place=["emb"], converted=["emb"])
+    decision = _choose(_schema(), rewrites=rewrites)
+    assert decision.online is not None
+    assert "documents written beside the old layout" in decision.online.memory.basis
+    tight = ServerMemory(used_memory=100 * MB, maxmemory=101 * MB)
+    fallback = _choose(_schema(), rewrites=rewrites, memory=tight)
+    assert fallback.mode == "drop_recreate" and "exceeds" in fallback.reason
