@@ -300,7 +300,13 @@ def run_started(plan: MigrationPlan, kind: RunKind, url: str, options: Options) 
 
 
 def rolled_back(run: Run) -> bool:
-    return "rollback" in project_run(run.events()).runs
+    """Whether a rollback (or abort) of this journal began undoing: apply may not go on then.
+
+    A rollback refused before its first step changed nothing (an abort after the cut-over,
+    a rollback of a run that never started) and does not count.
+    """
+    undo = project_run(run_events(run.events(), "rollback"))
+    return bool(undo.steps_started or undo.steps_skipped)
 
 
 def open_for_apply(
