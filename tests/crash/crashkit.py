@@ -271,6 +271,9 @@ def child(argv: list[str], fault: str, log: str) -> None:
         os.environ["FTCTL_FAULT"] = fault
     import gc
 
+    # What the child inherited from the forkserver is never garbage: keeping the collector
+    # off it saves ~0.1 s per child (a full collection touches every inherited page).
+    gc.freeze()
     out = open(log, "a", encoding="utf-8")  # noqa: SIM115 - open until the process ends
     sys.stdout = sys.stderr = out
     try:
