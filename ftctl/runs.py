@@ -345,10 +345,14 @@ def run_started(plan: MigrationPlan, kind: RunKind, url: str, options: Options) 
 
 
 def rolled_back(run: Run) -> bool:
-    """Whether a rollback of this journal changed anything (one refused by its own preflight,
-    or stopped before it, did not: the apply may go on)."""
-    state = run.state("rollback")
-    return any(step != "rollback_preflight" for step in state.steps_started)
+    """Whether a rollback (or abort) of this journal began undoing: apply may not go on then.
+
+    A rollback refused before it changed anything (by its own preflight, an abort after the
+    cut-over, a rollback of a run that never started) does not count.
+    """
+    undo = run.state("rollback")
+    steps = [*undo.steps_started, *undo.steps_skipped]
+    return any(step != "rollback_preflight" for step in steps)
 
 
 def note_recovered(journal: Journal) -> None:

@@ -49,6 +49,12 @@ FAR = 4_102_444_800_000
 """2100-01-01 in ms: absolute expiry times compare exactly between runs."""
 
 
+FORKSERVER_PRELOAD = ["pytest", "crashkit", "onlinekit", "ftctl.executor"]
+"""What the crash tests' forkserver imports once, so a child does not: ftctl and the kits,
+and pytest, which every forked child would otherwise import again to re-create the main
+module (the ``pytest`` script) — ~50 ms of CPU per child."""
+
+
 def index_name(ns: str) -> str:
     return f"{ns}docs"
 
@@ -265,6 +271,9 @@ def child(argv: list[str], fault: str, log: str) -> None:
         os.environ["FTCTL_FAULT"] = fault
     import gc
 
+    # What the child inherited from the forkserver is never garbage: keeping the collector
+    # off it saves ~0.1 s per child (a full collection touches every inherited page).
+    gc.freeze()
     out = open(log, "a", encoding="utf-8")  # noqa: SIM115 - open until the process ends
     sys.stdout = sys.stderr = out
     try:

@@ -215,7 +215,7 @@ def results(
 ) -> Iterator[Results]:
     """Run the clean reference and every selected scenario (concurrently), then clean up."""
     root = tmp_path_factory.mktemp("crash")
-    _CTX.set_forkserver_preload(["crashkit", "ftctl.executor"])
+    _CTX.set_forkserver_preload(crashkit.FORKSERVER_PRELOAD)
     client = redis.Redis.from_url(redis_url, protocol=3)
     client.flushall()
     try:

@@ -1,4 +1,5 @@
-"""Run helpers that need no server: where journals go and how they are found."""
+"""Run helpers that need no server: where journals go and how they are found, and
+whether a journal was rolled back."""
 
 from __future__ import annotations
 
@@ -9,8 +10,26 @@ import pytest
 
 from ftctl.errors import JournalCorruptError, UsageError
 from ftctl.journal import Journal, RunStarted
-from ftctl.journal.events import BatchRunStarted, RunKind
-from ftctl.runs import find_journals, journal_dir, only_journal
+from ftctl.journal.events import (
+    AnyEvent,
+    BatchRunStarted,
+    RunFinished,
+    RunKind,
+    StepSkipped,
+    StepStarted,
+)
+from ftctl.plan.models import load_plan
+from ftctl.runs import (
+    Options,
+    Run,
+    find_journals,
+    journal_dir,
+    only_journal,
+    rolled_back,
+    run_started,
+)
+
+FIXTURES = Path(__file__).parents[2] / "fixtures"
 
 
 def _journal(directory: Path, kind: RunKind, index: str) -> None:
@@ -124,3 +143,37 @@ def test_backup_dir_may_be_a_symbolic_link(tmp_path: Path) -> None:
     _journal(tmp_path / "direct", "apply", "x")
     (tmp_path / "direct-link").symlink_to(tmp_path / "direct")
     assert find_journals(tmp_path / "direct-link") == [tmp_path / "direct"]
+
+
+def _run_with(directory: Path, *later: list[AnyEvent]) -> Run:
+    """A journal of an apply that started, followed by ``later`` appends (one run each)."""
+    plan = load_plan(FIXTURES / "plans" / "guide_plan.yaml")
+    apply = run_started(plan, "apply", "redis://x", Options())
+    journal = Journal.create(directory, first=apply)
+    journal.append([StepStarted(step="online_preflight")])
+    rollback = run_started(plan, "rollback", "redis://x", Options())
+    for events in later:
+        journal.append([rollback, *events])
+    return Run(journal, plan, directory, "apply")
+
+
+def test_a_refused_rollback_does_not_end_the_apply(tmp_path: Path) -> None:
+    """A rollback or abort refused before its first step (abort after a cut-over) changed
+    nothing: apply, resume and cutover may still go on."""
+    run = _run_with(tmp_path, [RunFinished(result="refused", error="already cut over")], [])
+    try:
+        assert not rolled_back(run)
+    finally:
+        run.journal.close()
+
+
+def test_a_rollback_that_decided_anything_ends_the_apply(tmp_path: Path) -> None:
+    """Once a rollback started or skipped a step, the journal belongs to the rollback."""
+    for n, first in enumerate(
+        [StepStarted(step="abort_shadow"), StepSkipped(step="rb_shadow_create", reason="r")]
+    ):
+        run = _run_with(tmp_path / str(n), [first])
+        try:
+            assert rolled_back(run)
+        finally:
+            run.journal.close()
