@@ -27,7 +27,16 @@ from ftctl.plan.codecs import encode
 from ftctl.plan.quantization import element_size
 from ftctl.schema.compare import reported_differences
 from ftctl.schema.model import IndexSchema, VectorField
-from ftctl.steps.effects import Arg, Command, Commands, Parallel, ReadSegment, Record, Step
+from ftctl.steps.effects import (
+    Arg,
+    Command,
+    Commands,
+    Parallel,
+    Progress,
+    ReadSegment,
+    Record,
+    Step,
+)
 from ftctl.steps.index_ops import live_info
 from ftctl.steps.replies import ok, search_hits, text
 from ftctl.steps.rewrite import convert_block
@@ -114,7 +123,11 @@ def validate(
     knn, *on_documents = yield Parallel(
         [
             knn_on_sample(),
-            *([document_checks(spec, key_segments, backup_segments)] if documents else []),
+            *(
+                [document_checks(spec, key_segments, backup_segments, progress=True)]
+                if documents
+                else []
+            ),
         ]
     )
     for checks in [*on_documents, knn]:
@@ -126,12 +139,23 @@ def validate(
 
 
 def document_checks(
-    spec: RunSpec, key_segments: Sequence[SegmentRef], backup_segments: Sequence[SegmentRef]
+    spec: RunSpec,
+    key_segments: Sequence[SegmentRef],
+    backup_segments: Sequence[SegmentRef],
+    *,
+    progress: bool = False,
 ) -> Step[list[Check]]:
     """``keys_exist`` and ``vector_bytes``: they read documents, not the index, so a run
-    can check them while the server builds the index."""
+    can check them while the server builds the index.
+
+    ``progress``: report the keys checked as the step's :class:`Progress` (not while the
+    index build is what the step reports).
+    """
     vectors, *missing = yield Parallel(
-        [_check_vectors(spec, backup_segments), *[_missing_keys(spec, ref) for ref in key_segments]]
+        [
+            _check_vectors(spec, backup_segments),
+            *[_missing_keys(spec, ref, progress=progress) for ref in key_segments],
+        ]
     )
     absent = sum(missing)
     checks: list[Check] = [
@@ -148,7 +172,7 @@ def check_events(checks: Sequence[Check]) -> list[CheckPassed | CheckFailed]:
     return out.events
 
 
-def _missing_keys(spec: RunSpec, ref: SegmentRef) -> Step[int]:
+def _missing_keys(spec: RunSpec, ref: SegmentRef, *, progress: bool = False) -> Step[int]:
     """How many keys of one key segment do not exist under their final name."""
     segment: SegmentPayload = yield ReadSegment(ref)
     final = segment.keys if spec.prefix_change is None else list(map(spec.final_key, segment.keys))
@@ -156,6 +180,8 @@ def _missing_keys(spec: RunSpec, ref: SegmentRef) -> Step[int]:
     present = ok(reply, "EXISTS")
     if not isinstance(present, int):
         raise MigrationFailed(f"EXISTS returned {present!r:.100}")
+    if progress:
+        yield Progress(advance=len(final))
     return len(final) - present
 
 
