@@ -9,7 +9,7 @@ expects are recorded as conflicts, not touched.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from ftctl.errors import MigrationFailed
 from ftctl.journal.events import BatchDone, ConflictRecorded, SegmentRef, StepName
@@ -30,12 +30,20 @@ _STATUS_NAMES = {
 
 
 def journal_batch(
-    step: StepName, batch: int, keys: Sequence[bytes], statuses: Sequence[int], reason: str
+    step: StepName,
+    batch: int,
+    keys: Sequence[bytes],
+    statuses: Sequence[int],
+    reason: str,
+    *,
+    extra: Mapping[str, int] | None = None,
 ) -> Step[BatchDone]:
-    """Journal a batch's outcome: conflicts first (with their keys), then the batch itself."""
+    """Journal a batch's outcome: conflicts first (with their keys), then the batch itself
+    with its counts per status and ``extra`` counts (compare-and-set retries)."""
     if len(statuses) != len(keys):
         raise MigrationFailed(f"{step}: {len(statuses)} statuses for {len(keys)} keys")
     counts = Counter(_STATUS_NAMES[s] for s in statuses)
+    counts.update(extra or {})
     events: list[object] = []
     conflicted = [k for k, s in zip(keys, statuses, strict=True) if s == scripts.CONFLICT]
     if conflicted:
@@ -139,13 +147,14 @@ def quantize_batch(
         )
 
     prepared = yield Offload(prepare)
-    statuses = yield from cas.compare_and_set(prepared)
+    written = yield from cas.write(prepared)
     return (
         yield from journal_batch(
             "quantize",
             batch,
             final_keys,
-            statuses,
+            written.statuses,
             "the vector changed after it was backed up; the newer value was kept",
+            extra=written.counts(),
         )
     )
