@@ -1,0 +1,1 @@
+"""Unit tests of ftctl.cli (a package so module names cannot clash with other test dirs)."""
