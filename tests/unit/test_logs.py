@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import subprocess
 import sys
 from collections.abc import Iterator
 
@@ -111,20 +110,22 @@ def test_fields_named_like_log_record_attributes_are_kept(
     assert json.loads(line)["name_"] == "a_idx" and json.loads(line)["module_"] == "m"
 
 
-def test_an_unconfigured_library_prints_nothing_on_stdout() -> None:
-    """Embedded without the CLI, ftctl leaves output to the application's logging: info goes
-    nowhere, a warning takes logging's last-resort stderr, stdout stays clean."""
-    code = (
-        "from ftctl.logs import get_logger\n"
-        "log = get_logger('ftctl.run')\n"
-        "log.info('run started', index='docs')\n"
-        "log.warning('journal locked', index='docs')\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
-    )
-    assert done.stdout == ""
-    assert done.stderr.strip() == "journal locked"
+def test_an_unconfigured_library_prints_nothing_on_stdout(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Embedded without the CLI, ftctl leaves output to the application's logging: with
+    logging untouched, info goes nowhere, a warning takes logging's last-resort stderr, and
+    stdout stays clean."""
+    root = logging.getLogger()
+    root.handlers[:] = []
+    root.setLevel(logging.WARNING)
+    logging.getLogger("ftctl").setLevel(logging.NOTSET)
+    log = logs.get_logger("ftctl.run")
+    log.info("run started", index="docs")
+    log.warning("journal locked", index="docs")
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == "journal locked\n"
 
 
 class _Terminal(io.StringIO):
