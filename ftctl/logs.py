@@ -109,10 +109,10 @@ class _Status:
 
     def show(self, text: str | None) -> None:
         with self.lock:
-            stream = sys.stderr
-            self.text = self._fit(text or "")
-            stream.write("\r\x1b[K" + self.text)
-            stream.flush()
+            shown, self.text = self.text, self._fit(text or "")
+            if shown or self.text:
+                sys.stderr.write("\r\x1b[K" + self.text)
+                sys.stderr.flush()
 
     def write_above(self, line: str) -> None:
         with self.lock:
