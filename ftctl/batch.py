@@ -28,6 +28,7 @@ from typing import Any, Literal
 
 import msgspec
 import redis
+import structlog
 
 from ftctl.drivers import SyncDriver, client_url, connect, given_client, mask_url
 from ftctl.drivers.connect import resolve_url
@@ -59,6 +60,7 @@ from ftctl.journal.layout import (
     journal_dirs,
 )
 from ftctl.journal.report import MigrationReport
+from ftctl.logs import get_logger
 from ftctl.plan.batch import (
     BatchPlan,
     BatchPlanIndex,
@@ -87,6 +89,8 @@ BatchProgressCallback = Callable[[str, int, int, str], None]
 PLANS_DIR = "plans"
 BATCH_JOURNAL_PREFIX = "batch-"
 REPORT_NAME = "batch_report.yaml"
+
+log = get_logger("ftctl.batch")
 
 
 # --- writing the batch plan -----------------------------------------------------------------
@@ -395,6 +399,20 @@ def _index_report(
 
 
 def _run_batch(run: _BatchRun, plans: dict[str, MigrationPlan], settings: _Settings) -> BatchReport:
+    """Run the batch's indexes in order; every log line of it carries ``batch_id``."""
+    batch_id = run.progress().batch_id
+    with structlog.contextvars.bound_contextvars(batch_id=batch_id):
+        log.info("batch started", directory=str(run.journal.directory))
+        report = _run_indexes(run, plans, settings)
+        failed = [i.name for i in report.indexes if i.status == FAILED]
+        finished = log.info if report.status == "completed" else log.error
+        finished("batch finished", status=report.status, failed=failed or None)
+        return report
+
+
+def _run_indexes(
+    run: _BatchRun, plans: dict[str, MigrationPlan], settings: _Settings
+) -> BatchReport:
     progress = run.progress()
     applicable = [i for i in progress.indexes.values() if i.applicable]
     total = len(applicable)
@@ -417,6 +435,10 @@ def _run_batch(run: _BatchRun, plans: dict[str, MigrationPlan], settings: _Setti
                     retry=retry,
                 )
             )
+            log.info(
+                "batch index started", index=index.name, position=position, total=total,
+                retry=retry,
+            )  # fmt: skip
             if settings.progress is not None:
                 settings.progress(index.name, position, total, "running")
             report: MigrationReport | None = None
@@ -453,6 +475,11 @@ def _run_batch(run: _BatchRun, plans: dict[str, MigrationPlan], settings: _Setti
                     journal=str(index_dir),
                 )
             )
+            finished = log.info if status == SUCCESS else log.error
+            finished(
+                "batch index finished", index=index.name, position=position, total=total,
+                status=status, result=result or None, error=error or None,
+            )  # fmt: skip
             if settings.progress is not None:
                 settings.progress(index.name, position, total, status)
             if status == FAILED and policy == "fail_fast":

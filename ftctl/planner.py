@@ -18,6 +18,7 @@ import redis.asyncio
 from ftctl.drivers import AsyncDriver, SyncDriver, async_connect, connect, mask_url
 from ftctl.drivers.connect import resolve_url
 from ftctl.errors import UsageError
+from ftctl.logs import get_logger
 from ftctl.plan.build import build_plan, merge_request, resolve_source, snapshot_request
 from ftctl.plan.models import MigrationPlan, SchemaPatch, load_patch
 from ftctl.plan.online import ModeRequest, OnlineOptions
@@ -26,6 +27,8 @@ from ftctl.steps.effects import Step
 from ftctl.steps.probe import probe_capabilities
 from ftctl.steps.snapshot import read_aliases, read_memory, read_source, read_target
 from ftctl.version import ftctl_version
+
+log = get_logger("ftctl.planner")
 
 
 def planning_step(
@@ -52,7 +55,7 @@ def planning_step(
     merged = merge_request(source, request)
     wanted = snapshot_request(source, merged)
     snapshot = yield from read_target(snapshot, wanted, merged.target, source=source)
-    return build_plan(
+    plan = build_plan(
         snapshot,
         request,
         capabilities,
@@ -62,6 +65,28 @@ def planning_step(
         mode=mode,
         online_options=options,
     )
+    _log_decisions(plan, mode)
+    return plan
+
+
+def _log_decisions(plan: MigrationPlan, requested: ModeRequest) -> None:
+    """What the planner decided and why: the mode, and whether the plan can run."""
+    bound = log.bind(index=plan.source.index_name)
+    bound.info(
+        "plan made",
+        requested_mode=requested,
+        mode=plan.mode,
+        strategy=plan.online.strategy if plan.online is not None else None,
+        reason=plan.mode_reason or None,
+        supported=plan.supported,
+        documents=plan.source.stats_snapshot.num_docs,
+        warnings=len(plan.warnings),
+        url=plan.redis_url or None,
+    )
+    for reason in plan.diff_classification.blocked_reasons:
+        bound.warning("plan blocked", reason=reason)
+    for warning in plan.warnings:
+        bound.debug("plan warning", warning=warning)
 
 
 def resolve_request(

@@ -16,7 +16,7 @@ import secrets
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ from ftctl.errors import (
     ConnectionFailed,
     FtctlError,
     Interrupted,
+    JournalLockedError,
     RefusedError,
     UsageError,
 )
@@ -39,6 +40,7 @@ from ftctl.journal.events import (
     AnyEvent,
     BatchDone,
     CheckFailed,
+    CheckPassed,
     ConflictRecorded,
     KeysEnumerated,
     Note,
@@ -64,16 +66,35 @@ from ftctl.journal.layout import (
 from ftctl.journal.projections import RunState, StepMarks, project_run, run_events
 from ftctl.journal.report import MigrationReport, project_report
 from ftctl.journal.safefs import nothing_changed
+from ftctl.logs import PROGRESS_LOGGER, get_logger
 from ftctl.plan.models import MigrationPlan, dump_plan, load_plan, plan_digest
+from ftctl.progress import Meter
+from ftctl.steps.effects import Progress
 from ftctl.steps.runner import Outcome, RunContext, run_table
 from ftctl.steps.spec import RunSpec, run_spec
 from ftctl.steps.tables import marks_for, table_for
 from ftctl.version import ftctl_version
 
-log = structlog.get_logger("ftctl.run")
+log = get_logger("ftctl.run")
+progress_log = get_logger(PROGRESS_LOGGER)
 
 ProgressCallback = Callable[[str, int, int], None]
-"""``(step, documents done, documents total)``."""
+"""``(step, documents done, documents total)``: called as each batch is journaled and as
+polled work (the index build) moves; a resumed step starts from what was already done."""
+
+PROGRESS_INTERVAL_ENV = "FTCTL_PROGRESS_INTERVAL"
+"""Seconds between a step's periodic ``progress`` log lines (default
+:data:`PROGRESS_INTERVAL`; 0: one line per progress report)."""
+PROGRESS_INTERVAL = 5.0
+
+
+def progress_interval() -> float:
+    """:data:`PROGRESS_INTERVAL_ENV`, or its default when unset or not a number."""
+    try:
+        return max(0.0, float(os.environ.get(PROGRESS_INTERVAL_ENV) or PROGRESS_INTERVAL))
+    except ValueError:
+        return PROGRESS_INTERVAL
+
 
 RUN_SOCKET_TIMEOUT = 60.0
 """Seconds a run's own connections wait for a reply (redis-py's default, 5 s, turns a server
@@ -114,15 +135,39 @@ def _fault_matches(spec: str, phase: str, event: AnyEvent, step: str) -> bool:
 
 
 @dataclass
+class _StepProgress:
+    """A running step's progress, as the tap measures it."""
+
+    started: float
+    meter: Meter
+    logged: float
+    """When its last ``progress`` line was written (its start, before the first)."""
+    detail: dict[str, float | int | str] = field(default_factory=dict)
+
+
+@dataclass
 class JournalTap:
-    """The journal as the drivers see it: logs, progress, Ctrl+C at batch boundaries, faults."""
+    """The journal as the drivers see it: logs, progress, Ctrl+C at batch boundaries, faults.
+
+    Every journaled action is a log line. Progress comes from the events that count
+    documents (``batch_done``, ``keys_enumerated``) and from the steps' :class:`Progress`
+    effects (:meth:`report`); it goes to the caller's callback at once, and every
+    ``interval`` seconds to a ``progress`` log line with rate and ETA (logger
+    :data:`~ftctl.logs.PROGRESS_LOGGER`).
+    """
 
     journal: Journal
     log: Any
     progress: ProgressCallback | None = None
     total: int = 0
+    """The run's documents: what a step that names no total of its own counts towards."""
+    baseline: Mapping[str, int] = field(default_factory=dict)
+    """Documents each step's batches did in earlier runs of this kind: a resumed step
+    counts on from there, and its rate counts only this run's work."""
+    progress_log: Any = field(default_factory=lambda: progress_log)
+    interval: float = field(default_factory=progress_interval)
     stop: threading.Event = field(default_factory=threading.Event)
-    _done: dict[str, int] = field(default_factory=dict)
+    _steps: dict[str, _StepProgress] = field(default_factory=dict)
     _fault: str = field(default_factory=lambda: os.environ.get(FAULT_ENV, ""))
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _step: str = ""
@@ -130,32 +175,98 @@ class JournalTap:
         default_factory=lambda: signal.Signals[os.environ.get(FAULT_SIGNAL_ENV) or "SIGKILL"]
     )
 
+    @property
+    def step(self) -> str:
+        """The step running (or the last one that ran)."""
+        return self._step
+
     def append(self, events: Sequence[AnyEvent]) -> list[AnyEvent]:
         self._maybe_fault("before", events)
         stamped = self.journal.append(events)
         for event in stamped:
             if isinstance(event, StepStarted):
                 self._step = event.step
+                self._begin(event.step)
         self._maybe_fault("after", events)
         boundary = False
+        counted: dict[StepName, int] = {}
         for event in stamped:
             self._log(event)
             if isinstance(event, StepFinished | StepSkipped):
                 boundary = True  # between steps: as safe a place to stop as a batch's end
+                with self._lock:
+                    self._steps.pop(event.step, None)
+                if isinstance(event, StepFinished) and event.step == "enumerate":
+                    self.total = event.counts.get("keys", self.total)
             elif isinstance(event, BatchDone | KeysEnumerated):
                 boundary = True
                 step = event.step if isinstance(event, BatchDone) else "enumerate"
-                with self._lock:
-                    self._done[step] = self._done.get(step, 0) + event.keys
-                    done = self._done[step]
-                if self.progress is not None:
-                    self.progress(step, done, self.total)
-            elif isinstance(event, StepStarted):
-                with self._lock:
-                    self._done.setdefault(event.step, 0)
+                counted[step] = counted.get(step, 0) + event.keys
+        for name, keys in counted.items():  # events appended together count as one move
+            self._count(name, advance=keys)
         if boundary and self.stop.is_set():
             raise Interrupted("interrupted at a batch boundary")
         return stamped
+
+    def report(self, effect: Progress) -> None:
+        """A :class:`Progress` effect of the running step (the drivers call this)."""
+        self._count(
+            self._step,
+            done=effect.done,
+            advance=effect.advance,
+            total=effect.total,
+            detail=effect.detail,
+        )
+
+    def _begin(self, step: str) -> None:
+        now = time.monotonic()
+        meter = Meter(now, done=self.baseline.get(step, 0), total=self.total)
+        with self._lock:
+            self._steps[step] = _StepProgress(started=now, meter=meter, logged=now)
+
+    def _count(
+        self,
+        step: str,
+        *,
+        done: int | None = None,
+        advance: int = 0,
+        total: int = 0,
+        detail: Mapping[str, float | int | str] | None = None,
+    ) -> None:
+        """Move ``step``'s count; call back; write a ``progress`` line when one is due."""
+        now = time.monotonic()
+        line: dict[str, Any] | None = None
+        with self._lock:
+            current = self._steps.get(step)
+            if current is None:
+                return  # progress of a step that is not running: nothing to measure against
+            meter = current.meter
+            meter.update(now, meter.done + advance if done is None else done, total or self.total)
+            if detail:
+                current.detail = dict(detail)
+            if now - current.logged >= self.interval:
+                current.logged = now
+                line = {**meter.fields(), **current.detail}
+            count, of = meter.done, meter.total
+        if self.progress is not None:
+            self.progress(step, count, of)
+        if line is not None:
+            self.progress_log.info("progress", step=step, **line)
+
+    def _finished(self, step: str) -> dict[str, Any]:
+        """Duration and documents per second of a step that just finished."""
+        with self._lock:
+            current = self._steps.get(step)
+        if current is None:
+            return {}
+        seconds = time.monotonic() - current.started
+        meter = current.meter
+        fields: dict[str, Any] = {"seconds": round(seconds, 3)}
+        worked = meter.done - meter.origin[1]
+        if worked > 0 and seconds > 0:
+            fields["docs"] = meter.done
+            fields["rate"] = round(worked / seconds, 1)
+        return fields
 
     def _log(self, event: AnyEvent) -> None:
         """Every journaled action, as a log line (the journal stays the record)."""
@@ -163,7 +274,9 @@ class JournalTap:
             case StepStarted():
                 self.log.info("step started", step=event.step)
             case StepFinished():
-                self.log.info("step finished", step=event.step, **event.counts)
+                self.log.info(
+                    "step finished", step=event.step, **event.counts, **self._finished(event.step)
+                )
             case StepSkipped():
                 self.log.info("step skipped", step=event.step, reason=event.reason)
             case BatchDone():
@@ -171,10 +284,22 @@ class JournalTap:
                     "batch done", step=event.step, batch=event.batch, keys=event.keys,
                     **event.counts,
                 )  # fmt: skip
+                retries = event.counts.get("cas_retries", 0)
+                fallbacks = event.counts.get("cas_fallbacks", 0)
+                if retries or fallbacks:
+                    # Keys written by someone else between a read and its EXEC: the group
+                    # was read and decided again; after RETRIES, the script wrote it.
+                    self.log.info(
+                        "compare-and-set retried", step=event.step, batch=event.batch,
+                        retries=retries, script_fallbacks=fallbacks,
+                    )  # fmt: skip
             case KeysEnumerated():
                 self.log.debug(
                     "keys enumerated", step="enumerate", batch=event.batch, keys=event.keys
                 )
+            case CheckPassed():
+                shown = {"detail": event.detail} if event.detail else {}
+                self.log.info("check passed", step=self._step, check=event.check, **shown)
             case CheckFailed():
                 self.log.warning(
                     "check failed", step=self._step, check=event.check, detail=event.detail
@@ -371,15 +496,28 @@ def _append_opening(journal: Journal, event: RunStarted) -> None:
         raise nothing_changed(exc) from None
 
 
+@contextlib.contextmanager
+def _lock_refusal_logged(directory: Path) -> Iterator[None]:
+    """Log a refusal to open a journal another process holds (then let it through)."""
+    try:
+        yield
+    except JournalLockedError as exc:
+        log.warning(
+            "journal locked", index=directory.name, directory=str(directory), error=str(exc)
+        )
+        raise
+
+
 def open_for_apply(
     plan: MigrationPlan, backup_dir: str | os.PathLike[str], url: str, options: Options
 ) -> Run:
     """Create the journal, or open it to resume: refused when it belongs to another plan."""
     directory = journal_dir(backup_dir, plan.source.index_name)
     first = run_started(plan, "apply", url, options)
-    if not Journal.exists(directory):
-        return Run(Journal.create(directory, first=first), plan, directory, "apply")
-    journal = Journal.open(directory)
+    with _lock_refusal_logged(directory):
+        if not Journal.exists(directory):
+            return Run(Journal.create(directory, first=first), plan, directory, "apply")
+        journal = Journal.open(directory)
     try:
         note_recovered(journal)
         if journal.run_started.index_name != first.index_name:
@@ -409,7 +547,8 @@ def open_for_apply(
 
 def open_existing(directory: Path, kind: RunKind, url: str, options: Options) -> Run:
     """Open a journal for resume, rollback, cutover or abort; the plan comes from the journal."""
-    journal = Journal.open(directory)
+    with _lock_refusal_logged(directory):
+        journal = Journal.open(directory)
     try:
         note_recovered(journal)
         plan = load_plan(journal.run_started.plan_yaml.encode())
@@ -496,14 +635,18 @@ def _prepare(run: Run, options: Options, *, abort_only: bool, stop: threading.Ev
         spec=spec, state=state, applied=applied, force=options.force, abort_only=abort_only
     )
     table = table_for(spec, run.kind)
-    bound = log.bind(index=spec.source_index, run_id=state.run_id, kind=run.kind)
+    ids = {"index": spec.source_index, "run_id": state.run_id, "kind": run.kind}
+    bound = log.bind(**ids)
+    this_run = next(e for e in reversed(events) if isinstance(e, RunStarted))
     bound.info(
         "run started",
+        step=next((s.name for s in table.steps if not state.step_done(s.name)), None),
         mode=run.plan.mode,
         table=table.name,
         resumed=bool(state.steps_started),
         workers=options.workers,
         batch_size=options.batch_size,
+        url=this_run.redis_url,  # masked when it was journaled
     )
     tap = JournalTap(
         run.journal,
@@ -511,8 +654,32 @@ def _prepare(run: Run, options: Options, *, abort_only: bool, stop: threading.Ev
         progress=options.progress,
         total=applied.keys_enumerated or spec.expected_docs,
         stop=stop,
+        baseline=_documents_done(run_events(events, run.kind)),
+        progress_log=progress_log.bind(**ids),
     )
     return _Prepared(table.name, run_table(table, ctx), ctx, tap)
+
+
+def _documents_done(events: Sequence[AnyEvent]) -> dict[str, int]:
+    """Documents of each step's batches recorded as done (each batch counted once)."""
+    seen: set[tuple[str, int]] = set()
+    done: dict[str, int] = {}
+    for event in events:
+        if isinstance(event, BatchDone) and (event.step, event.batch) not in seen:
+            seen.add((event.step, event.batch))
+            done[event.step] = done.get(event.step, 0) + event.keys
+    return done
+
+
+@contextlib.contextmanager
+def _run_context(prepared: _Prepared) -> Iterator[None]:
+    """Bind the run's ``index`` and ``run_id`` to every log line written while it runs,
+    by the drivers and by whatever library they call, in worker threads too."""
+    state = prepared.ctx.state
+    with structlog.contextvars.bound_contextvars(
+        index=prepared.ctx.spec.source_index, run_id=state.run_id
+    ):
+        yield
 
 
 def _already_done(run: Run) -> MigrationReport | None:
@@ -535,7 +702,11 @@ def _finish(run: Run, prepared: _Prepared, outcome: Outcome) -> MigrationReport:
         failed = "; ".join(f"{c.check}: {c.detail}" for c in state.checks_failed)
         event = RunFinished(result="failed", error="validation failed: " + failed)
     run.journal.append([event])
-    prepared.tap.log.info("run finished", result=event.result, error=event.error or None)
+    tap = prepared.tap
+    if event.result == "failed":
+        tap.log.error("run finished", step=tap.step, result=event.result, error=event.error)
+    else:
+        tap.log.info("run finished", step=tap.step, result=event.result)
     return run.report()
 
 
@@ -551,7 +722,7 @@ def _stopped(run: Run, prepared: _Prepared, exc: BaseException) -> MigrationRepo
     step = _interrupted_step(state)
     if isinstance(exc, Interrupted | KeyboardInterrupt | asyncio.CancelledError):
         run.journal.append([RunInterrupted(step=step or "")])
-        bound.warning("run interrupted", step=step)
+        bound.warning("run interrupted", step=step or prepared.tap.step)
         raise Interrupted(
             f"interrupted; the journal in {run.directory} records where",
             f"continue with: {again(run)}",
@@ -561,11 +732,11 @@ def _stopped(run: Run, prepared: _Prepared, exc: BaseException) -> MigrationRepo
         raise nothing_changed(exc) from None  # the journal cannot take an end event either
     if isinstance(exc, RefusedError | UsageError) and not _changed(state):
         run.journal.append([RunFinished(result="refused", error=exc.one_line(), step=step or "")])
-        bound.warning("run refused", error=exc.one_line())
+        bound.warning("run refused", step=step or prepared.tap.step, error=exc.one_line())
         raise exc
     if isinstance(exc, FtctlError):
         run.journal.append([RunFinished(result="failed", error=exc.one_line(), step=step or "")])
-        bound.error("run failed", error=exc.one_line(), step=step)
+        bound.error("run failed", step=step or prepared.tap.step, error=exc.one_line())
         return run.report()
     raise exc
 
@@ -648,9 +819,10 @@ def drive_sync(
                 workers=options.workers,
                 connect_worker=_worker_factory(client),
                 stop=stop,
+                progress=prepared.tap.report,
             )
             try:
-                with ctrl_c_stops(stop):
+                with _run_context(prepared), ctrl_c_stops(stop):
                     outcome = driver.run(prepared.step)
             except ConnectionFailed as exc:
                 try:
@@ -693,9 +865,10 @@ async def drive_async(
                 workers=options.workers,
                 connect_worker=_async_worker_factory(client),
                 stop=stop,
+                progress=prepared.tap.report,
             )
             try:
-                with _async_ctrl_c_stops(stop):
+                with _run_context(prepared), _async_ctrl_c_stops(stop):
                     outcome = await driver.run(prepared.step)
             except ConnectionFailed as exc:
                 try:
@@ -722,6 +895,7 @@ async def drive_async(
 __all__ = [
     "FAULT_ENV",
     "FAULT_SIGNAL_ENV",
+    "PROGRESS_INTERVAL_ENV",
     "RUN_PROTOCOL",
     "JournalTap",
     "Options",
@@ -735,6 +909,7 @@ __all__ = [
     "only_journal",
     "open_existing",
     "open_for_apply",
+    "progress_interval",
     "report_of",
     "run_started",
 ]

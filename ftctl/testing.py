@@ -23,6 +23,7 @@ from ftctl.steps.effects import (
     Offload,
     Packed,
     Parallel,
+    Progress,
     ReadSegment,
     Record,
     Session,
@@ -47,8 +48,9 @@ class ScriptedRedis:
 
     ``pattern`` is a glob matched against the command joined by spaces (``"FT.INFO *"``);
     ``reply`` is the raw reply, or a callable taking the command. Every command sent and
-    every event recorded is kept in ``sent`` and ``recorded`` for assertions. A command that
-    does not match the next scripted pattern fails the test with both shown.
+    every event recorded is kept in ``sent`` and ``recorded`` for assertions (``Progress``
+    effects in ``progressed``). A command that does not match the next scripted pattern
+    fails the test with both shown.
     """
 
     script: list[tuple[str, Reply | Responder]]
@@ -57,6 +59,7 @@ class ScriptedRedis:
     slept: list[float] = field(default_factory=list)
     segments: list[Any] = field(default_factory=list)
     """Segments written by the step; a ``ReadSegment`` ref is an index into this list."""
+    progressed: list[Progress] = field(default_factory=list)
 
     def reply_to(self, command: Command) -> Reply:
         self.sent.append(command)
@@ -87,6 +90,9 @@ class ScriptedRedis:
                     reply = list(events)
                 case Sleep(seconds=seconds):
                     self.slept.append(seconds)
+                    reply = None
+                case Progress():
+                    self.progressed.append(effect)
                     reply = None
                 case Offload(fn=fn):
                     reply = fn()

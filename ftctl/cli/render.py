@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -12,42 +11,65 @@ from pathlib import Path
 import click
 import msgspec
 
+from ftctl import logs
 from ftctl.errors import UsageError
 from ftctl.journal.batch import FAILED, BatchState
 from ftctl.journal.inspect import InspectRow
 from ftctl.journal.report import MigrationReport
+from ftctl.progress import Meter, duration
 from ftctl.schema.model import Field, GeoShapeField, TagField, TextField, VectorField
 
 
 @dataclass
 class Progress:
-    """``step  done/total docs  rate/s  ETA`` on one stderr line, only when it is a TTY."""
+    """``step  done/total docs  pct  rate/s  ETA`` as a live stderr line, on a terminal.
 
-    enabled: bool = field(default_factory=lambda: sys.stderr.isatty())
+    Only when :func:`ftctl.logs.live_progress` (console format, not ``-q``, stderr a TTY);
+    otherwise the run's periodic ``progress`` log lines say the same. Rate and ETA come
+    from a :class:`~ftctl.progress.Meter` whose window starts at the step's first tick, so
+    a resumed step counts only this run's work and the first tick shows no rate at all.
+    """
+
+    enabled: bool = field(default_factory=logs.live_progress)
     _step: str = ""
-    _started: float = 0.0
+    _meter: Meter | None = None
     _last: float = 0.0
 
     def __call__(self, step: str, done: int, total: int) -> None:
         if not self.enabled:
             return
         now = time.monotonic()
-        if step != self._step:
-            if self._step:
-                click.echo("", err=True)
-            self._step, self._started, self._last = step, now, 0.0
-        if now - self._last < 0.1 and done < total:
+        if step != self._step or self._meter is None:
+            self._step, self._meter, self._last = step, Meter(now, done, total, MIN_SPAN), 0.0
+        else:
+            self._meter.update(now, done, total)
+        if now - self._last < REDRAW and (not total or done < total):
             return
         self._last = now
-        elapsed = max(now - self._started, 1e-6)
-        rate = done / elapsed
-        eta = f"ETA {max(total - done, 0) / rate:.0f}s" if rate > 0 and total > done else ""
-        line = f"\r{step:<14} {done:>10,}/{total:,} docs  {rate:>10,.0f}/s  {eta:<12}"
-        click.echo(line, err=True, nl=False)
+        logs.show_status(self.line())
+
+    def line(self) -> str:
+        """The status line as it is drawn."""
+        meter = self._meter
+        if meter is None:
+            return ""
+        total, done, rate = meter.total, meter.done, meter.rate
+        of = f"/{total:,}" if total else ""
+        percent = f"{100 * done / total:5.1f}%" if total else ""
+        speed = f"{rate:,.0f}/s" if rate is not None else "-/s"
+        eta = f"ETA {duration(meter.eta)}" if total else ""
+        return f"{self._step:<16} {done:>10,}{of} docs {percent}  {speed:>10}  {eta}".rstrip()
 
     def close(self) -> None:
-        if self.enabled and self._step:
-            click.echo("", err=True)
+        if self.enabled:
+            logs.show_status(None)
+
+
+MIN_SPAN = 0.3
+"""Seconds of ticks the live line measures before it shows a rate: its window starts at
+the first tick, which comes with a whole batch already done."""
+REDRAW = 0.1
+"""Seconds between redraws of the live line."""
 
 
 def indexing_state(indexing: bool, percent_indexed: float) -> str:

@@ -19,7 +19,7 @@ import redis.asyncio
 from ftctl.drivers import wire
 from ftctl.drivers.gil import responsive_threads
 from ftctl.drivers.replies import translate_connection_error, wrap_replies
-from ftctl.drivers.sync import EventSink
+from ftctl.drivers.sync import EventSink, ProgressSink
 from ftctl.errors import Interrupted
 from ftctl.steps.effects import (
     Commands,
@@ -27,6 +27,7 @@ from ftctl.steps.effects import (
     Offload,
     Packed,
     Parallel,
+    Progress,
     ReadSegment,
     Record,
     Session,
@@ -44,7 +45,10 @@ R = TypeVar("R")
 
 
 class AsyncDriver:
-    """Executes effects against redis.asyncio clients; ``workers`` tasks run Parallel steps."""
+    """Executes effects against redis.asyncio clients; ``workers`` tasks run Parallel steps.
+
+    :class:`Progress` effects go to ``progress`` (dropped without one).
+    """
 
     def __init__(
         self,
@@ -54,11 +58,13 @@ class AsyncDriver:
         workers: int = 1,
         connect_worker: Callable[[], Coroutine[Any, Any, redis.asyncio.Redis]] | None = None,
         stop: threading.Event | None = None,
+        progress: ProgressSink | None = None,
     ) -> None:
         self.client = client
         self.journal = journal
         self.workers = max(1, workers)
         self.stop = stop
+        self.progress = progress
         self._wire = asyncio.Lock()
         """Held while a batch (or a whole Session) is on the connection: at most one in
         flight per driver."""
@@ -110,6 +116,10 @@ class AsyncDriver:
                 return None
             case Offload(fn=fn):
                 return await asyncio.to_thread(fn)
+            case Progress():
+                if self.progress is not None:
+                    self.progress(effect)
+                return None
             case WriteSegment(payload=payload, durable=durable):
                 return await asyncio.to_thread(
                     functools.partial(self._journal().write_segment, payload, durable=durable)
@@ -194,7 +204,12 @@ class AsyncDriver:
             return [self]
         while len(self._helpers) < self.workers - 1:
             self._helpers.append(
-                AsyncDriver(await self._connect_worker(), self.journal, stop=self.stop)
+                AsyncDriver(
+                    await self._connect_worker(),
+                    self.journal,
+                    stop=self.stop,
+                    progress=self.progress,
+                )
             )
         return [self, *self._helpers]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -20,6 +21,7 @@ from ftctl.steps.effects import (
     Offload,
     Packed,
     Parallel,
+    Progress,
     ReadSegment,
     Record,
     Session,
@@ -34,6 +36,9 @@ from ftctl.steps.effects import (
 )
 
 R = TypeVar("R")
+
+ProgressSink = Callable[[Progress], None]
+"""Where a driver hands the :class:`Progress` effects steps yield (the run's tap)."""
 
 
 class EventSink(Protocol):
@@ -54,6 +59,7 @@ class SyncDriver:
     ``workers`` connections run the sub-steps of a :class:`Parallel` effect in threads; the
     extra connections come from ``connect_worker`` (made on first use, closed by ``close``).
     Once ``stop`` is set, a :class:`Sleep` raises :class:`Interrupted` instead of sleeping.
+    :class:`Progress` effects go to ``progress`` (dropped without one).
     """
 
     def __init__(
@@ -64,11 +70,13 @@ class SyncDriver:
         workers: int = 1,
         connect_worker: Callable[[], redis.Redis] | None = None,
         stop: threading.Event | None = None,
+        progress: ProgressSink | None = None,
     ) -> None:
         self.client = client
         self.journal = journal
         self.workers = max(1, workers)
         self.stop = stop
+        self.progress = progress
         self._connect_worker = connect_worker
         self._helpers: list[SyncDriver] = []
         self._wire = threading.RLock()
@@ -121,6 +129,10 @@ class SyncDriver:
                 return None
             case Offload(fn=fn):
                 return fn()
+            case Progress():
+                if self.progress is not None:
+                    self.progress(effect)
+                return None
             case WriteSegment(payload=payload, durable=durable):
                 return self._journal().write_segment(payload, durable=durable)
             case ReadSegment(ref=ref):
@@ -191,7 +203,11 @@ class SyncDriver:
         if self._connect_worker is None or self.workers == 1:
             return [self]
         while len(self._helpers) < self.workers - 1:
-            self._helpers.append(SyncDriver(self._connect_worker(), self.journal, stop=self.stop))
+            self._helpers.append(
+                SyncDriver(
+                    self._connect_worker(), self.journal, stop=self.stop, progress=self.progress
+                )
+            )
         return [self, *self._helpers]
 
     def _parallel(self, steps: Sequence[Step[Any]]) -> list[Any]:
@@ -220,7 +236,9 @@ class SyncDriver:
                     raise
 
         with responsive_threads(), ThreadPoolExecutor(max_workers=len(drivers)) as pool:
-            futures = [pool.submit(work, d) for d in drivers]
+            # Each thread runs in a copy of the caller's context: log lines keep the run's
+            # bound fields (index, run_id).
+            futures = [pool.submit(contextvars.copy_context().run, work, d) for d in drivers]
             errors = [f.exception() for f in futures]
         for step in steps:
             step.close()

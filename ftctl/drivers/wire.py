@@ -22,6 +22,9 @@ import redis.connection
 
 from ftctl.drivers.interpreter import tuning_enabled
 from ftctl.drivers.replies import value_of
+from ftctl.logs import get_logger
+
+log = get_logger("ftctl.drivers.wire")
 
 try:  # redis-py internals: should a release move them, every reply takes the public path
     from redis._parsers import hiredis as _internals
@@ -40,19 +43,48 @@ _PARSER_READS: tuple[object, ...] = tuple(
 """redis-py's own ``read_response``s, the ones that read replies through ``_parser``."""
 
 
+_INTERNALS_MOVED = "redis-py's hiredis parser internals are not where ftctl expects them"
+
+_told: set[tuple[str, str]] = set()
+
+
+def _slow_path(connection: Any, reason: str) -> None:
+    """Log once per process, reason and connection class, that replies take the public
+    path. Only a redis-py without the expected internals is worth a warning (every run is
+    slower until redis is pinned below 9, see pyproject.toml); a RESP3 or fakeredis
+    connection is a choice, logged at debug."""
+    told = (reason, type(connection).__name__)
+    if told in _told:
+        return
+    _told.add(told)
+    level = log.warning if reason == _INTERNALS_MOVED else log.debug
+    level("wire fast path unavailable", reason=reason, connection=told[1])
+
+
 def _direct_reader(connection: Any, kind: type | None) -> tuple[Any, Any] | None:
     """(parser, hiredis reader) when replies can be taken off the reader directly."""
     parser = getattr(connection, "_parser", None)
-    if kind is None or NOT_ENOUGH_DATA is None or not isinstance(parser, kind):
+    if kind is None or NOT_ENOUGH_DATA is None:
+        _slow_path(connection, _INTERNALS_MOVED)
         return None
     if str(getattr(connection, "protocol", 2)) != "2":
-        return None
-    if not hasattr(parser, "read_from_socket"):
+        _slow_path(connection, "RESP3 connection (push messages need redis-py's reader)")
         return None
     if getattr(type(connection), "read_response", None) not in _PARSER_READS:
-        return None  # replies do not come through the parser (fakeredis has no socket)
+        # fakeredis has no socket
+        _slow_path(connection, "the connection class reads its replies itself")
+        return None
+    if not isinstance(parser, kind):
+        _slow_path(connection, f"the connection's parser is {type(parser).__name__}, not hiredis")
+        return None
+    if not hasattr(parser, "read_from_socket"):
+        _slow_path(connection, _INTERNALS_MOVED)
+        return None
     reader = getattr(parser, "_reader", None)
-    return (parser, reader) if reader is not None else None
+    if reader is None:
+        _slow_path(connection, "the parser has no reader (not connected)")
+        return None
+    return parser, reader
 
 
 @contextmanager

@@ -12,6 +12,8 @@ Everything is encoded by :func:`prepare` ahead of the batch's turn on the connec
 ``Offload``); on the wire only the comparison happens.
 
 Statuses per key are those of :mod:`ftctl.steps.scripts` (written, already, conflict, absent).
+:func:`write` also says how many groups were retried or fell back to the script: a step
+cannot log, so the batch's journal event carries the counts and the run logs them.
 """
 
 from __future__ import annotations
@@ -87,6 +89,21 @@ def expects_values(prepared: Prepared) -> list[bool]:
     return [
         any(c.expected[k] is not None for c in prepared.columns) for k in range(len(prepared.keys))
     ]
+
+
+class Written(NamedTuple):
+    """What a compare-and-set did: each key's status, in key order, and how it got there."""
+
+    statuses: list[int]
+    retries: int = 0
+    """Groups read and decided again because a watched key changed before their EXEC."""
+    fallbacks: int = 0
+    """Groups written by the script after :data:`RETRIES` failed EXECs."""
+
+    def counts(self) -> dict[str, int]:
+        """The retry counts that are not zero, for the batch's ``batch_done`` counts."""
+        named = (("cas_retries", self.retries), ("cas_fallbacks", self.fallbacks))
+        return {name: n for name, n in named if n}
 
 
 def watch_supported() -> Step[bool]:
@@ -175,14 +192,19 @@ def decide(
     return status, []
 
 
-def compare_and_set(prepared: Prepared) -> Step[list[int]]:
+def write(prepared: Prepared) -> Step[Written]:
     """Write the prepared columns where each field still holds its expected bytes (every
-    field, with ``force``); return each key's status, in key order."""
+    field, with ``force``); return each key's status and the retries it took."""
     if prepared.watch:
-        statuses: list[int] = yield Session(watched_writes(prepared))
-        return statuses
+        written: Written = yield Session(watched_writes(prepared))
+        return written
     replies = yield Commands([_script(prepared, group) for group in prepared.groups])
-    return script_statuses(replies, "compare-and-set")
+    return Written(script_statuses(replies, "compare-and-set"))
+
+
+def compare_and_set(prepared: Prepared) -> Step[list[int]]:
+    """:func:`write`, returning only each key's status, in key order."""
+    return (yield from write(prepared)).statuses
 
 
 def _script(prepared: Prepared, group: range) -> Command:
@@ -230,13 +252,14 @@ def _decide_group(
     return writes
 
 
-def watched_writes(prepared: Prepared) -> Step[list[int]]:
-    """The WATCH/EXEC form of :func:`compare_and_set`; run it inside a :class:`Session`."""
+def watched_writes(prepared: Prepared) -> Step[Written]:
+    """The WATCH/EXEC form of :func:`write`; run it inside a :class:`Session`."""
     groups, reads = prepared.groups, prepared.reads
     statuses = [scripts.ABSENT] * len(prepared.keys)
     if not groups:
-        return statuses
+        return Written(statuses)
     position, failures = 0, 0
+    retries, fallbacks = 0, 0
     replies = yield Packed(reads[0], 1 + len(groups[0]))
     while True:
         group = groups[position]
@@ -257,8 +280,10 @@ def watched_writes(prepared: Prepared) -> Step[list[int]]:
             # written. Drop the next group's WATCH and decide this group again.
             failures += 1
             if failures <= RETRIES:
+                retries += 1
                 replies = (yield Packed(_UNWATCH + reads[position], 2 + len(group)))[1:]
                 continue
+            fallbacks += 1
             fallback = pack([_script(prepared, group)])
             (_, reply, *after) = yield Packed(_UNWATCH + fallback + following, 2 + following_count)
             statuses[group.start : group.stop] = script_statuses([reply], "compare-and-set")
@@ -266,7 +291,7 @@ def watched_writes(prepared: Prepared) -> Step[list[int]]:
             _check_transaction(answered[:count])
             after = answered[count:]
         if last:
-            return statuses
+            return Written(statuses, retries, fallbacks)
         replies = after
         position, failures = position + 1, 0
 

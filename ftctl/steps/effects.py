@@ -18,12 +18,13 @@ A step is a generator ``Generator[Effect, object, R]``. For each effect the driv
 - ``WriteSegment`` → the ``SegmentRef`` of the fsync'd, compressed segment (the driver's
   journal writes it); ``ReadSegment`` → the verified, decoded segment payload;
   ``VerifySegments`` → one line per segment that is missing or damaged.
+- ``Progress`` → ``None``; the driver hands it to whoever shows the run's progress.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeAlias, TypeVar
 
 import hiredis
@@ -175,6 +176,24 @@ class Session:
     step: Generator[Any, Any, Any]
 
 
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """How far the running step has come, for progress lines; nothing is journaled.
+
+    For work that no journal event counts: an index build polled with FT.INFO, checks that
+    read documents. ``done`` documents of ``total`` (0: the run's document count);
+    ``advance`` instead adds to what the step has done so far, for sub-steps running side
+    by side that each know only their share. ``detail``: extra fields for the log line
+    (e.g. FT.INFO's ``percent_indexed``). Steps cannot log (they are sans-IO); this is how
+    they say they are moving.
+    """
+
+    done: int | None = None
+    advance: int = 0
+    total: int = 0
+    detail: Mapping[str, float | int | str] = field(default_factory=dict)
+
+
 Effect: TypeAlias = (
     Commands
     | Packed
@@ -189,6 +208,7 @@ Effect: TypeAlias = (
     | StopCapture
     | Parallel
     | Session
+    | Progress
 )
 Step: TypeAlias = Generator[Effect, Any, R]
 

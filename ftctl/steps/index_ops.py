@@ -11,7 +11,7 @@ from ftctl.schema.compare import reported_differences
 from ftctl.schema.ftinfo import IndexInfo, IndexStats, parse_ft_info
 from ftctl.schema.model import IndexSchema
 from ftctl.schema.render import create_argv
-from ftctl.steps.effects import Command, Commands, Record, ReplyError, Sleep, Step
+from ftctl.steps.effects import Command, Commands, Progress, Record, ReplyError, Sleep, Step
 from ftctl.steps.enumerate import count_keys
 from ftctl.steps.replies import is_unknown_index, ok
 from ftctl.steps.spec import RunSpec
@@ -135,15 +135,20 @@ def wait_ready(name: str, timeout: float) -> Step[IndexStats]:
 
     Each pause is 1/16 of the time waited so far (2 ms at least, 250 ms at most), so the
     poll that sees the index ready comes at most ~6% after it was (a fixed or doubling
-    interval would add up to a whole interval to the downtime).
+    interval would add up to a whole interval to the downtime). Every poll reports its
+    ``num_docs`` and ``percent_indexed`` as :class:`Progress`.
     """
     waited = 0.0
     while True:
         info = yield from live_info(name)
         if info is None:
             raise MigrationFailed(f"index '{name}' disappeared while it was being built")
-        if not info.stats.indexing and info.stats.percent_indexed >= 1.0:
-            return info.stats
+        stats = info.stats
+        yield Progress(
+            done=stats.num_docs, detail={"percent_indexed": round(stats.percent_indexed, 4)}
+        )
+        if not stats.indexing and stats.percent_indexed >= 1.0:
+            return stats
         if waited >= timeout:
             raise MigrationFailed(
                 f"timeout waiting for index ready: '{name}' is "

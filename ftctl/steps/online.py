@@ -20,7 +20,7 @@ from ftctl.schema.compare import reported_differences
 from ftctl.schema.ftinfo import parse_ft_info
 from ftctl.schema.model import IndexSchema
 from ftctl.schema.render import field_argv
-from ftctl.steps.effects import Arg, Command, Commands, Record, ReplyError, Sleep, Step
+from ftctl.steps.effects import Arg, Command, Commands, Progress, Record, ReplyError, Sleep, Step
 from ftctl.steps.enumerate import SCAN_COUNT, glob_escape
 from ftctl.steps.index_ops import live_info, throwaway_create
 from ftctl.steps.replies import is_unknown_index, ok, search_hits
@@ -159,6 +159,7 @@ def _scan_count(schema: IndexSchema) -> Step[int]:
             assert isinstance(page, list | tuple)
             cursor = page[0].decode() if isinstance(page[0], bytes) else str(page[0])
             total += len(page[1])
+            yield Progress(advance=len(page[1]))
             if cursor == "0":
                 break
     return total

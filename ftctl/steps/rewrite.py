@@ -9,7 +9,7 @@ expects are recorded as conflicts, not touched.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from ftctl.errors import MigrationFailed
 from ftctl.journal.events import BatchDone, ConflictRecorded, KeysGone, SegmentRef, StepName
@@ -36,9 +36,10 @@ def journal_batch(
     reason: str,
     *,
     expected: Sequence[bool] | None = None,
+    extra: Mapping[str, int] | None = None,
 ) -> Step[BatchDone]:
     """Journal a batch's outcome: conflicts and keys gone first (with their keys), then the
-    batch itself.
+    batch itself with its counts per status and ``extra`` counts (compare-and-set retries).
 
     A key absent on both sides is gone when the batch expected it (``expected``: per key;
     every key when omitted — a key rename expects each enumerated key).
@@ -46,6 +47,7 @@ def journal_batch(
     if len(statuses) != len(keys):
         raise MigrationFailed(f"{step}: {len(statuses)} statuses for {len(keys)} keys")
     counts = Counter(_STATUS_NAMES[s] for s in statuses)
+    counts.update(extra or {})
     events: list[object] = []
     conflicted = [k for k, s in zip(keys, statuses, strict=True) if s == scripts.CONFLICT]
     if conflicted:
@@ -146,14 +148,15 @@ def quantize_batch(
         )
 
     prepared = yield Offload(prepare)
-    statuses = yield from cas.compare_and_set(prepared)
+    written = yield from cas.write(prepared)
     return (
         yield from journal_batch(
             "quantize",
             batch,
             final_keys,
-            statuses,
+            written.statuses,
             "the vector changed after it was backed up; the newer value was kept",
             expected=cas.expects_values(prepared),
+            extra=written.counts(),
         )
     )

@@ -58,15 +58,16 @@ def restore_vectors_batch(
         )
 
     prepared = yield Offload(prepare)
-    statuses = yield from cas.compare_and_set(prepared)
+    written = yield from cas.write(prepared)
     return (
         yield from rewrite.journal_batch(
             "restore_vectors",
             batch,
             final_keys,
-            statuses,
+            written.statuses,
             "the vector changed after the migration wrote it; kept (use --force to overwrite)",
             expected=cas.expects_values(prepared),
+            extra=written.counts(),
         )
     )
 

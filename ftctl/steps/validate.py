@@ -32,6 +32,7 @@ from ftctl.steps.effects import (
     Command,
     Commands,
     Parallel,
+    Progress,
     ReadSegment,
     Record,
     ReplyError,
@@ -127,7 +128,7 @@ def validate(
         [
             knn_on_sample(),
             *(
-                [document_checks(spec, key_segments, backup_segments, gone=gone)]
+                [document_checks(spec, key_segments, backup_segments, gone=gone, progress=True)]
                 if documents
                 else []
             ),
@@ -147,12 +148,20 @@ def document_checks(
     backup_segments: Sequence[SegmentRef],
     *,
     gone: int = 0,
+    progress: bool = False,
 ) -> Step[list[Check]]:
     """``keys_exist`` and ``vector_bytes``: they read documents, not the index, so a run
     can check them while the server builds the index. ``gone``: keys the run already found
-    gone and journaled (they are reported, not a failure of this check)."""
+    gone and journaled (they are reported, not a failure of this check).
+
+    ``progress``: report the keys checked as the step's :class:`Progress` (not while the
+    index build is what the step reports).
+    """
     vectors, *missing = yield Parallel(
-        [_check_vectors(spec, backup_segments), *[_missing_keys(spec, ref) for ref in key_segments]]
+        [
+            _check_vectors(spec, backup_segments),
+            *[_missing_keys(spec, ref, progress=progress) for ref in key_segments],
+        ]
     )
     absent = sum(n for n, _ in missing)
     stale = [k for _, keys in missing for k in keys]
@@ -182,7 +191,9 @@ def check_events(checks: Sequence[Check]) -> list[CheckPassed | CheckFailed]:
     return out.events
 
 
-def _missing_keys(spec: RunSpec, ref: SegmentRef) -> Step[tuple[int, list[bytes]]]:
+def _missing_keys(
+    spec: RunSpec, ref: SegmentRef, *, progress: bool = False
+) -> Step[tuple[int, list[bytes]]]:
     """How many keys of one key segment do not exist under their final name, and which
     keys still (or again) hold an old name: a key under the old prefix, or a renamed field
     under its old name — writes made through old names while the migration ran, which no
@@ -210,6 +221,8 @@ def _missing_keys(spec: RunSpec, ref: SegmentRef) -> Step[tuple[int, list[bytes]
     for n in range(len(spec.field_renames)):
         part = rest[n * count : (n + 1) * count]
         stale += [k for k, r in zip(final, part, strict=True) if _holds(r)]
+    if progress:
+        yield Progress(advance=len(final))
     return len(final) - present, list(dict.fromkeys(stale))
 
 

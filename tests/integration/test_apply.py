@@ -162,7 +162,8 @@ def test_combined_change_every_runner(
     r: redis.Redis, redis_url: str, tmp_path: Path, runner: str, storage: str
 ) -> None:
     """Rename field + prefix + index, quantize, add a field, in one plan, by every runner;
-    progress reaches every document of each batched step; rollback restores exactly."""
+    progress reaches every document of each batched step and of the index build (polled);
+    rollback restores exactly."""
     source(r, storage)
     made = plan(redis_url, patch(**COMBINED.changes))
     before = state(r)
@@ -178,9 +179,9 @@ def test_combined_change_every_runner(
 
     assert report.result == "succeeded", (report.error, report.validation.checks)
     _check_target(r, made, COMBINED, storage, before[0])
-    batched = ["enumerate", "rename_fields", "rename_keys"]
-    batched += ["backup", "quantize"] if storage == "hash" else []
-    assert progress == dict.fromkeys(batched, DOCS)
+    counted = ["enumerate", "rename_fields", "rename_keys", "wait"]
+    counted += ["backup", "quantize"] if storage == "hash" else []
+    assert progress == dict.fromkeys(counted, DOCS)
     assert report.benchmark_summary.documents == DOCS
 
     undone = rollback(tmp_path, redis_url=redis_url, num_workers=2, batch_size=7)

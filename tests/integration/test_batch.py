@@ -115,8 +115,9 @@ def test_batch_quantizes_three_indexes_and_skips_the_one_without_the_field(
     r: redis.Redis, redis_url: str, four: dict[str, dict[bytes, bytes]], tmp_path: Path
 ) -> None:
     """batch-plan writes a reviewed plan per applicable index (path + digest) and a skip_reason
-    for the index without 'embedding'; batch-apply quantizes exactly the three; status and the
-    batch report come back byte-identical from the journal after the YAML files are deleted."""
+    for the index without 'embedding'; batch-apply quantizes exactly the three, logging each
+    index's end with the batch id; status and the batch report come back byte-identical from
+    the journal after the YAML files are deleted."""
     plan_path = _plan(tmp_path, redis_url, "--pattern", "*_idx")
     batch = load_batch_plan(plan_path)
     assert [(i.name, i.applicable) for i in batch.indexes] == [
@@ -133,6 +134,8 @@ def test_batch_quantizes_three_indexes_and_skips_the_one_without_the_field(
     result = _run(redis_url, *_apply_args(tmp_path, plan_path))
     assert result.exit_code == 0, result.output
     assert "[2/3] b_idx: success" in result.output
+    finished = [line for line in result.stderr.splitlines() if "batch index finished" in line]
+    assert len(finished) == 3 and all(f"batch_id={batch.batch_id}" in f for f in finished)
     for name, originals in four.items():
         _exact(r, originals)
         assert _datatype(r, name) == "float16"

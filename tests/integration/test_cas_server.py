@@ -100,8 +100,9 @@ def test_a_write_between_read_and_exec_is_kept(redis_url: str, r: redis.Redis) -
     column = cas.Column("vec", [ORIGINAL] * 3, [NEW] * 3)
     prepared = cas.prepare(KEYS[:3], [column], force=False, batch_size=10, watch=True)
     inner = cas.watched_writes(prepared)
-    statuses = SyncDriver(r).run(_session(_after_first_round_trip(inner, race)))
-    assert statuses == [scripts.WRITTEN, scripts.CONFLICT, scripts.WRITTEN]
+    written = SyncDriver(r).run(_session(_after_first_round_trip(inner, race)))
+    assert written.statuses == [scripts.WRITTEN, scripts.CONFLICT, scripts.WRITTEN]
+    assert written.counts() == {"cas_retries": 1}
     assert r.hget("cas:already", "vec") == OTHER
     assert r.hget("cas:match", "vec") == NEW
     other.close()

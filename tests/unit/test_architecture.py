@@ -6,6 +6,7 @@ run (what developers run most) from passing with a layering violation or an impo
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
@@ -22,5 +23,15 @@ def test_import_contracts_are_kept(
     import cycles: every contract in pyproject.toml is kept (its report is the failure)."""
     monkeypatch.chdir(ROOT)
     monkeypatch.setattr(sys, "path", list(sys.path))  # lint_imports prepends the cwd
-    status = lint_imports(config_filename=str(ROOT / "pyproject.toml"), no_cache=True, no_logo=True)
+    # lint_imports configures logging with dictConfig, which disables every logger that
+    # exists (ftctl's among them): later tests in this process must still see their lines.
+    loggers = [x for x in logging.root.manager.loggerDict.values() if isinstance(x, logging.Logger)]
+    enabled = [x for x in loggers if not x.disabled]
+    try:
+        status = lint_imports(
+            config_filename=str(ROOT / "pyproject.toml"), no_cache=True, no_logo=True
+        )
+    finally:
+        for logger in enabled:
+            logger.disabled = False
     assert status == 0, capsys.readouterr().out

@@ -1,33 +1,45 @@
-"""Run helpers that need no server: where journals go and how they are found, and
-whether a journal was rolled back."""
+"""Run helpers that need no server: where journals go and how they are found, whether
+a journal was rolled back, and the journal tap's progress (callbacks, rate/ETA, periodic
+lines) and log lines."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ftctl.errors import JournalCorruptError, UsageError
+from ftctl.errors import JournalCorruptError, JournalLockedError, UsageError
 from ftctl.journal import Journal, RunStarted
 from ftctl.journal.events import (
     AnyEvent,
+    BatchDone,
     BatchRunStarted,
     RunFinished,
     RunKind,
+    StepFinished,
     StepSkipped,
     StepStarted,
 )
+from ftctl.logs import PROGRESS_LOGGER, get_logger
 from ftctl.plan.models import load_plan
 from ftctl.runs import (
+    PROGRESS_INTERVAL,
+    PROGRESS_INTERVAL_ENV,
+    JournalTap,
     Options,
     Run,
     find_journals,
     journal_dir,
     only_journal,
+    open_existing,
+    progress_interval,
     rolled_back,
     run_started,
 )
+from ftctl.steps.effects import Progress
 
 FIXTURES = Path(__file__).parents[2] / "fixtures"
 
@@ -177,3 +189,169 @@ def test_a_rollback_that_decided_anything_ends_the_apply(tmp_path: Path) -> None
             assert rolled_back(run)
         finally:
             run.journal.close()
+
+
+# --- the journal tap: progress, rate/ETA, log lines ------------------------------------------
+
+
+class _Clock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> _Clock:
+    fake = _Clock()
+    monkeypatch.setattr("ftctl.runs.time.monotonic", fake)
+    return fake
+
+
+@pytest.fixture
+def tap_of(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> Iterator[Callable[..., tuple[JournalTap, list[tuple[str, int, int]]]]]:
+    """A tap on a real journal, with its progress calls collected and ftctl's info logged."""
+    caplog.set_level(logging.INFO, logger="ftctl")
+    journals: list[Journal] = []
+
+    def make(**options: Any) -> tuple[JournalTap, list[tuple[str, int, int]]]:
+        _journal(tmp_path / f"j{len(journals)}", "apply", "docs")
+        journal = Journal.open(tmp_path / f"j{len(journals)}")
+        journals.append(journal)
+        calls: list[tuple[str, int, int]] = []
+        tap = JournalTap(
+            journal,
+            get_logger("ftctl.run"),
+            progress=lambda *call: calls.append(call),
+            **options,
+        )
+        return tap, calls
+
+    yield make
+    for journal in journals:
+        journal.close()
+
+
+def _progress_lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
+    return [r.__dict__ for r in caplog.records if r.name == PROGRESS_LOGGER]
+
+
+def test_progress_lines_come_every_interval_with_rate_and_eta(
+    tap_of: Any, clock: _Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Batches call back at once; a ``progress`` line (done, total, rate, ETA) comes only
+    once ``interval`` seconds have passed since the step started or the last line."""
+    tap, calls = tap_of(total=10_000, interval=5.0)
+    tap.append([StepStarted(step="quantize")])
+    for batch in range(4):
+        clock.now += 2.0
+        tap.append([BatchDone(step="quantize", batch=batch, keys=500)])
+    assert calls == [("quantize", 500 * n, 10_000) for n in range(1, 5)]
+    lines = _progress_lines(caplog)
+    assert [line["done"] for line in lines] == [1_500]  # at 6 s; the next would be at 11 s
+    (line,) = lines
+    assert line["step"] == "quantize" and line["total"] == 10_000
+    assert line["rate"] == 250.0 and line["eta_s"] == 34.0 and line["percent"] == 15.0
+
+
+def test_a_resumed_step_counts_on_from_the_journal(
+    tap_of: Any, clock: _Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A step resumed with 6,000 of 10,000 done by an earlier run reports 6,500 after its
+    first batch, and a rate made of this run's 500 documents only."""
+    tap, calls = tap_of(total=10_000, interval=0.0, baseline={"quantize": 6_000})
+    tap.append([StepStarted(step="quantize")])
+    clock.now += 1.0
+    tap.append([BatchDone(step="quantize", batch=12, keys=500)])
+    assert calls == [("quantize", 6_500, 10_000)]
+    (line,) = _progress_lines(caplog)
+    assert line["rate"] == 500.0 and line["eta_s"] == 7.0
+
+
+def test_a_tick_at_the_steps_start_shows_no_rate(
+    tap_of: Any, clock: _Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Work reported microseconds after the step started gives no rate (not millions/s)."""
+    tap, _ = tap_of(total=50_000, interval=0.0)
+    tap.append([StepStarted(step="backup")])
+    clock.now += 1e-6
+    tap.append([BatchDone(step="backup", batch=0, keys=500)])
+    (line,) = _progress_lines(caplog)
+    assert line["rate"] is None and line["eta_s"] is None
+
+
+def test_polled_progress_sets_or_advances_the_count(
+    tap_of: Any, clock: _Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A Progress effect with ``done`` (the index build's num_docs) sets the running step's
+    count and adds its detail (percent_indexed) to the line; ``advance`` adds to it."""
+    tap, calls = tap_of(total=1_000, interval=0.0)
+    tap.append([StepStarted(step="wait")])
+    clock.now += 2.0
+    tap.report(Progress(done=400, detail={"percent_indexed": 0.4}))
+    clock.now += 1.0
+    tap.report(Progress(advance=100))
+    assert calls == [("wait", 400, 1_000), ("wait", 500, 1_000)]
+    first, second = _progress_lines(caplog)
+    assert first["percent_indexed"] == 0.4 and first["rate"] == 200.0
+    assert second["done"] == 500 and second["eta_s"] == 3.0
+
+
+def test_enumeration_sets_the_total_later_steps_count_towards(tap_of: Any, clock: _Clock) -> None:
+    """The plan's document count stands in until enumerate has counted the keys."""
+    tap, calls = tap_of(total=100, interval=60.0)
+    tap.append([StepStarted(step="enumerate")])
+    tap.append([StepFinished(step="enumerate", counts={"keys": 120})])
+    tap.append([StepStarted(step="wait")])
+    tap.report(Progress(done=60))
+    assert calls == [("wait", 60, 120)]
+
+
+def test_step_finished_says_how_long_and_how_fast(
+    tap_of: Any, clock: _Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``step finished`` carries the step's counts, its seconds and its documents per second;
+    compare-and-set retries of a batch are a line of their own."""
+    tap, _ = tap_of(total=1_000, interval=60.0)
+    tap.append([StepStarted(step="quantize")])
+    clock.now += 4.0
+    tap.append([BatchDone(step="quantize", batch=0, keys=1_000, counts={"cas_retries": 2})])
+    tap.append([StepFinished(step="quantize", counts={"batches": 1})])
+    by_event = {r.getMessage(): r.__dict__ for r in caplog.records}
+    finished = by_event["step finished"]
+    assert finished["batches"] == 1 and finished["seconds"] == 4.0 and finished["rate"] == 250.0
+    retried = by_event["compare-and-set retried"]
+    assert (retried["retries"], retried["script_fallbacks"], retried["batch"]) == (2, 0, 0)
+
+
+def test_progress_interval_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """FTCTL_PROGRESS_INTERVAL sets the seconds between progress lines; garbage or nothing
+    leaves the default."""
+    monkeypatch.setenv(PROGRESS_INTERVAL_ENV, "0.25")
+    assert progress_interval() == 0.25
+    monkeypatch.setenv(PROGRESS_INTERVAL_ENV, "soon")
+    assert progress_interval() == PROGRESS_INTERVAL
+    monkeypatch.delenv(PROGRESS_INTERVAL_ENV)
+    assert progress_interval() == PROGRESS_INTERVAL
+
+
+def test_a_locked_journal_is_logged_and_refused(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A second process on the same backup dir is refused, with a warning naming the dir
+    (the journal lock's holder is in the message)."""
+    _journal(tmp_path / "docs", "apply", "docs")
+    held = Journal.open(tmp_path / "docs")
+    try:
+        with pytest.raises(JournalLockedError):
+            open_existing(tmp_path / "docs", "rollback", "redis://localhost", Options())
+    finally:
+        held.close()
+    (record,) = [r for r in caplog.records if r.getMessage() == "journal locked"]
+    assert record.levelno == logging.WARNING and record.__dict__["index"] == "docs"
+    assert "in use by another ftctl process" in record.__dict__["error"]

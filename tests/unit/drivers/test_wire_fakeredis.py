@@ -7,6 +7,8 @@ tests/integration/test_wire.py.
 
 from __future__ import annotations
 
+import logging
+
 import fakeredis
 import pytest
 
@@ -52,3 +54,30 @@ async def test_the_async_path_reads_such_a_connection_through_it_too(protocol: i
         await client.connection_pool.release(connection)
     _check(await AsyncDriver(client).run(_step()))
     await client.aclose()
+
+
+def test_the_slow_path_is_logged_once_with_its_reason(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Falling back to the public reply path is a debug line naming the reason and the
+    connection class, once per process, not once per batch; redis-py internals that moved
+    (every run slower) are a warning."""
+    monkeypatch.setattr(wire, "_told", set())
+    caplog.set_level(logging.DEBUG, logger="ftctl.drivers.wire")
+    client = fakeredis.FakeRedis(protocol=2)
+    for _ in range(3):
+        _check(SyncDriver(client).run(_step()))
+    client.close()
+    (record,) = caplog.records
+    assert record.levelno == logging.DEBUG
+    assert record.getMessage() == "wire fast path unavailable"
+    assert record.__dict__["reason"] == "the connection class reads its replies itself"
+    assert record.__dict__["connection"].startswith("Fake")
+
+    caplog.clear()
+    monkeypatch.setattr(wire, "SYNC_PARSER", None)
+    client = fakeredis.FakeRedis(protocol=2)
+    _check(SyncDriver(client).run(_step()))
+    client.close()
+    (moved,) = caplog.records
+    assert moved.levelno == logging.WARNING and "internals" in moved.__dict__["reason"]

@@ -122,8 +122,8 @@ def _session(step: Step[Any]) -> Step[Any]:
 
 def test_a_write_between_read_and_exec_is_kept(store: FakeStore) -> None:
     """Another client rewrites a watched key after the group was read: EXEC fails, the group
-    is read again, the changed key becomes a conflict with its newer bytes kept, and the
-    rest of the group is written."""
+    is read again (one retry, counted), the changed key becomes a conflict with its newer
+    bytes kept, and the rest of the group is written."""
     for key in KEYS[:3]:
         store.r.hset(key, "vec", ORIGINAL)
     other = store.client()
@@ -135,9 +135,10 @@ def test_a_write_between_read_and_exec_is_kept(store: FakeStore) -> None:
     column = cas.Column("vec", [ORIGINAL] * 3, [NEW] * 3)
     prepared = cas.prepare(KEYS[:3], [column], force=False, batch_size=10, watch=True)
     sent: list[bytes] = []
-    statuses = store.run(_session(_racing(cas.watched_writes(prepared), race_once, sent)))
+    written = store.run(_session(_racing(cas.watched_writes(prepared), race_once, sent)))
 
-    assert statuses == [scripts.WRITTEN, scripts.CONFLICT, scripts.WRITTEN]
+    assert written.statuses == [scripts.WRITTEN, scripts.CONFLICT, scripts.WRITTEN]
+    assert (written.retries, written.fallbacks) == (1, 0)
     assert store.r.hget("cas:already", "vec") == OTHER
     assert store.r.hget("cas:match", "vec") == NEW
     assert store.r.hget("cas:changed", "vec") == NEW
@@ -146,7 +147,8 @@ def test_a_write_between_read_and_exec_is_kept(store: FakeStore) -> None:
 
 def test_a_group_raced_every_time_is_decided_by_the_script(store: FakeStore) -> None:
     """A key rewritten after every read makes EXEC fail each time; after RETRIES re-reads the
-    group goes to the script, which keeps the racer's bytes and writes the other key."""
+    group goes to the script, which keeps the racer's bytes and writes the other key; the
+    retries and the fall-back are counted for the batch's journal event."""
     store.r.hset("cas:match", "vec", ORIGINAL)
     store.r.hset("cas:changed", "vec", ORIGINAL)
     other = store.client()
@@ -159,9 +161,10 @@ def test_a_group_raced_every_time_is_decided_by_the_script(store: FakeStore) -> 
     keys = [b"cas:match", b"cas:changed"]
     prepared = cas.prepare(keys, [column], force=False, batch_size=10, watch=True)
     sent: list[bytes] = []
-    statuses = store.run(_session(_racing(cas.watched_writes(prepared), race, sent)))
+    written = store.run(_session(_racing(cas.watched_writes(prepared), race, sent)))
 
-    assert statuses == [scripts.WRITTEN, scripts.CONFLICT]
+    assert written.statuses == [scripts.WRITTEN, scripts.CONFLICT]
+    assert written.counts() == {"cas_retries": cas.RETRIES, "cas_fallbacks": 1}
     assert store.r.hget("cas:match", "vec") == NEW
     assert store.r.hget("cas:changed", "vec").startswith(b"racer ")
     assert len(sent) == 2 + 2 * cas.RETRIES + 1

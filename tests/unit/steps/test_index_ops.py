@@ -111,6 +111,23 @@ def test_wait_ready_backs_off_until_indexed() -> None:
     assert slept[-1] == 0.25 and 10 < sum(slept) < 25
 
 
+def test_wait_ready_reports_each_poll_as_progress() -> None:
+    """Every poll's num_docs and percent_indexed go out as a Progress effect (steps cannot
+    log): the index build, most of a drop_recreate's downtime, is never silent."""
+    script: list[tuple[str, object]] = [
+        ("FT.INFO catalog", ft_info_reply("catalog", indexing=True, percent=0.25, num_docs=2)),
+        ("FT.INFO catalog", ft_info_reply("catalog", indexing=True, percent=0.5, num_docs=4)),
+        ("FT.INFO catalog", ft_info_reply("catalog", num_docs=9)),
+    ]
+    scripted = ScriptedRedis(script)
+    scripted.run(wait_ready("catalog", timeout=60))
+    assert [(p.done, p.total, dict(p.detail)) for p in scripted.progressed] == [
+        (2, 0, {"percent_indexed": 0.25}),
+        (4, 0, {"percent_indexed": 0.5}),
+        (9, 0, {"percent_indexed": 1.0}),
+    ]
+
+
 def test_wait_ready_times_out_with_progress() -> None:
     """Past the timeout (counted in slept seconds) it fails naming how far indexing got."""
     building = ft_info_reply("catalog", indexing=True, percent=0.25)

@@ -12,7 +12,7 @@ from ftctl.journal.segments import SegmentPayload, pack_field
 from ftctl.plan.codecs import convert_many
 from ftctl.schema.ftinfo import parse_ft_info
 from ftctl.steps import scripts
-from ftctl.steps.rewrite import convert_block, quantize_batch, rename_keys_batch
+from ftctl.steps.rewrite import convert_block, journal_batch, quantize_batch, rename_keys_batch
 from ftctl.steps.spec import Conversion, PrefixChange, RunSpec
 from ftctl.testing import ScriptedRedis
 
@@ -144,3 +144,21 @@ def test_quantize_batch_with_hsetex_watches_reads_and_sets_only_matching_keys() 
     conflict, done_event = scripted.recorded
     assert conflict.keys == [b"item:2"]
     assert done == done_event and done.counts == {"written": 1, "conflicts": 1}
+
+
+def test_a_batch_journals_its_compare_and_set_retries_beside_its_statuses() -> None:
+    """Retries and script fall-backs (counted by cas.write, since a step cannot log) go into
+    the batch's counts, where the run's log and ``journal inspect`` find them."""
+    scripted = ScriptedRedis([])
+    done = scripted.run(
+        journal_batch(
+            "quantize",
+            3,
+            [b"doc:0", b"doc:1"],
+            [scripts.WRITTEN, scripts.WRITTEN],
+            "unused: no conflict",
+            extra={"cas_retries": 2, "cas_fallbacks": 1},
+        )
+    )
+    assert done.counts == {"written": 2, "cas_retries": 2, "cas_fallbacks": 1}
+    assert scripted.recorded == [done]

@@ -8,12 +8,13 @@ import numpy as np
 from helpers import ft_info_reply
 
 from ftctl.journal.events import CheckFailed, CheckPassed
+from ftctl.journal.segments import SegmentPayload
 from ftctl.plan.codecs import encode
 from ftctl.schema.ftinfo import parse_ft_info
 from ftctl.schema.model import VectorField, from_builtins
 from ftctl.steps.effects import ReplyError
 from ftctl.steps.spec import RunSpec
-from ftctl.steps.validate import _query_vector, validate
+from ftctl.steps.validate import _query_vector, document_checks, validate
 from ftctl.testing import ScriptedRedis
 
 
@@ -90,3 +91,16 @@ def test_query_vector_skips_vectors_the_index_cannot_hold() -> None:
         [[1, 2, 3, 4]], "float16"
     )
     assert _query_vector(json_schema, f, json.dumps([[1, 2, 3]]).encode()) is None
+
+
+def test_document_checks_report_keys_checked_only_when_asked() -> None:
+    """With ``progress`` (validation on its own) each key segment checked advances the
+    step's count; inside ``wait`` (no ``progress``) the index build is what is reported."""
+    segments = [SegmentPayload(keys=[b"doc:0", b"doc:1"]), SegmentPayload(keys=[b"doc:2"])]
+    for progress in (True, False):
+        scripted = ScriptedRedis([("EXISTS doc:0 doc:1", 2), ("EXISTS doc:2", 0)])
+        scripted.segments.extend(segments)
+        checks = scripted.run(document_checks(_spec(), [0, 1], [], progress=progress))
+        assert checks == [("keys_exist", 1, "1 enumerated keys missing under their final name")]
+        advances = [p.advance for p in scripted.progressed]
+        assert advances == ([2, 1] if progress else [])
