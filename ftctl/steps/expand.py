@@ -164,12 +164,7 @@ def _fields(
     for conversion in spec.conversions:
         where = location(spec, conversion).encode()
         in_place = where != conversion.field.encode()
-        width = conversion.dims * element_size(conversion.target)
-        staged = have.get(where) if in_place else None
-        if staged is not None and len(staged) == width and phase != "expand":
-            converted: bytes | None = staged  # the new bytes, already made (and checked)
-        else:
-            converted = _convert(conversion, have.get(conversion.backup_field.encode()), doc)
+        converted = _convert(conversion, have.get(conversion.backup_field.encode()), doc)
         if converted is None:
             continue
         if phase == "contract" and in_place:

@@ -843,17 +843,25 @@ def _relayout_skip(ctx: RunContext) -> Step[str | None]:
     return "never cut over and the old layout is intact"
 
 
-def _relayout(ctx: RunContext) -> Step[Counts]:
-    """Write the old layout back beside the new one, from the new one (originals of converted
-    vectors from the backup where the migration's bytes are unchanged)."""
+def _with_originals(ctx: RunContext, phase: expand.Phase) -> Step[expand.Synced]:
+    """The reverse migration's ``phase`` over the backed-up documents, with their originals
+    (put back where the migration's bytes are unchanged)."""
     spec, back = ctx.spec, expand.reverse(ctx.spec)
     done = expand.Synced()
     for ref in ctx.applied.segments_of("backup"):
         segment = yield ReadSegment(ref)
         originals = expand.originals_of(spec, segment)
         keys = [spec.final_key(k) for k in segment.keys]
-        done += yield from expand.sync_keys(back, keys, "expand", originals=originals)
-    done += yield from expand.reconcile(back, "expand", missing_only=True)
+        done += yield from expand.sync_keys(back, keys, phase, originals=originals)
+    return done
+
+
+def _relayout(ctx: RunContext) -> Step[Counts]:
+    """Write the old layout back beside the new one, from the new one (originals of converted
+    vectors from the backup where the migration's bytes are unchanged; documents written
+    since are converted back)."""
+    done = yield from _with_originals(ctx, "expand")
+    done += yield from expand.reconcile(expand.reverse(ctx.spec), "expand", missing_only=True)
     return done.counts()
 
 
@@ -862,7 +870,9 @@ def _rb_rewrite_skip(ctx: RunContext) -> str | None:
 
 
 def _rb_rewrite(ctx: RunContext) -> Step[Counts]:
-    done = yield from expand.reconcile(expand.reverse(ctx.spec), "rewrite")
+    done = yield from _with_originals(ctx, "rewrite")
+    # What is left (documents written since) already holds the source's format or widens.
+    done += yield from expand.reconcile(expand.reverse(ctx.spec), "rewrite")
     return done.counts()
 
 
