@@ -12,7 +12,7 @@ cut-over first looks whether the swap already happened.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from ftctl.errors import MigrationFailed, RefusedError
 from ftctl.journal.events import CheckFailed, CheckPassed
@@ -41,22 +41,23 @@ def _fail_or_pass(problems: list[tuple[str, str]], passed: str) -> list[object]:
     return events
 
 
-def online_preflight(spec: RunSpec) -> Step[None]:
+def online_preflight(spec: RunSpec, found: Sequence[tuple[str, str]] = ()) -> Step[None]:
     """Refuse (RefusedError, nothing changed) unless the online migration can go ahead.
 
     The serving name and every named alias still resolve to the source, whose schema still
     matches the plan; the server accepts the target schema (throwaway FT.CREATE); the shadow's
     name is free; ``used_memory`` + the shadow estimate fits ``maxmemory`` (and the
-    background-indexing limit where the server has one).
+    background-indexing limit where the server has one). ``found``: problems the run found
+    before, refused the same way.
     """
     online = spec.online_names()
     commands: list[Command] = [("FT.INFO", online.serving_name)]
     commands += [("FT.INFO", a) for a in online.aliases]
     commands += throwaway_create(spec.target_schema)
-    if online.strategy == "shadow":
+    if online.strategy != "alter":
         commands.append(("FT.INFO", online.shadow_name))
     replies = yield Commands(commands)
-    problems: list[tuple[str, str]] = []
+    problems: list[tuple[str, str]] = list(found)
     serving = replies[0]
     if is_unknown_index(serving):
         problems.append(("source_exists", f"'{online.serving_name}' does not exist"))
@@ -82,11 +83,11 @@ def online_preflight(spec: RunSpec) -> Step[None]:
     created = replies[1 + len(online.aliases)]
     if isinstance(created, ReplyError):
         problems.append(("target_accepted", f"the server rejects the target schema: {created}"))
-    if online.strategy == "shadow" and not is_unknown_index(replies[-1]):
+    if online.strategy != "alter" and not is_unknown_index(replies[-1]):
         problems.append(
             ("shadow_name_free", f"an index or alias named '{online.shadow_name}' already exists")
         )
-    if online.strategy == "shadow":
+    if online.strategy != "alter":
         memory = yield from read_memory()
         limits = [x for x in (memory.maxmemory,) if x > 0]
         if memory.maxmemory and memory.indexing_limit_percent:

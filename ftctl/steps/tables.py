@@ -41,7 +41,7 @@ from ftctl.steps.effects import (
     StopCapture,
     TakeCaptured,
 )
-from ftctl.steps.enumerate import enumerate_keys
+from ftctl.steps.enumerate import count_keys, enumerate_keys
 from ftctl.steps.history import record_history
 from ftctl.steps.runner import (
     Counts,
@@ -674,6 +674,25 @@ def _drain(ctx: RunContext, phase: expand.Phase, *, unseen: bool = False) -> Ste
     return total
 
 
+def _expand_preflight(ctx: RunContext) -> Step[Counts]:
+    """The online preflight, plus what writing the new layout needs: a new prefix no key and
+    no other index uses, a temporary field no document has, the final index's name free."""
+    spec, names = ctx.spec, ctx.spec.online_names()
+    found = yield from safety.prefix_covered(spec)
+    if spec.prefix_change is not None:
+        taken = yield from count_keys(spec.prefix_change.new, limit=1)
+        if taken:
+            found.append(
+                ("prefix_free", f"keys exist under the new prefix '{spec.prefix_change.new}'")
+            )
+    if names.final_name:
+        final = yield from index_ops.live_info(names.final_name)
+        if final is not None:
+            found.append(("final_name_free", f"an index named '{names.final_name}' exists"))
+    yield from online.online_preflight(spec, found)
+    return {}
+
+
 def _expand(ctx: RunContext) -> Step[Counts]:
     yield from _capture(ctx)
     done = yield from expand.reconcile(ctx.spec, "expand")
@@ -794,7 +813,7 @@ layout."""
 EXPAND = Table(
     "online (expand → shadow → cut-over → contract)",
     (
-        StepDef("online_preflight", _online_preflight, redo_on_change=False),
+        StepDef("online_preflight", _expand_preflight, redo_on_change=False),
         StepDef(
             "enumerate",
             _enumerate,
