@@ -1,5 +1,7 @@
 """Public names in planning (pure): which names a plan keeps, what its warnings say, how
-listings order an index's names."""
+listings order an index's names (``ftctl/plan/names.py`` and the names part of
+``ftctl/plan/build.py``; not ``test_names.py``: ``tests/unit/plan`` is not a package, and
+``tests/unit/steps/test_names.py`` has that module name)."""
 
 from __future__ import annotations
 
