@@ -42,14 +42,16 @@ def planning_step(
 ) -> Step[MigrationPlan]:
     """Snapshot, probe, merge, second snapshot round, then the pure :func:`build_plan`.
 
-    Unless ``mode`` is drop_recreate, also the server's memory and the named aliases.
+    Where every alias the user named resolves (any mode: they are kept); unless ``mode`` is
+    drop_recreate, also the server's memory.
     """
     snapshot = yield from read_source(index, redis_url=mask_url(redis_url))
     options = online or OnlineOptions(token=secrets.token_hex(4))
+    named = yield from read_aliases([a for a in options.aliases if a not in snapshot.alias_targets])
+    snapshot = msgspec.structs.replace(snapshot, alias_targets={**snapshot.alias_targets, **named})
     if mode != "drop_recreate":
         memory = yield from read_memory()
-        aliases = yield from read_aliases(options.aliases)
-        snapshot = msgspec.structs.replace(snapshot, memory=memory, alias_targets=aliases)
+        snapshot = msgspec.structs.replace(snapshot, memory=memory)
     capabilities = yield from probe_capabilities()
     source, _ = resolve_source(snapshot)
     merged = merge_request(source, request)
@@ -168,7 +170,8 @@ class MigrationPlanner:
         """Snapshot ``index`` and plan the change; a blocked plan is returned, not raised.
 
         ``mode`` defaults to drop_recreate (RedisVL's behaviour); ``auto`` runs online when
-        the change allows it. ``aliases``: other aliases of the source to move at cut-over.
+        the change allows it. ``aliases``: other aliases of the source to keep (any mode:
+        RediSearch cannot list aliases, and an alias nobody names is dropped with the index).
         """
         url = resolve_url(redis_url) if redis_client is None else (redis_url or "")
         step = _planning(
@@ -205,7 +208,8 @@ class AsyncMigrationPlanner:
         """Snapshot ``index`` and plan the change; a blocked plan is returned, not raised.
 
         ``mode`` defaults to drop_recreate (RedisVL's behaviour); ``auto`` runs online when
-        the change allows it. ``aliases``: other aliases of the source to move at cut-over.
+        the change allows it. ``aliases``: other aliases of the source to keep (any mode:
+        RediSearch cannot list aliases, and an alias nobody names is dropped with the index).
         """
         url = resolve_url(redis_url) if redis_client is None else (redis_url or "")
         step = _planning(

@@ -15,7 +15,7 @@ import fnmatch
 import hashlib
 import os
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, TypeAlias
@@ -36,6 +36,7 @@ from ftctl.plan.models import (
     patch_from_builtins,
     plan_digest,
 )
+from ftctl.plan.names import public_names
 from ftctl.schema.capabilities import Capabilities
 from ftctl.schema.model import IndexSchema
 
@@ -55,6 +56,9 @@ class BatchPlanIndex(msgspec.Struct, frozen=True, kw_only=True):
     """Relative to the batch plan file (``plans/<index>.yaml``)."""
     plan_sha256: str | None = None
     prefixes: list[str] = msgspec.field(default_factory=list)
+    public_name: str | None = None
+    """The name users know the index by (the alias it was selected by) when it is not
+    ``name``, the real index name (an online migration leaves a generated one)."""
 
 
 class BatchPlan(msgspec.Struct, frozen=True, kw_only=True):
@@ -103,7 +107,12 @@ def batch_plan_to_builtins(batch: BatchPlan) -> dict[str, Any]:
     """The batch plan as plain data in the guide's order (``plans``/``source_path`` left out)."""
     indexes = []
     for entry in batch.indexes:
-        raw: dict[str, Any] = {"name": entry.name, "applicable": entry.applicable}
+        # The name users know first; the real name (journals, plan files) beside it. Left
+        # out when they are the same, so earlier batch plans keep their digests.
+        raw: dict[str, Any] = (
+            {} if entry.public_name is None else {"public_name": entry.public_name}
+        )
+        raw.update(name=entry.name, applicable=entry.applicable)
         raw["skip_reason"] = entry.skip_reason
         if entry.applicable:
             raw["plan_path"] = entry.plan_path
@@ -185,12 +194,16 @@ def select_indexes(
     pattern: str | None = None,
     indexes: str | Sequence[str] | None = None,
     indexes_file: str | os.PathLike[str] | None = None,
+    aliases: Mapping[str, Sequence[str]] | None = None,
 ) -> list[str]:
     """The index names a batch covers (exactly one selector); pure except reading the file.
 
-    A pattern is a glob over ``live`` (sorted, ftctl's internal indexes left out) and must
-    match something; a list or file is taken as given (stripped, deduplicated in order; in a
-    file, ``#`` starts a comment), whether or not the indexes exist.
+    A pattern is a glob over the public names of ``live`` (``aliases``: each index's aliases
+    recorded in ftctl's schema history) and their real names, ftctl's internal indexes left
+    out, and must match something; each index matched is selected once, by the first of its
+    :func:`~ftctl.plan.names.public_names` that matches, sorted by that name. A list or file
+    is taken as given (stripped, deduplicated in order; in a file, ``#`` starts a comment),
+    whether or not the indexes exist (an alias resolves to its index when it is read).
     """
     given = [x for x in (pattern, indexes, indexes_file) if x is not None]
     if len(given) != 1:
@@ -199,11 +212,15 @@ def select_indexes(
             "use --pattern GLOB, --indexes a,b,c or --indexes-file FILE",
         )
     if pattern is not None:
-        names = sorted(
-            n
-            for n in live
-            if fnmatch.fnmatchcase(n, pattern) and not n.startswith(INTERNAL_INDEX_PREFIX)
-        )
+        names = []
+        for index in live:
+            if index.startswith(INTERNAL_INDEX_PREFIX):
+                continue
+            candidates = public_names(index, (aliases or {}).get(index, ()))
+            matched = [n for n in candidates if fnmatch.fnmatchcase(n, pattern)]
+            if matched:
+                names.append(matched[0])
+        names.sort()
         if not names:
             raise UsageError(
                 f"no index matches '{pattern}'", "run 'ftctl index listall' to see the indexes"
@@ -388,6 +405,8 @@ def classify(
     for item in snapped:
         reason = verdicts[item.name]
         prefixes = item.snapshot.source.schema.prefixes if item.snapshot else []
+        requested = item.snapshot.requested_name if item.snapshot else item.name
+        shown = requested if requested and requested != item.name else None
         if reason is None:
             assert item.snapshot is not None and item.merged is not None
             # The plan as the single-index planner makes it: with every other live index.
@@ -411,12 +430,17 @@ def classify(
                         applicable=True,
                         plan_sha256=plan_digest(plan),
                         prefixes=list(prefixes),
+                        public_name=shown,
                     )
                 )
                 continue
         entries.append(
             BatchPlanIndex(
-                name=item.name, applicable=False, skip_reason=reason, prefixes=list(prefixes)
+                name=item.name,
+                applicable=False,
+                skip_reason=reason,
+                prefixes=list(prefixes),
+                public_name=shown,
             )
         )
     modes = {p.mode for p in plans.values()}

@@ -620,6 +620,89 @@ def _overlap_warnings(ctx: Context) -> list[str]:
     ]
 
 
+# --- public names ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KeptNames:
+    """The names a plan keeps answering (DESIGN §5b "Names."), and what planning found."""
+
+    kept: list[str]
+    """Names to point at the target after apply (at the source again after rollback)."""
+    why: dict[str, str]
+    """Each kept name → where it came from (for the warning)."""
+    blocked: list[str]
+    """Names the user gave that cannot be kept: the plan is blocked."""
+    stale: list[str]
+    """Warnings about recorded aliases that no longer resolve to the source (not kept)."""
+
+
+def kept_names(
+    snapshot: LiveSnapshot, source: IndexSchema, target: IndexSchema, options: OnlineOptions
+) -> KeptNames:
+    """Which names resolving to the source the plan keeps (pure).
+
+    - the name planned with, when it is an alias, or on an index rename (the old name) —
+      unless the rename drops it (``keep_old_name`` false);
+    - the aliases ftctl's schema history records for the source, while they still resolve
+      to it (one that does not is not kept, with a warning);
+    - the ``--alias`` names: each must resolve to the source, else the plan is blocked.
+
+    The target's own name is never an alias of it.
+    """
+    real = snapshot.source.index_name
+    requested = snapshot.requested_name or real
+    renamed = target.name != source.name
+    kept: dict[str, str] = {}
+    blocked: list[str] = []
+    stale: list[str] = []
+    dropped = requested if renamed and not options.keep_old_name else None
+    if requested != real and requested != dropped:
+        kept[requested] = "the name planned with"
+    elif renamed and requested != dropped:
+        kept[requested] = "the old name"
+    for alias in snapshot.history_aliases:
+        resolved = snapshot.alias_targets.get(alias, "")
+        if alias == dropped or alias in kept:
+            continue
+        if resolved == real:
+            kept[alias] = "schema history"
+        else:
+            where = f"resolves to '{resolved}'" if resolved else "no longer exists"
+            stale.append(
+                f"Alias '{alias}' recorded in ftctl's schema history of '{real}' {where}: "
+                "not kept (ftctl no longer manages it)"
+            )
+    for alias in options.aliases:
+        resolved = snapshot.alias_targets.get(alias, "")
+        if resolved != real:
+            where = f"resolves to '{resolved}'" if resolved else "does not exist"
+            blocked.append(
+                f"alias '{alias}' {where}, not to '{real}'; "
+                "workaround: name only aliases of the source with --alias"
+            )
+        elif alias not in kept:
+            kept[alias] = "--alias"
+    kept.pop(target.name, None)
+    return KeptNames(kept=list(kept), why=kept, blocked=blocked, stale=stale)
+
+
+def _names_warning(names: KeptNames, real: str) -> str:
+    """What happens to aliases when the source index is dropped (RediSearch cannot list
+    them, so those nobody named go with it)."""
+    known = ", ".join(f"'{n}' ({names.why[n]})" for n in names.kept)
+    return (
+        "Aliases: RediSearch cannot list aliases; "
+        + (
+            f"ftctl keeps {known}, pointed at the new index (back at the source on rollback); "
+            if known
+            else "ftctl knows no alias of this index; "
+        )
+        + f"any other alias of '{real}' is dropped with it: name each with --alias NAME to "
+        "keep it"
+    )
+
+
 # --- mode ---------------------------------------------------------------------------------
 
 
@@ -633,14 +716,6 @@ def _mode(
     snapshot = ctx.snapshot
     serving = snapshot.requested_name or snapshot.source.index_name
     rewrites = _rewrites(ctx)
-    for alias in options.aliases:
-        resolved = snapshot.alias_targets.get(alias, "")
-        if resolved != snapshot.source.index_name:
-            where = f"resolves to '{resolved}'" if resolved else "does not exist"
-            blocked.append(
-                f"alias '{alias}' {where}, not to '{snapshot.source.index_name}'; "
-                "workaround: name only aliases of the source with --alias"
-            )
     if blocked and requested == "auto":
         return ModeDecision(mode="drop_recreate", reason="auto: the plan is blocked")
     return choose_mode(
@@ -688,12 +763,12 @@ def _rewrites(ctx: Context) -> Rewrites:
     )
 
 
-def _mode_warnings(decision: ModeDecision, warnings: list[str]) -> list[str]:
+def _mode_warnings(decision: ModeDecision, warnings: list[str], names_warning: str) -> list[str]:
     online = decision.online
     if online is None:
         if decision.reason.startswith("online mode is not possible"):
-            return [*warnings, f"drop_recreate chosen: {decision.reason}"]
-        return warnings
+            warnings = [*warnings, f"drop_recreate chosen: {decision.reason}"]
+        return [*warnings, names_warning]
     out = [w for w in warnings if not w.startswith(DOWNTIME_WARNING)]
     memory = online.memory
     if online.strategy == "alter":
@@ -709,11 +784,7 @@ def _mode_warnings(decision: ModeDecision, warnings: list[str]) -> list[str]:
         f"more index memory (used_memory {memory.used_memory_mb:g} MB, {limit}; "
         f"estimated from {memory.basis})",
     )
-    out.append(
-        "Aliases: RediSearch cannot list aliases; only the planned name and those given with "
-        f"--alias ({', '.join(online.aliases) or 'none'}) are moved at cut-over, any other "
-        "alias of the source disappears with it"
-    )
+    out.append(names_warning)
     return out
 
 
@@ -758,10 +829,16 @@ def build_plan(
     is_patch = isinstance(request, SchemaPatch)
     warnings = _warnings(ctx, stats, history_used, is_patch)
     renames = merged.renames
-    decision = _mode(ctx, stats, mode, online_options or OnlineOptions(), blocked)
+    options = online_options or OnlineOptions()
+    names = kept_names(snapshot, source, merged.target, options)
+    blocked += [b for b in names.blocked if b not in blocked]
+    warnings += names.stale
+    # Online moves the kept names at cut-over; the serving name is its own (keep_old_name).
+    options = msgspec.structs.replace(options, aliases=names.kept)
+    decision = _mode(ctx, stats, mode, options, blocked)
     if decision.refusal is not None:
         blocked.append(decision.refusal)
-    warnings = _mode_warnings(decision, warnings)
+    warnings = _mode_warnings(decision, warnings, _names_warning(names, snapshot.source.index_name))
     return MigrationPlan(
         mode=decision.mode,
         mode_reason=decision.reason,
@@ -776,6 +853,7 @@ def build_plan(
                 key_separator=source.index.key_separator,
                 key_sample=list(snapshot.key_sample),
             ),
+            aliases=names.kept,
         ),
         requested_changes=request.changes if isinstance(request, SchemaPatch) else None,
         merged_target_schema=merged.target,
@@ -794,8 +872,10 @@ def build_plan(
 __all__ = [
     "DOWNTIME_WARNING",
     "RULES",
+    "KeptNames",
     "build_plan",
     "downtime_seconds",
+    "kept_names",
     "merge_request",
     "overlapping_prefixes",
     "prefixes_overlap",

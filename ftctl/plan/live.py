@@ -63,6 +63,9 @@ class LiveSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     key_sample: list[str] = msgspec.field(default_factory=list)
     history: IndexSchema | None = None
     """The schema ftctl recorded for this index (``ftctl:schema:<index>``), if any."""
+    history_aliases: list[str] = msgspec.field(default_factory=list)
+    """The public names ftctl's schema history records for this index (their current
+    targets are in ``alias_targets``)."""
     taken_names: list[str] = msgspec.field(default_factory=list)
     """Requested names that already exist as an index or an alias."""
     prefix_key_counts: dict[str, int] = msgspec.field(default_factory=dict)
@@ -78,7 +81,8 @@ class LiveSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     memory: ServerMemory = msgspec.field(default_factory=ServerMemory)
     """Read only when online mode is considered (``--mode auto|online``)."""
     alias_targets: dict[str, str] = msgspec.field(default_factory=dict)
-    """Aliases the user named → the index each resolves to ("" when it does not exist)."""
+    """Aliases the user named and those in ``history_aliases`` → the index each resolves to
+    ("" when it does not exist)."""
 
 
 __all__ = ["LiveSnapshot", "SnapshotRequest", "VectorSample"]

@@ -117,6 +117,13 @@ class SourceSnapshot(_Lenient, frozen=True, kw_only=True):
     schema_snapshot: IndexSchema
     stats_snapshot: StatsSnapshot = msgspec.field(default_factory=StatsSnapshot)
     keyspace: Keyspace = msgspec.field(default_factory=Keyspace)
+    aliases: list[str] = msgspec.field(default_factory=list)
+    """The public names ftctl keeps, verified at planning to resolve to the source: the alias
+    the plan was made with, the aliases in its schema history, those given with ``--alias``,
+    and on an index rename the old name (unless ``--drop-old-name``). After apply each one
+    resolves to the target, after rollback to the source again (a name equal to an index's
+    own name needs no alias). Any other alias of the source is dropped with it (RediSearch
+    cannot list aliases; the plan's warnings say so)."""
 
     def __post_init__(self) -> None:
         # RedisVL plans leave index_name out; the snapshot names the index.
@@ -267,6 +274,8 @@ def plan_to_builtins(plan: MigrationPlan) -> dict[str, Any]:
         raw["requested_changes"] = _changes_builtins(plan.requested_changes)
     if raw.get("online") is None:
         raw.pop("online", None)  # drop_recreate plans (and their digests) stay as they were
+    if not raw["source"].get("aliases"):
+        raw["source"].pop("aliases", None)  # so do plans that keep no alias
     order = [
         "version",
         "mode",

@@ -17,8 +17,10 @@ Strategies:
 
 Aliases: RediSearch has no command that lists aliases. The plan knows the name the user
 planned against (an alias left by an earlier online migration resolves to its real index and
-is recorded as ``serving_name``) and the aliases the user names (``--alias``); any other
-alias of the source is dropped with it at cut-over. That limitation is in the plan's warnings.
+is recorded as ``serving_name``), the aliases ftctl's schema history records for the source,
+and the aliases the user names (``--alias``); all of them move at cut-over (and back at a
+rollback's cut-back). Any other alias of the source is dropped with it at cut-over. That
+limitation is in the plan's warnings.
 """
 
 from __future__ import annotations
@@ -70,7 +72,8 @@ class OnlinePlan(msgspec.Struct, frozen=True, kw_only=True):
     shadow_name: str = ""
     """The index built with the target schema (the target name on an index rename)."""
     aliases: list[str] = msgspec.field(default_factory=list)
-    """Other aliases of the source, moved with FT.ALIASUPDATE at cut-over."""
+    """Other aliases of the source (schema history and ``--alias``), moved with
+    FT.ALIASUPDATE at cut-over."""
     keep_old_name: bool = True
     """Index rename: the old name stays as an alias of the new index."""
     postpone_cutover: bool = False

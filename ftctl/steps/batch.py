@@ -9,7 +9,7 @@ from ftctl.plan.batch import SnappedIndex, select_indexes
 from ftctl.plan.build import merge_request, resolve_source, snapshot_request
 from ftctl.plan.models import SchemaPatch
 from ftctl.schema.capabilities import Capabilities
-from ftctl.steps.catalog import list_indexes
+from ftctl.steps.catalog import public_indexes
 from ftctl.steps.effects import Step
 from ftctl.steps.probe import probe_capabilities
 from ftctl.steps.snapshot import read_source, read_target
@@ -20,12 +20,14 @@ def batch_snapshot_step(
 ) -> Step[tuple[list[SnappedIndex], Capabilities]]:
     """Select the indexes, probe once, then snapshot and merge each one (read-only).
 
-    ``selector`` holds the keyword arguments of :func:`~ftctl.plan.batch.select_indexes`.
+    ``selector`` holds the keyword arguments of :func:`~ftctl.plan.batch.select_indexes`;
+    a pattern matches public names (aliases in ftctl's schema history) and real names.
     An index that cannot be read or merged is returned with its skip reason, not raised.
     ``redis_url`` is recorded in each snapshot as given: pass it masked.
     """
-    live = yield from list_indexes()
-    names = select_indexes(live, **selector)
+    live = yield from public_indexes()
+    aliases = {p.index: p.aliases for p in live}
+    names = select_indexes([p.index for p in live], aliases=aliases, **selector)
     capabilities = yield from probe_capabilities()
     out: list[SnappedIndex] = []
     for name in names:
@@ -34,6 +36,8 @@ def batch_snapshot_step(
         except UsageError as exc:
             out.append(SnappedIndex(name=name, skip_reason=exc.message))
             continue
+        if any(s.name == snapshot.source.index_name for s in out):
+            continue  # two names of one index (an alias and its index): planned once
         source, _ = resolve_source(snapshot)
         try:
             merged = merge_request(source, patch)

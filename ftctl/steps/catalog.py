@@ -1,15 +1,20 @@
-"""Index catalog operations behind ``ftctl index``: list, info, create, delete (sans-IO)."""
+"""Index catalog operations behind ``ftctl index``: list (by public name), info, create, delete
+(sans-IO)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import msgspec
+
 from ftctl.errors import RedisCommandError, RefusedError, UsageError
+from ftctl.plan.names import public_names
 from ftctl.schema.ftinfo import IndexInfo, parse_ft_info
 from ftctl.schema.model import IndexSchema
 from ftctl.schema.render import create_argv
 from ftctl.steps.effects import Commands, ReplyError, Step, single
-from ftctl.steps.history import delete_history, write_history
+from ftctl.steps.history import decode_record, delete_history, history_key, write_history
+from ftctl.steps.names import resolve
 from ftctl.steps.replies import is_unknown_index, text
 
 
@@ -20,6 +25,45 @@ def list_indexes() -> Step[list[str]]:
         raise RedisCommandError("FT._LIST", reply.message, "is the search module loaded?")
     names = reply if isinstance(reply, list | set | tuple) else []
     return sorted(text(n) for n in names)
+
+
+class PublicIndex(msgspec.Struct, frozen=True, kw_only=True):
+    """An index by the names users know: ``names`` (public first, see
+    :func:`~ftctl.plan.names.public_names`) and ``index``, its real name (FT._LIST's)."""
+
+    index: str
+    aliases: list[str] = msgspec.field(default_factory=list)
+    """The aliases ftctl's schema history records that resolve to it now."""
+
+    @property
+    def names(self) -> list[str]:
+        return public_names(self.index, self.aliases)
+
+    @property
+    def name(self) -> str:
+        """The first public name: how listings show the index."""
+        return self.names[0]
+
+
+def public_indexes() -> Step[list[PublicIndex]]:
+    """Every index with the aliases ftctl keeps for it, sorted by public name.
+
+    RediSearch cannot list aliases: those come from ftctl's schema history, each checked to
+    still resolve to its index (an alias someone moved or deleted is left out).
+    """
+    names = yield from list_indexes()
+    replies: list[object] = []
+    if names:
+        replies = yield Commands([("GET", history_key(n)) for n in names])
+    recorded = {n: decode_record(r) for n, r in zip(names, replies, strict=True)}
+    aliases = {n: (r.aliases if r is not None else []) for n, r in recorded.items()}
+    wanted = list(dict.fromkeys(a for found in aliases.values() for a in found))
+    resolved = dict(zip(wanted, (yield from resolve(wanted)), strict=True))
+    out = [
+        PublicIndex(index=n, aliases=[a for a in found if resolved.get(a) == n])
+        for n, found in aliases.items()
+    ]
+    return sorted(out, key=lambda p: (p.name, p.index))
 
 
 def index_info(name: str) -> Step[IndexInfo]:

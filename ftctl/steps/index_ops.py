@@ -13,6 +13,7 @@ from ftctl.schema.model import IndexSchema
 from ftctl.schema.render import create_argv
 from ftctl.steps.effects import Command, Commands, Progress, Record, ReplyError, Sleep, Step
 from ftctl.steps.enumerate import count_keys
+from ftctl.steps.names import resolve
 from ftctl.steps.replies import is_unknown_index, ok
 from ftctl.steps.spec import RunSpec
 
@@ -35,7 +36,8 @@ def preflight(spec: RunSpec, found: Sequence[tuple[str, str]] = ()) -> Step[None
     """Refuse (RefusedError, nothing changed) unless the drop can safely go ahead.
 
     The live source must still match the plan, the server must accept the target schema
-    (throwaway FT.CREATE), and rename destinations must be free. ``found``: problems the
+    (throwaway FT.CREATE), rename destinations must be free, and every alias the plan keeps
+    must still resolve to the source (it is dropped with it and pointed at the target). ``found``: problems the
     run found in its data before (``(check, detail)``), refused the same way.
     """
     commands: list[Command] = [("FT.INFO", spec.source_index)]
@@ -65,6 +67,13 @@ def preflight(spec: RunSpec, found: Sequence[tuple[str, str]] = ()) -> Step[None
         problems.append(
             ("target_name_free", f"an index or alias named '{spec.target_index}' already exists")
         )
+    kept = spec.names_before()
+    for alias, resolved in zip(kept, (yield from resolve(kept)), strict=True):
+        if resolved != spec.source_index:
+            where = f"resolves to '{resolved}'" if resolved else "does not exist"
+            problems.append(
+                ("aliases", f"alias '{alias}' {where}, no longer to '{spec.source_index}'")
+            )
     if spec.prefix_change is not None:
         existing = yield from count_keys(spec.prefix_change.new, limit=1)
         if existing:
@@ -130,13 +139,14 @@ def create_index(schema: IndexSchema) -> Step[None]:
 WAIT_MIN, WAIT_MAX, WAIT_FRACTION = 0.002, 0.25, 16
 
 
-def wait_ready(name: str, timeout: float) -> Step[IndexStats]:
+def wait_ready(name: str, timeout: float, *, report: bool = True) -> Step[IndexStats]:
     """Poll FT.INFO until the index is fully indexed.
 
     Each pause is 1/16 of the time waited so far (2 ms at least, 250 ms at most), so the
     poll that sees the index ready comes at most ~6% after it was (a fixed or doubling
     interval would add up to a whole interval to the downtime). Every poll reports its
-    ``num_docs`` and ``percent_indexed`` as :class:`Progress`.
+    ``num_docs`` and ``percent_indexed`` as :class:`Progress` (``report``: when the wait is
+    the step's work, not a check before it).
     """
     waited = 0.0
     while True:
@@ -144,9 +154,10 @@ def wait_ready(name: str, timeout: float) -> Step[IndexStats]:
         if info is None:
             raise MigrationFailed(f"index '{name}' disappeared while it was being built")
         stats = info.stats
-        yield Progress(
-            done=stats.num_docs, detail={"percent_indexed": round(stats.percent_indexed, 4)}
-        )
+        if report:
+            yield Progress(
+                done=stats.num_docs, detail={"percent_indexed": round(stats.percent_indexed, 4)}
+            )
         if not stats.indexing and stats.percent_indexed >= 1.0:
             return stats
         if waited >= timeout:

@@ -3,7 +3,8 @@
 Two rounds, both sans-IO steps:
 
 1. :func:`read_source` — FT.INFO of the index (an alias resolves to its index), FT._LIST and
-   FT.INFO of every other index (shared-keys check), ftctl's schema history, a key sample.
+   FT.INFO of every other index (shared-keys check), ftctl's schema history and where each
+   alias it records resolves now, a key sample.
 2. :func:`read_target` — what the target schema makes relevant (a
    :class:`~ftctl.plan.live.SnapshotRequest`): whether a rename destination name exists,
    keys already under a new prefix (counted with a prefix-scoped SCAN), sampled documents
@@ -28,7 +29,7 @@ from ftctl.schema.ftinfo import parse_ft_info
 from ftctl.schema.model import IndexSchema, VectorField
 from ftctl.steps.effects import Command, Commands, ReplyError, Step
 from ftctl.steps.enumerate import count_keys, glob_escape
-from ftctl.steps.history import history_key, read_history
+from ftctl.steps.history import history_key, read_record
 from ftctl.steps.index_ops import throwaway_create
 from ftctl.steps.replies import search_ids
 
@@ -93,14 +94,18 @@ def read_source(
         if isinstance(sample_reply, ReplyError)
         else [shown_key(k) for k in search_ids(sample_reply)]
     )
-    history = yield from read_history(source.index_name)
+    history = yield from read_record(source.index_name)
+    recorded = [] if history is None else history.aliases
+    targets = yield from read_aliases(recorded)
     return LiveSnapshot(
         requested_name=index,
         source=source,
         index_names=names,
         other_indexes=other_schemas,
         key_sample=key_sample[:key_sample_size],
-        history=history,
+        history=None if history is None else history.schema,
+        history_aliases=list(recorded),
+        alias_targets=targets,
         redis_url=redis_url,
     )
 

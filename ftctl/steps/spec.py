@@ -105,6 +105,9 @@ class RunSpec(msgspec.Struct, frozen=True, kw_only=True):
     """The online plan's names; None for drop_recreate."""
     skip_invalid: bool = False
     """Leave vectors that cannot be converted untouched instead of refusing the run."""
+    aliases: list[str] = msgspec.field(default_factory=list)
+    """The public names the plan keeps (``source.aliases``): they resolve to the source
+    before, to the target after apply, to the source again after rollback."""
 
     def online_names(self) -> OnlineSpec:
         """The online part (the online steps run only for online plans)."""
@@ -120,10 +123,18 @@ class RunSpec(msgspec.Struct, frozen=True, kw_only=True):
         return self.target_schema.name != self.source_schema.name
 
     def names_after(self) -> list[str]:
-        """Every name the new index answers once an online run cut over (its own aside)."""
-        online = self.online_names()
+        """Every name the new index answers after the apply (its own aside): for an online
+        run once it cut over, for drop_recreate once it created the target."""
+        if self.online is None:
+            return [a for a in self.aliases if a != self.target_index]
+        online = self.online
         names = [] if self.renamed and not online.keep_old_name else [online.serving_name]
         return names + [a for a in online.aliases if a not in names]
+
+    def names_before(self) -> list[str]:
+        """Every alias of the source the run keeps: what a drop_recreate rollback points
+        at the recreated source (its own name aside)."""
+        return [a for a in self.aliases if a != self.source_index]
 
     @property
     def segment_size(self) -> int:
@@ -236,9 +247,11 @@ def run_spec(
                 "re-create the plan with 'ftctl migrate plan --mode online'",
             )
         o = plan.online
+        # Plans of earlier releases keep only online.aliases; newer ones list them in both.
+        kept = [a for a in plan.source.aliases if a not in (o.serving_name, target.name)]
         online = OnlineSpec(
             serving_name=o.serving_name,
-            aliases=list(o.aliases),
+            aliases=list(dict.fromkeys([*o.aliases, *kept])),
             shadow_name=o.shadow_name,
             strategy=o.strategy,
             added_fields=list(o.added_fields),
@@ -264,4 +277,5 @@ def run_spec(
         expected_docs=stats.num_docs + stats.hash_indexing_failures,
         online=online,
         skip_invalid=skip_invalid,
+        aliases=list(plan.source.aliases),
     )

@@ -43,6 +43,7 @@ from ftctl.steps.effects import (
 )
 from ftctl.steps.enumerate import count_keys, enumerate_keys
 from ftctl.steps.history import record_history
+from ftctl.steps.names import point_names
 from ftctl.steps.runner import (
     Counts,
     RunContext,
@@ -82,7 +83,7 @@ def _batches(
 
 def _enumerate(ctx: RunContext) -> Step[Counts]:
     # An index still building does not list every document yet: wait until it has.
-    yield from index_ops.wait_ready(ctx.spec.source_index, ctx.spec.timeout)
+    yield from index_ops.wait_ready(ctx.spec.source_index, ctx.spec.timeout, report=False)
     found = yield from enumerate_keys(ctx.spec)
     return {"keys": found.keys, "unlisted": found.unlisted}
 
@@ -123,9 +124,14 @@ def _quantize(ctx: RunContext) -> Step[Counts]:
 
 
 def _create(ctx: RunContext) -> Step[Counts]:
-    yield from index_ops.create_index(ctx.spec.target_schema)
-    yield from record_history(ctx.spec.target_schema, forget=ctx.spec.source_index)
-    return {}
+    spec = ctx.spec
+    yield from index_ops.create_index(spec.target_schema)
+    # The drop took the source's aliases with it: the kept ones now name the target.
+    pointed = yield from point_names(spec.target_index, spec.names_after())
+    yield from record_history(
+        spec.target_schema, forget=spec.source_index, aliases=spec.names_after()
+    )
+    return {"aliases": pointed} if pointed else {}
 
 
 def _wait(ctx: RunContext) -> Step[Counts]:
@@ -158,6 +164,7 @@ def _validate(ctx: RunContext) -> Step[Counts]:
         conflicts=sum(state.conflicts_by_step.get(s, 0) for s in REWRITE_STEPS),
         documents=False,
         gone=_gone(state),
+        names=spec.names_after(),
     )
     return {"passed": int(passed)}
 
@@ -276,9 +283,13 @@ def _restore_fields(ctx: RunContext) -> Step[Counts]:
 
 
 def _recreate_source(ctx: RunContext) -> Step[Counts]:
-    yield from index_ops.create_index(ctx.spec.source_schema)
-    yield from record_history(ctx.spec.source_schema, forget=ctx.spec.target_index)
-    return {}
+    spec = ctx.spec
+    yield from index_ops.create_index(spec.source_schema)
+    pointed = yield from point_names(spec.source_index, spec.names_before())
+    yield from record_history(
+        spec.source_schema, forget=spec.target_index, aliases=spec.names_before()
+    )
+    return {"aliases": pointed} if pointed else {}
 
 
 def _wait_source(ctx: RunContext) -> Step[Counts]:
@@ -298,6 +309,7 @@ def _validate_source(ctx: RunContext) -> Step[Counts]:
         backup_segments=applied.segments_of("backup"),
         conflicts=sum(ctx.state.conflicts_by_step.get(s, 0) for s in RESTORE_STEPS),
         gone=max(_gone(ctx.state), _gone(applied)),
+        names=spec.names_before(),
     )
     return {"passed": int(passed)}
 
@@ -356,7 +368,9 @@ def _alter_add(ctx: RunContext) -> Step[Counts]:
     spec = ctx.spec
     added = yield from online.alter_add(spec)
     yield from record_history(
-        named(spec.target_schema, spec.source_index), forget=spec.source_index
+        named(spec.target_schema, spec.source_index),
+        forget=spec.source_index,
+        aliases=spec.names_after(),
     )
     return {"added": added}
 
@@ -432,7 +446,9 @@ class _Swap:
 
     def swap(self, step: StepName) -> Step[Counts]:
         did = yield from online.cutover(self.current, self.new, self.names)
-        yield from record_history(named(self.schema, self.new), forget=self.current)
+        yield from record_history(
+            named(self.schema, self.new), forget=self.current, aliases=self.names
+        )
         state = self.ctx.state
         (done,) = yield from record(
             state,
@@ -997,6 +1013,7 @@ def _validate_target(ctx: RunContext) -> Step[Counts]:
         key_segments=[],
         backup_segments=[],
         conflicts=0,
+        names=spec.names_after(),
     )
     return {"passed": int(passed)}
 

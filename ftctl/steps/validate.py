@@ -11,7 +11,8 @@ not the index: they run in the ``wait`` step while the server builds the index, 
 - ``vector_bytes``: a sample of vectors equals the conversion of their backup, byte for byte;
 - ``knn_self``: a KNN query with each sampled stored vector finds that document first (or
   within its exact-distance tie);
-- ``concurrent_writes``: no key was left unconverted because someone wrote it meanwhile.
+- ``concurrent_writes``: no key was left unconverted because someone wrote it meanwhile;
+- ``names_resolve``: every public name the plan keeps resolves to the index.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from ftctl.steps.effects import (
     Step,
 )
 from ftctl.steps.index_ops import live_info
+from ftctl.steps.names import names_check
 from ftctl.steps.replies import ok, search_hits, text
 from ftctl.steps.rewrite import convert_block
 from ftctl.steps.spec import RunSpec
@@ -89,11 +91,12 @@ def validate(
     conflicts: int,
     documents: bool = True,
     gone: int = 0,
+    names: Sequence[str] = (),
 ) -> Step[bool]:
     """Run every check against the live index ``schema.name`` and journal each result.
 
     ``documents=False`` leaves out :func:`document_checks`, for a run that journaled them
-    while the index was being built.
+    while the index was being built. ``names``: public names that must resolve to it.
     """
     out = Checks()
     info = yield from live_info(schema.name)
@@ -116,6 +119,9 @@ def validate(
         max(0, info.stats.hash_indexing_failures - source_failures),
         f"{info.stats.hash_indexing_failures} failures (source had {source_failures})",
     )
+    resolves = yield from names_check(info.index_name, names)
+    if resolves is not None:
+        out.check(*resolves)
 
     def knn_on_sample() -> Step[list[Check]]:
         sample = yield from _sample_keys(spec, schema, key_segments, backup_segments)

@@ -122,6 +122,19 @@ def test_pattern_never_selects_ftctl_internal_indexes() -> None:
     assert select_indexes(LIVE, pattern="*") == ["a_idx", "b_idx", "c_idx", "other"]
 
 
+def test_pattern_matches_public_names_and_selects_each_index_once() -> None:
+    """A pattern matches the aliases ftctl records (an online migration leaves the real name
+    generated) as well as real names; an index is selected once, by the first of its public
+    names that matches, and the selection is sorted by those names."""
+    live = ["docs__ftctl_1a2b", "zeta"]
+    aliases = {"docs__ftctl_1a2b": ["docs", "mine"], "zeta": ["alpha"]}
+    assert select_indexes(live, pattern="docs", aliases=aliases) == ["docs"]
+    assert select_indexes(live, pattern="mi*", aliases=aliases) == ["mine"]
+    assert select_indexes(live, pattern="*", aliases=aliases) == ["docs", "zeta"]
+    assert select_indexes(live, pattern="a*", aliases=aliases) == ["alpha"]
+    assert select_indexes(live, pattern="*__ftctl_*", aliases=aliases) == ["docs__ftctl_1a2b"]
+
+
 def test_pattern_matching_nothing_is_a_usage_error() -> None:
     """A pattern that selects no index is refused with a hint, not an empty batch."""
     with pytest.raises(UsageError, match="no index matches 'x_\\*'"):
@@ -285,6 +298,24 @@ def test_an_index_the_patch_changes_is_applicable_with_its_reviewed_plan() -> No
     assert plan == normalized(plan)
     assert plan.created_at == "2025-01-01T00:00:00Z" and plan.ftctl_version == "1.2.3"
     assert batch.requires_quantization and batch.mode == "drop_recreate"
+
+
+def test_an_index_selected_by_its_alias_shows_it_beside_the_real_name() -> None:
+    """An index snapshotted through an alias is listed by that public name, its real name
+    kept (journals and plan files use it), and its plan keeps the alias; the YAML shows the
+    public name first and leaves it out when it is the real name."""
+    snapshot = make_snapshot(schema("docs__ftctl_1a2b", "a:"), requested_name="docs")
+    source, _ = resolve_source(snapshot)
+    item = SnappedIndex(
+        name="docs__ftctl_1a2b", snapshot=snapshot, merged=merge_request(source, to_float16())
+    )
+    batch = run_classify([item, snapped(schema("b_idx", "b:"))])
+    first, second = batch.indexes
+    assert (first.public_name, first.name, second.public_name) == ("docs", "docs__ftctl_1a2b", None)
+    assert batch.plans["docs__ftctl_1a2b"].source.aliases == ["docs"]
+    raw = msgspec.yaml.decode(dump_batch_plan(batch))["indexes"]
+    assert list(raw[0])[:2] == ["public_name", "name"] and "public_name" not in raw[1]
+    assert load_batch_plan(dump_batch_plan(batch)).indexes == batch.indexes
 
 
 def test_batch_plan_records_its_inputs() -> None:
