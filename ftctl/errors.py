@@ -3,6 +3,10 @@
 Every error a user can cause is an :class:`FtctlError` carrying a one-line message, a hint
 that names the fix, and an exit code. The CLI prints ``error: <message> (hint: <hint>)`` and
 exits with that code; it never prints a traceback for these.
+
+Bad input and refused preconditions (:class:`UsageError`, :class:`RefusedError` and their
+subclasses) are also :class:`ValueError` instances, the type RedisVL's migrator raises for
+them, so code written against ``redisvl.migration`` that catches ``ValueError`` still works.
 """
 
 from __future__ import annotations
@@ -34,12 +38,20 @@ class FtctlError(Exception):
         return text
 
 
-class UsageError(FtctlError):
+class UsageError(FtctlError, ValueError):
     """Bad input: a file that does not parse, an unknown index, a flag combination."""
 
 
-class RefusedError(FtctlError):
+class RefusedError(FtctlError, ValueError):
     """A precondition failed before anything was changed."""
+
+
+class BackupDirError(UsageError):
+    """The backup directory cannot be created or written; raised before anything runs.
+
+    RedisVL raises ``ValueError("Could not create or access backup directory ...")`` here;
+    this is one (through :class:`UsageError`), and its message names the directory.
+    """
 
 
 class ConnectionFailed(FtctlError):
