@@ -36,6 +36,7 @@ from ftctl.plan.models import (
     patch_from_builtins,
     plan_digest,
 )
+from ftctl.plan.wording import guide_warnings
 from ftctl.schema.capabilities import Capabilities
 from ftctl.schema.model import IndexSchema
 
@@ -81,6 +82,16 @@ class BatchPlan(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def applicable(self) -> list[BatchPlanIndex]:
         return [i for i in self.indexes if i.applicable]
+
+    @property
+    def applicable_count(self) -> int:
+        """How many indexes the batch migrates (RedisVL's ``applicable_count``)."""
+        return sum(1 for i in self.indexes if i.applicable)
+
+    @property
+    def skipped_count(self) -> int:
+        """How many selected indexes the batch skips (RedisVL's ``skipped_count``)."""
+        return sum(1 for i in self.indexes if not i.applicable)
 
 
 class SnappedIndex(msgspec.Struct, frozen=True, kw_only=True):
@@ -386,15 +397,16 @@ def classify(
         if reason is None:
             assert item.snapshot is not None and item.merged is not None
             # The plan as the single-index planner makes it: with every other live index.
+            built = build_plan(
+                item.snapshot,
+                patch,
+                capabilities,
+                merged=item.merged,
+                created_at=created_at,
+                ftctl_version=ftctl_version,
+            )
             plan = normalized(
-                build_plan(
-                    item.snapshot,
-                    patch,
-                    capabilities,
-                    merged=item.merged,
-                    created_at=created_at,
-                    ftctl_version=ftctl_version,
-                )
+                msgspec.structs.replace(built, warnings=guide_warnings(built.warnings))
             )
             if not plan.supported:
                 reason = "; ".join(plan.diff_classification.blocked_reasons)
