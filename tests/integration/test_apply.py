@@ -224,7 +224,9 @@ def test_reviewed_lossy_plan_applies_without_accept_data_loss(
     lossy = [w for w in made.warnings if w.startswith("Lossy quantization of 'emb'")]
     assert len(lossy) == 1 and "recall@10" in lossy[0], made.warnings
     assert "apply runs it (batch-apply asks for --accept-data-loss)" in lossy[0]
-    report = run_apply(RUNNERS[0], made, redis_url=redis_url, backup_dir=tmp_path, accept_data_loss=False)
+    report = run_apply(
+        RUNNERS[0], made, redis_url=redis_url, backup_dir=tmp_path, accept_data_loss=False
+    )
     assert report.result == "succeeded", (report.error, report.validation.checks)
     assert info(r).schema.field("emb").attrs.datatype == "float16"  # type: ignore[union-attr]
 
