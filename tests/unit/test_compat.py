@@ -180,3 +180,20 @@ def test_redisvl_checkpoint_is_told_from_ftctls(tmp_path: Path) -> None:
     ours.write_text("batch_id: b1\njournal: /j\nremaining: []\n")
     assert redisvl_checkpoint(ours) is None
     assert redisvl_checkpoint(tmp_path / "missing.yaml") is None
+
+
+def test_plan_schemas_and_stats_read_like_redisvl_dicts() -> None:
+    """A plan's schemas and stats answer RedisVL's dict reads: merged_target_schema["index"]
+    ["name"], schema_snapshot.to_dict(), stats_snapshot.get("num_docs") / ["num_docs"]."""
+    plan = load_migration_plan(str(GUIDE_PLAN))
+    assert plan.merged_target_schema["index"]["name"] == "myindex"
+    assert plan.merged_target_schema.get("missing", "x") == "x"
+    assert [f["name"] for f in plan.source.schema_snapshot.to_dict()["fields"]] == [
+        "title",
+        "embedding",
+    ]
+    stats = plan.source.stats_snapshot
+    assert stats.get("num_docs", 0) == stats["num_docs"] == 10000
+    assert stats.get("hash_indexing_failures", 0) == 0 and stats.get("nope") is None
+    with pytest.raises(KeyError):
+        stats["nope"]
