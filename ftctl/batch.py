@@ -336,6 +336,12 @@ def _resolve_plan(entry: IndexProgress, backup_dir: Path) -> MigrationPlan:
         plan = load_plan(Path(entry.plan_path))
     except UsageError:
         index_dir = backup_dir / entry.name
+        if not Journal.exists(index_dir) and not entry.plan_sha256:
+            raise UsageError(
+                f"the batch plan has no reviewed plan for index '{entry.name}'",
+                "a batch plan written by RedisVL holds none (RedisVL plans each index while "
+                "it applies): run batch-plan with ftctl, which writes plans/<index>.yaml",
+            ) from None
         if not Journal.exists(index_dir):
             raise
         first = Journal.read(index_dir)[0]

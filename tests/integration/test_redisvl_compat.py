@@ -902,3 +902,36 @@ def test_report_is_a_plain_struct_with_redisvl_and_ftctl_fields(
         "index_size_delta_mb",
     } <= set(raw["benchmark_summary"])
     assert {"backup_dir", "backup_paths", "journal"} <= set(raw["backup"])
+
+
+def test_batch_plan_written_by_redisvl_is_refused_with_the_reason(
+    r: redis.Redis, redis_url: str, tmp_path: Path
+) -> None:
+    """A batch_plan.yaml as RedisVL writes it (no per-index plans: RedisVL plans each index
+    while it applies) loads, and apply refuses it with a ValueError that says why and how
+    to plan it with ftctl, before changing anything."""
+    (name,) = _batch_indexes(r, 1)
+    path = tmp_path / "batch_plan.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "version": 1,
+                "batch_id": "batch_0123456789ab",
+                "mode": "drop_recreate",
+                "failure_policy": "fail_fast",
+                "requires_quantization": False,
+                "shared_patch": {
+                    "version": 1,
+                    "changes": {"update_fields": [{"name": "title", "attrs": {"sortable": True}}]},
+                },
+                "indexes": [{"name": name, "applicable": True}],
+                "created_at": "2026-03-20T10:00:00Z",
+            }
+        )
+    )
+    with pytest.raises(ValueError, match=f"no reviewed plan for index '{name}'"):
+        BatchMigrationExecutor().apply(
+            str(path), redis_url=redis_url, backup_dir=str(tmp_path / "b")
+        )
+    title = index_info(name, redis_url=redis_url).schema.field("title")
+    assert title is not None and not title.attrs.sortable  # type: ignore[union-attr]
