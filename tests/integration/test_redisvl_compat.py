@@ -154,7 +154,9 @@ class Case:
         new_prefix: bool = False,
         field_rename: bool = False,
         quantize: str | None = None,
+        capability: str | None = None,
     ) -> None:
+        self.capability = capability
         self.changes = changes
         self.storages = storages
         self.renamed = renamed
@@ -187,12 +189,23 @@ CASES: dict[str, Case] = {
     "tag_separator": Case(_update("category", separator="|")),
     "text_no_stem": Case(_update("title", no_stem=True)),
     "algorithm_flat": Case(_update("embedding", algorithm="flat")),
+    "algorithm_svs": Case(_update("embedding", algorithm="svs-vamana"), capability="svs-vamana"),
     "distance_metric": Case(_update("embedding", distance_metric="l2")),
     "hnsw_params": Case(_update("embedding", m=32, ef_construction=400)),
     "float16": Case(_update("embedding", datatype="float16"), quantize="float16"),
     "bfloat16": Case(_update("embedding", datatype="bfloat16"), quantize="bfloat16"),
-    "int8": Case(_update("embedding", datatype="int8"), storages=("hash",), quantize="int8"),
-    "uint8": Case(_update("embedding", datatype="uint8"), storages=("hash",), quantize="uint8"),
+    "int8": Case(
+        _update("embedding", datatype="int8"),
+        storages=("hash",),
+        quantize="int8",
+        capability="int8",
+    ),
+    "uint8": Case(
+        _update("embedding", datatype="uint8"),
+        storages=("hash",),
+        quantize="uint8",
+        capability="uint8",
+    ),
 }
 PARAMS = [
     pytest.param(case, storage, id=f"{name}-{storage}")
@@ -215,8 +228,9 @@ def test_supported_change_through_redisvl_api(
 ) -> None:
     """Each supported change of the guide's table runs through RedisVL's calls and names:
     create_plan(schema_patch_path=) → write_plan → load_migration_plan → apply(backup_dir=,
-    query_check_file=) → the report's RedisVL attributes → the validator's tuple. (INT8 and
-    UINT8 need a server that has them, as the guide says: without, the plan is blocked.)"""
+    query_check_file=) → the report's RedisVL attributes → the validator's tuple. (INT8,
+    UINT8 and SVS-VAMANA need a server that has them, as the guide says: without, the plan
+    is blocked.)"""
     name, prefix = names()
     create(r, schema(name, prefix, storage))
     load(r, prefix, storage)
@@ -229,14 +243,16 @@ def test_supported_change_through_redisvl_api(
     plan = planner.create_plan(
         name, redis_url=redis_url, schema_patch_path=write_patch(tmp_path, changes)
     )
-    if case.quantize in ("int8", "uint8"):
-        assert plan.capabilities is not None
-        if not plan.capabilities.has_vector_type(case.quantize):
-            # The guide needs Redis 8.0+ for INT8/UINT8: on a server without them the plan
-            # is blocked (nothing runs), naming the field and the missing datatype.
+    if case.capability is not None:
+        caps = plan.capabilities
+        assert caps is not None
+        if not (caps.has_vector_type(case.capability) or caps.has_algorithm(case.capability)):
+            # The guide: INT8/UINT8 need Redis 8.0+, SVS-VAMANA Redis 8.2+ and AVX-512. On a
+            # server without them the plan is blocked (nothing runs), naming the field and
+            # what the server lacks.
             assert plan.diff_classification.supported is False
             (reason, *_) = plan.diff_classification.blocked_reasons
-            assert "'embedding'" in reason and case.quantize.upper() in reason
+            assert "'embedding'" in reason and case.capability.upper() in reason
             with pytest.raises(ValueError, match="blocked"):
                 MigrationExecutor().apply(plan, redis_url=redis_url, backup_dir=str(tmp_path))
             return
@@ -568,7 +584,8 @@ def test_report_files_carry_the_guide_timing_keys(
 
 def test_async_flow_through_redisvl_api(r: redis.Redis, redis_url: str, tmp_path: Path) -> None:
     """AsyncMigrationPlanner.create_plan + write_plan (not awaited, as in RedisVL),
-    AsyncMigrationExecutor.apply with query_check_file and AsyncMigrationValidator's tuple."""
+    AsyncMigrationExecutor.apply with query_check_file and AsyncMigrationValidator's tuple;
+    applying the same plan into the same backup dir again finds it finished."""
     name, prefix = names()
     create(r, schema(name, prefix))
     load(r, prefix)
@@ -608,6 +625,12 @@ def test_async_flow_through_redisvl_api(r: redis.Redis, redis_url: str, tmp_path
         )
         assert validation.schema_match is True and validation.key_sample_exists is True
         assert not validation.errors and info["num_docs"] == DOCS
+        again = await AsyncMigrationExecutor().apply(
+            load_migration_plan(str(tmp_path / "plan.yaml")),
+            redis_url=redis_url,
+            backup_dir=str(tmp_path / "backups"),
+        )
+        assert again.result == "succeeded" and again.started_at == report.started_at
 
     asyncio.run(flow())
 
