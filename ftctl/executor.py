@@ -157,24 +157,43 @@ def _rolled_back_journal(directory: Path) -> bool:
     return backup is not None and backup.rolled_back
 
 
+def _numbered(base: Path, n: int) -> Path:
+    return base if n == 1 else base.with_name(f"{base.name}-{n}")
+
+
+def _default_dirs(plan: MigrationPlan) -> tuple[Path, list[Path]]:
+    """The plan's first default backup dir, and those of them that hold its journal."""
+    base = default_backup_root() / f"{_safe_name(plan.source.index_name)}-{plan_digest(plan)[:12]}"
+    used: list[Path] = []
+    for n in count(1):
+        candidate = _numbered(base, n)
+        if not Journal.exists(candidate / plan.source.index_name):
+            return base, used
+        used.append(candidate)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 def default_backup_dir(plan: MigrationPlan) -> Path:
     """Where ``apply`` keeps the journal of ``plan`` when given no ``backup_dir``.
 
     ``<root>/<index>-<first 12 hex of the plan's sha256>`` under
     :func:`~ftctl.journal.backup.default_backup_root` (``$FTCTL_BACKUP_DIR``, else
     ``$XDG_DATA_HOME/ftctl/backups``, else ``~/.local/share/ftctl/backups``): re-running
-    the same plan finds (and resumes) its journal, another plan gets its own. When that
-    journal was rolled back, the next free ``-2``, ``-3``… is used (journals are never
-    deleted).
+    the same plan finds (and resumes) its journal, another plan gets its own. A journal is
+    never deleted: when the latest one was rolled back (or its migration was undone by hand,
+    see :meth:`MigrationExecutor.apply`), the next run uses ``-2``, ``-3``….
     """
-    base = f"{_safe_name(plan.source.index_name)}-{plan_digest(plan)[:12]}"
-    root = default_backup_root()
-    for n in count(1):
-        candidate = root / (base if n == 1 else f"{base}-{n}")
-        journal = candidate / plan.source.index_name
-        if not Journal.exists(journal) or not _rolled_back_journal(journal):
-            return candidate
-    raise AssertionError("unreachable")  # pragma: no cover
+    base, used = _default_dirs(plan)
+    if not used:
+        return base
+    if _rolled_back_journal(used[-1] / plan.source.index_name):
+        return _numbered(base, len(used) + 1)
+    return used[-1]
+
+
+def _fresh_default_dir(plan: MigrationPlan) -> Path:
+    base, used = _default_dirs(plan)
+    return _numbered(base, len(used) + 1)
 
 
 def _finished(plan: MigrationPlan, backup_dir: Path) -> bool:
@@ -228,22 +247,12 @@ class _ApplyArgs:
 
     def retarget(self, reverted: bool) -> None:
         """A finished journal that the live index contradicts: refuse an explicit backup dir,
-        move on from a default one."""
+        move on from a default one to the next."""
         if not reverted:
             return
         if self.explicit:
             raise _stale(self.backup_dir)
-        self.backup_dir = ensure_backup_dir(
-            _next_free(self.backup_dir, self.plan.source.index_name)
-        )
-
-
-def _next_free(used: Path, index: str) -> Path:
-    for n in count(2):
-        candidate = used.with_name(f"{used.name}-{n}")
-        if not Journal.exists(candidate / index):
-            return candidate
-    raise AssertionError("unreachable")  # pragma: no cover
+        self.backup_dir = ensure_backup_dir(_fresh_default_dir(self.plan))
 
 
 # --- what each verb opens (file work only; the same for both executors) --------------------

@@ -480,12 +480,13 @@ def test_quantization_that_resolves_indexing_failures_validates(
 
 
 def test_same_plan_after_the_index_was_recreated_by_hand(
-    r: redis.Redis, redis_url: str, tmp_path: Path
+    r: redis.Redis, redis_url: str, tmp_path: Path, default_root: Path
 ) -> None:
     """After a finished migration whose index was dropped and recreated from the source
-    schema by hand, applying the same plan again does not report the old success: with the
-    same backup_dir it is a ValueError (RedisVL would delete that backup; ftctl never
-    deletes a journal), without one it migrates again into a fresh default directory."""
+    schema by hand, applying the same plan again does not report the old success: with that
+    backup_dir it is a ValueError (RedisVL would delete that backup; ftctl never deletes a
+    journal), without one it migrates again into the next default directory (``-2``), which
+    later runs of the plan then find."""
     name, prefix = names()
     raw = schema(name, prefix)
     create(r, raw)
@@ -497,24 +498,28 @@ def test_same_plan_after_the_index_was_recreated_by_hand(
             tmp_path, {"update_fields": [{"name": "embedding", "attrs": {"datatype": "float16"}}]}
         ),
     )
-    first = MigrationExecutor().apply(plan, redis_url=redis_url, backup_dir=str(tmp_path / "b"))
-    default_first = Path(first.backup.backup_dir)
-    assert first.result == "succeeded"
+    first = MigrationExecutor().apply(plan, redis_url=redis_url)
+    first_dir = Path(first.backup.backup_dir)
+    assert first.result == "succeeded" and first_dir.parent == default_root.resolve()
+    converted = VECTORS[0].astype(np.float16).tobytes()
+    assert r.hget(f"{prefix}:1", "embedding") == converted
     r.execute_command("FT.DROPINDEX", name)
     create(r, raw)
     load(r, prefix)  # float32 bytes again
     wait_indexed(r, name)
 
     with pytest.raises(ValueError, match="matches the plan's source again"):
-        MigrationExecutor().apply(plan, redis_url=redis_url, backup_dir=str(tmp_path / "b"))
+        MigrationExecutor().apply(plan, redis_url=redis_url, backup_dir=str(first_dir))
     assert r.hget(f"{prefix}:1", "embedding") == VECTORS[0].tobytes()
 
-    by_default = MigrationExecutor().apply(plan, redis_url=redis_url)
-    assert by_default.result == "succeeded", by_default.validation.errors
-    assert by_default.backup.backup_dir != str(default_first)
-    assert r.hget(f"{prefix}:1", "embedding") == VECTORS[0].astype(np.float16).tobytes()
+    again = MigrationExecutor().apply(plan, redis_url=redis_url)
+    assert again.result == "succeeded", again.validation.errors
+    assert again.backup.backup_dir == f"{first_dir}-2"
+    assert r.hget(f"{prefix}:1", "embedding") == converted
+    assert (first_dir / name / "journal.log").is_file()
     twice = MigrationExecutor().apply(plan, redis_url=redis_url)
-    assert twice.backup.backup_dir == by_default.backup.backup_dir
+    assert twice.backup.backup_dir == again.backup.backup_dir
+    assert twice.started_at == again.started_at
 
 
 def test_redisvl_progress_callback_gets_step_and_detail(
