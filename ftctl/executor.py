@@ -53,6 +53,7 @@ from ftctl.runs import (
     drive_async,
     drive_sync,
     find_journals,
+    journal_dir,
     only_journal,
     open_existing,
     open_for_apply,
@@ -167,7 +168,7 @@ def _default_dirs(plan: MigrationPlan) -> tuple[Path, list[Path]]:
     used: list[Path] = []
     for n in count(1):
         candidate = _numbered(base, n)
-        if not Journal.exists(candidate / plan.source.index_name):
+        if not Journal.exists(journal_dir(candidate, plan.source.index_name)):
             return base, used
         used.append(candidate)
     raise AssertionError("unreachable")  # pragma: no cover
@@ -186,7 +187,7 @@ def default_backup_dir(plan: MigrationPlan) -> Path:
     base, used = _default_dirs(plan)
     if not used:
         return base
-    if _rolled_back_journal(used[-1] / plan.source.index_name):
+    if _rolled_back_journal(journal_dir(used[-1], plan.source.index_name)):
         return _numbered(base, len(used) + 1)
     return used[-1]
 
@@ -198,7 +199,7 @@ def _fresh_default_dir(plan: MigrationPlan) -> Path:
 
 def _finished(plan: MigrationPlan, backup_dir: Path) -> bool:
     """Whether ``backup_dir`` holds this plan's apply, recorded as succeeded."""
-    directory = backup_dir / plan.source.index_name
+    directory = journal_dir(backup_dir, plan.source.index_name)
     first = Journal.first_run(directory) if Journal.exists(directory) else None
     if first is None or first.plan_sha256 != plan_digest(plan):
         return False
