@@ -35,6 +35,7 @@ from ftctl.drivers.connect import resolve_url
 from ftctl.errors import FtctlError, Interrupted, RefusedError, UsageError
 from ftctl.executor import MigrationExecutor, check_plan
 from ftctl.journal import Journal, RunFinished, RunStarted
+from ftctl.journal.backup import default_backup_root, ensure_backup_dir
 from ftctl.journal.batch import (
     FAILED,
     SUCCESS,
@@ -84,7 +85,8 @@ from ftctl.steps.batch import batch_snapshot_step
 from ftctl.version import ftctl_version
 
 BatchProgressCallback = Callable[[str, int, int, str], None]
-"""``(index name, position, total, status)``; status is ``running``, ``success`` or ``failed``."""
+"""``(index name, position, total, status)``; status is ``starting`` (RedisVL's word), then
+``success`` or ``failed``."""
 
 PLANS_DIR = "plans"
 BATCH_JOURNAL_PREFIX = "batch-"
@@ -205,6 +207,11 @@ class BatchMigrationPlanner:
         if plan_out is not None:
             batch = write_batch_plan(batch, plan_out)
         return batch
+
+    def write_batch_plan(self, batch_plan: BatchPlan, path: str | os.PathLike[str]) -> BatchPlan:
+        """Write ``batch_plan`` and its per-index plans (RedisVL's ``write_batch_plan``);
+        returns the plan as written (with the per-index plans' paths and digests)."""
+        return write_batch_plan(batch_plan, path)
 
 
 # --- files rendered from the batch journal -------------------------------------------------
@@ -346,6 +353,12 @@ def _resolve_plan(entry: IndexProgress, backup_dir: Path) -> MigrationPlan:
         plan = load_plan(Path(entry.plan_path))
     except UsageError:
         index_dir = journal_dir(backup_dir, entry.name)
+        if not Journal.exists(index_dir) and not entry.plan_sha256:
+            raise UsageError(
+                f"the batch plan has no reviewed plan for index '{entry.name}'",
+                "a batch plan written by RedisVL holds none (RedisVL plans each index while "
+                "it applies): run batch-plan with ftctl, which writes plans/<index>.yaml",
+            ) from None
         if not Journal.exists(index_dir):
             raise
         first = Journal.read(index_dir)[0]
@@ -440,7 +453,7 @@ def _run_indexes(
                 retry=retry,
             )  # fmt: skip
             if settings.progress is not None:
-                settings.progress(index.name, position, total, "running")
+                settings.progress(index.name, position, total, "starting")
             report: MigrationReport | None = None
             error = ""
             result: RunResult | Literal[""] = ""
@@ -549,6 +562,55 @@ def _options(
     }
 
 
+class RedisVLCompleted(msgspec.Struct, frozen=True, kw_only=True):
+    """An index entry of a RedisVL ``batch_state.yaml`` (its ``completed`` list)."""
+
+    name: str
+    status: str
+    error: str | None = None
+    report_path: str | None = None
+
+
+class RedisVLCheckpoint(msgspec.Struct, frozen=True, kw_only=True):
+    """A ``batch_state.yaml`` written by RedisVL's batch executor (no journal behind it)."""
+
+    batch_id: str = ""
+    plan_path: str = ""
+    backup_dir: str | None = None
+    completed: list[RedisVLCompleted] = msgspec.field(default_factory=list)
+    current_index: str | None = None
+    remaining: list[str] = msgspec.field(default_factory=list)
+
+
+def redisvl_checkpoint(path: str | os.PathLike[str]) -> RedisVLCheckpoint | None:
+    """The RedisVL checkpoint at ``path``; None when there is no file or it is ftctl's own
+    (ftctl's state names its batch journal, RedisVL's has no ``journal`` key)."""
+    try:
+        raw = msgspec.yaml.decode(Path(path).read_bytes())
+    except (OSError, msgspec.DecodeError):
+        return None
+    if not isinstance(raw, dict) or "journal" in raw or "remaining" not in raw:
+        return None
+    try:
+        return msgspec.convert(raw, RedisVLCheckpoint)
+    except msgspec.ValidationError as exc:
+        raise UsageError(f"'{path}' is not a batch state file: {exc}", "check --state") from None
+
+
+def _accepts(accept_data_loss: bool | None) -> bool:
+    """The Python API runs reviewed lossy plans unless told not to (RedisVL's batch executor
+    has no such flag); the CLI passes its ``--accept-data-loss`` as True or False."""
+    return True if accept_data_loss is None else accept_data_loss
+
+
+def _with_source(batch: BatchPlan, batch_plan_path: str | os.PathLike[str] | None) -> BatchPlan:
+    """A batch plan built in memory, told where its file is (per-index plan paths are
+    relative to it, and the batch journal records it)."""
+    if batch_plan_path is None or batch.source_path:
+        return batch
+    return msgspec.structs.replace(batch, source_path=str(Path(batch_plan_path).resolve()))
+
+
 class BatchMigrationExecutor:
     """Applies a batch plan index by index, journaled (RedisVL's ``BatchMigrationExecutor``).
 
@@ -559,13 +621,14 @@ class BatchMigrationExecutor:
         self,
         batch_plan: BatchPlan | str | os.PathLike[str],
         *,
+        batch_plan_path: str | os.PathLike[str] | None = None,
         redis_url: str | None = None,
         redis_client: redis.Redis | None = None,
         client: redis.Redis | None = None,
-        backup_dir: str | os.PathLike[str],
+        backup_dir: str | os.PathLike[str] | None = None,
         state_path: str | os.PathLike[str] = "batch_state.yaml",
         report_dir: str | os.PathLike[str] = "./reports/",
-        accept_data_loss: bool = False,
+        accept_data_loss: bool | None = None,
         batch_size: int = 500,
         num_workers: int = 1,
         timeout: float = 3600.0,
@@ -573,14 +636,55 @@ class BatchMigrationExecutor:
     ) -> BatchReport:
         """Run every applicable index's reviewed plan, one after another.
 
-        Re-running with the same batch plan and backup dir continues it. Raises RefusedError
-        (nothing changed) when a per-index plan no longer matches its digest, a lossy plan
-        lacks ``accept_data_loss``, or the backup dir holds another batch plan; Interrupted
-        on Ctrl+C. Failed indexes are in the returned report (``status``), not raised.
+        Re-running with the same batch plan and backup dir continues it. ``backup_dir`` left
+        out: ``<default backup root>/<batch_id>`` (see :mod:`ftctl.journal.backup`).
+        ``accept_data_loss``: None (the Python default, as RedisVL's executor) runs reviewed
+        lossy plans; False refuses them (``batch-apply`` without ``--accept-data-loss``).
+        Raises BackupDirError (a ValueError) for a backup dir that cannot be written,
+        RefusedError (a ValueError; nothing changed) when a per-index plan no longer matches
+        its digest, a lossy plan is refused, or the backup dir holds another batch plan;
+        Interrupted on Ctrl+C. Failed indexes are in the returned report (``status``).
         """
-        backup_root(backup_dir)  # an empty one would mean the current directory
+        if backup_dir is not None:
+            backup_root(backup_dir)  # an empty one would mean the current directory
         batch = batch_plan if isinstance(batch_plan, BatchPlan) else load_batch_plan(batch_plan)
-        root = Path(backup_dir).resolve()
+        batch = _with_source(batch, batch_plan_path)
+        return self._start(
+            batch,
+            _batch_root(batch, backup_dir),
+            redis_url=redis_url,
+            client=given_client(redis_client, client),
+            state_path=state_path,
+            report_dir=report_dir,
+            accept_data_loss=_accepts(accept_data_loss),
+            batch_size=batch_size,
+            num_workers=num_workers,
+            timeout=timeout,
+            progress_callback=progress_callback,
+        )
+
+    def _start(
+        self,
+        batch: BatchPlan,
+        root: Path,
+        *,
+        redis_url: str | None,
+        client: redis.Redis | None,
+        state_path: str | os.PathLike[str],
+        report_dir: str | os.PathLike[str],
+        accept_data_loss: bool,
+        batch_size: int,
+        num_workers: int,
+        timeout: float,
+        progress_callback: BatchProgressCallback | None,
+        imported: Sequence[AnyEvent] = (),
+        retry_failed: bool = False,
+    ) -> BatchReport:
+        """Open (or create) the batch journal of ``batch`` in ``root`` and run it.
+
+        ``imported``: events recorded right after the batch's start in a new journal (the
+        indexes a RedisVL checkpoint says are done).
+        """
         base = Path(batch.source_path).parent if batch.source_path else Path.cwd()
         entries = [
             BatchIndexEntry(
@@ -599,19 +703,25 @@ class BatchMigrationExecutor:
             failure_policy=batch.failure_policy,
             indexes=entries,
         )
-        preview = project_batch([started])
+        preview = project_batch([started, *imported])
         plans = {
             name: plan
             for name, plan in batch.plans.items()
             if plan_digest(plan) == next((e.plan_sha256 for e in entries if e.name == name), "")
         }
         for entry in preview.indexes.values():
-            if entry.applicable and entry.name not in plans:
+            if not entry.applicable or entry.status == SUCCESS:
+                continue
+            if entry.name not in plans:
                 plans[entry.name] = _resolve_plan(entry, root)
-            if entry.applicable:
-                check_plan(plans[entry.name], accept_data_loss=accept_data_loss)
-        given = given_client(redis_client, client)
-        opened = given or connect(redis_url, protocol=RUN_PROTOCOL)
+            check_plan(plans[entry.name], accept_data_loss=accept_data_loss)
+        opened = client or connect(redis_url, protocol=RUN_PROTOCOL)
+        try:
+            ensure_backup_dir(root)
+        except BaseException:
+            if client is None:
+                opened.close()
+            raise
         settings = _Settings(
             opened,
             root,
@@ -619,7 +729,7 @@ class BatchMigrationExecutor:
             batch_size,
             num_workers,
             timeout,
-            False,
+            retry_failed,
             progress_callback,
         )
         url = redis_url or client_url(opened)
@@ -641,23 +751,24 @@ class BatchMigrationExecutor:
             try:
                 run = _BatchRun(journal)
                 if not any(isinstance(e, BatchStarted) for e in journal.events()):
-                    run.record(started)
+                    run.record(started, *imported)
                 else:
                     run.record()
                 return _run_batch(run, plans, settings)
             finally:
                 journal.close()
         finally:
-            if given is None:
+            if client is None:
                 opened.close()
 
     def resume(
         self,
         state_path: str | os.PathLike[str] = "batch_state.yaml",
         *,
+        batch_plan_path: str | os.PathLike[str] | None = None,
         backup_dir: str | os.PathLike[str] | None = None,
         retry_failed: bool = False,
-        accept_data_loss: bool = False,
+        accept_data_loss: bool | None = None,
         redis_url: str | None = None,
         redis_client: redis.Redis | None = None,
         client: redis.Redis | None = None,
@@ -671,10 +782,35 @@ class BatchMigrationExecutor:
 
         An index interrupted mid-migration resumes from its own journal; ``retry_failed``
         runs failed indexes again. A ``backup_dir`` other than the checkpoint's is refused.
+        A ``batch_state.yaml`` written by RedisVL (no journal behind it) is taken over: the
+        batch plan comes from ``batch_plan_path`` (or the state's ``plan_path``), the
+        indexes it lists as completed keep their status, the others run.
         """
         if backup_dir is not None:
             backup_root(backup_dir)  # an empty one would mean the current directory
-        directory = find_batch_journal(state_path, backup_dir)
+        accept = _accepts(accept_data_loss)
+        checkpoint = redisvl_checkpoint(state_path)
+        if checkpoint is not None:
+            directory = self._adopted_journal(checkpoint, batch_plan_path, backup_dir)
+            if isinstance(directory, tuple):
+                batch, root, imported = directory
+                return self._start(
+                    batch,
+                    root,
+                    redis_url=redis_url,
+                    client=given_client(redis_client, client),
+                    state_path=state_path,
+                    report_dir=report_dir or "./reports/",
+                    accept_data_loss=accept,
+                    batch_size=batch_size,
+                    num_workers=num_workers,
+                    timeout=timeout,
+                    progress_callback=progress_callback,
+                    imported=imported,
+                    retry_failed=retry_failed,
+                )
+        else:
+            directory = find_batch_journal(state_path, backup_dir)
         recorded = project_batch(Journal.read(directory))
         if backup_dir is not None and Path(backup_dir).resolve() != Path(recorded.backup_dir):
             raise RefusedError(
@@ -683,13 +819,13 @@ class BatchMigrationExecutor:
                 "resume with the backup dir the batch was applied with (or omit --backup-dir)",
             )
         root = Path(recorded.backup_dir)
-        plans = _check_runnable(recorded, root, accept_data_loss, retry_failed)
+        plans = _check_runnable(recorded, root, accept, retry_failed)
         given = given_client(redis_client, client)
         opened = given or connect(redis_url, protocol=RUN_PROTOCOL)
         settings = _Settings(
             opened,
             root,
-            accept_data_loss,
+            accept,
             batch_size,
             num_workers,
             timeout,
@@ -714,6 +850,60 @@ class BatchMigrationExecutor:
             if given is None:
                 opened.close()
 
+    def _adopted_journal(
+        self,
+        checkpoint: RedisVLCheckpoint,
+        batch_plan_path: str | os.PathLike[str] | None,
+        backup_dir: str | os.PathLike[str] | None,
+    ) -> Path | tuple[BatchPlan, Path, list[AnyEvent]]:
+        """A RedisVL checkpoint's batch: its journal when ftctl already took it over, else
+        (batch plan, backup dir, the events recording what the checkpoint says is done)."""
+        plan_path = batch_plan_path or checkpoint.plan_path
+        if not str(plan_path).strip():
+            raise UsageError(
+                "the checkpoint names no batch plan",
+                "pass batch_plan_path= (or --plan) with the batch plan the checkpoint belongs to",
+            )
+        batch = _with_source(load_batch_plan(plan_path), plan_path)
+        if checkpoint.batch_id and checkpoint.batch_id != batch.batch_id:
+            raise RefusedError(
+                f"the checkpoint's batch_id '{checkpoint.batch_id}' does not match the batch "
+                f"plan's '{batch.batch_id}'",
+                "pass the batch plan the checkpoint belongs to, or use another state file",
+            )
+        if (
+            checkpoint.backup_dir
+            and backup_dir is not None
+            and Path(checkpoint.backup_dir).resolve() != Path(backup_dir).resolve()
+        ):
+            raise RefusedError(
+                f"the checkpoint's backup_dir '{checkpoint.backup_dir}' is not '{backup_dir}'",
+                "resume with the checkpoint's backup dir (or leave backup_dir out)",
+            )
+        root = _batch_root(batch, backup_dir or checkpoint.backup_dir)
+        directory = batch_journal_dir(root, batch.batch_id)
+        if Journal.exists(directory):
+            return directory
+        applicable = {i.name for i in batch.indexes if i.applicable}
+        imported: list[AnyEvent] = [
+            BatchIndexFinished(
+                name=c.name,
+                status="success" if c.status == SUCCESS else "failed",
+                error="" if c.status == SUCCESS else (c.error or "failed"),
+                report_path=c.report_path or "",
+            )
+            for c in checkpoint.completed
+            if c.name in applicable and c.status in (SUCCESS, FAILED)
+        ]
+        return batch, root, imported
+
+
+def _batch_root(batch: BatchPlan, backup_dir: str | os.PathLike[str] | None) -> Path:
+    """The batch's backup dir, absolute (default: ``<backup root>/<batch_id>``); created and
+    checked writable by the run once Redis has answered."""
+    given = Path(backup_dir) if backup_dir is not None else default_backup_root() / batch.batch_id
+    return given.expanduser().resolve()
+
 
 __all__ = [
     "BATCH_JOURNAL_PREFIX",
@@ -722,10 +912,12 @@ __all__ = [
     "BatchMigrationExecutor",
     "BatchMigrationPlanner",
     "BatchProgressCallback",
+    "RedisVLCheckpoint",
     "batch_journal_dir",
     "batch_status",
     "find_batch_journal",
     "load_state",
+    "redisvl_checkpoint",
     "regenerate",
     "render_report",
     "render_state",

@@ -3,6 +3,10 @@
 Every error a user can cause is an :class:`FtctlError` carrying a one-line message, a hint
 that names the fix, and an exit code. The CLI prints ``error: <message> (hint: <hint>)`` and
 exits with that code; it never prints a traceback for these.
+
+Bad input and refused preconditions (:class:`UsageError`, :class:`RefusedError` and their
+subclasses) are also :class:`ValueError` instances, the type RedisVL's migrator raises for
+them, so code written against ``redisvl.migration`` that catches ``ValueError`` still works.
 """
 
 from __future__ import annotations
@@ -34,11 +38,11 @@ class FtctlError(Exception):
         return text
 
 
-class UsageError(FtctlError):
+class UsageError(FtctlError, ValueError):
     """Bad input: a file that does not parse, an unknown index, a flag combination."""
 
 
-class RefusedError(FtctlError):
+class RefusedError(FtctlError, ValueError):
     """A precondition failed before anything was changed."""
 
 
@@ -65,10 +69,12 @@ class JournalCorruptError(FtctlError):
     """The journal has a damaged record before its tail; nothing runs until it is repaired."""
 
 
-class BackupDirError(FtctlError):
-    """The backup directory cannot be used as it is: a symbolic link or a foreign file inside
-    it, no space left, a read-only file system, permission denied. Exit 2 while nothing has
-    changed; a run that already changed Redis raises it with exit 1 and a hint to resume."""
+class BackupDirError(UsageError):
+    """The backup directory cannot be used as it is: it cannot be created or written, a
+    symbolic link or a foreign file inside it, no space left, a read-only file system,
+    permission denied. Exit 2 while nothing has changed; a run that already changed Redis
+    raises it with exit 1 and a hint to resume. A ``ValueError``, as RedisVL's "Could not
+    create or access backup directory"."""
 
     fix: str = "fix the cause"
     """What removes the cause (the start of the hint), for callers that re-raise it."""

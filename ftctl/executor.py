@@ -8,25 +8,40 @@ two executors. Reports are projections of the journal's events.
 
 Every verb takes ``redis_url=`` or an open client as ``redis_client=`` (RedisVL's name;
 ``client=`` is kept as its alias). A client passed in is used as it is and left open.
+
+``apply`` takes RedisVL 0.28's arguments with their meaning: a reviewed lossy plan runs
+(the plan shows the measured recall); ``backup_dir`` may be left out (the journal then goes
+to :func:`default_backup_dir`, and ``report.backup.backup_dir`` says where);
+``query_check_file`` adds RedisVL's fetch and key checks to the validation; and
+``progress_callback`` may be RedisVL's ``(step, detail)`` as well as ftctl's
+``(step, done, total)``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import os
-from collections.abc import AsyncIterator, Iterator
+import re
+from collections.abc import AsyncIterator, Callable, Iterator
+from itertools import count
 from pathlib import Path
 
+import msgspec
 import redis
 import redis.asyncio
 
-from ftctl.drivers import async_connect, connect
+from ftctl.drivers import AsyncDriver, SyncDriver, async_connect, connect
 from ftctl.drivers.connect import client_url, given_client
-from ftctl.errors import MigrationFailed, RefusedError
+from ftctl.errors import MigrationFailed, RefusedError, UsageError
+from ftctl.journal import Journal
+from ftctl.journal.backup import VectorBackup, default_backup_root, ensure_backup_dir
 from ftctl.journal.events import CutoverApproved, StepsReopened
+from ftctl.journal.projections import project_run, run_events
 from ftctl.journal.report import MigrationReport
-from ftctl.plan.models import MigrationPlan, load_plan
+from ftctl.plan.models import MigrationPlan, load_plan, plan_digest
+from ftctl.plan.query_checks import QueryChecks, load_query_checks
 from ftctl.runs import (
     FAULT_ENV,
     FAULT_SIGNAL_ENV,
@@ -38,16 +53,26 @@ from ftctl.runs import (
     drive_async,
     drive_sync,
     find_journals,
+    journal_dir,
     only_journal,
     open_existing,
     open_for_apply,
     rolled_back,
 )
+from ftctl.schema.compare import reported_differences
+from ftctl.steps.effects import Step
+from ftctl.steps.index_ops import live_info
+from ftctl.steps.query_checks import extra_checks_for
 from ftctl.steps.spec import run_spec
 
 
-def check_plan(plan: MigrationPlan, *, accept_data_loss: bool) -> None:
-    """Refuse (exit 2, nothing changed) a plan that must not run."""
+def check_plan(plan: MigrationPlan, *, accept_data_loss: bool = True) -> None:
+    """Refuse (exit 2, nothing changed) a plan that must not run.
+
+    ``accept_data_loss=False`` also refuses a lossy plan (``batch-apply`` without
+    ``--accept-data-loss``, as the guide's batch flags say); a single-index apply runs a
+    reviewed lossy plan, as RedisVL's does.
+    """
     if not plan.supported:
         reasons = "; ".join(plan.diff_classification.blocked_reasons) or "no reason given"
         raise RefusedError(f"the plan is blocked: {reasons}", "fix the blocked changes and re-plan")
@@ -73,6 +98,164 @@ def _plan_of(plan: MigrationPlan | str | os.PathLike[str]) -> MigrationPlan:
     return plan if isinstance(plan, MigrationPlan) else load_plan(Path(plan))
 
 
+# --- RedisVL's arguments --------------------------------------------------------------------
+
+RedisVLProgress = Callable[[str, "str | None"], None]
+"""RedisVL's ``progress_callback(step, detail)``."""
+
+REDISVL_STEPS = {
+    "backup": "dump",
+    "rename_fields": "field_rename",
+    "rename_keys": "key_rename",
+    "wait": "index",
+}
+"""ftctl step → RedisVL's phase name, where they differ (the others are the same)."""
+
+
+def _positional_arity(callback: Callable[..., object]) -> int | None:
+    """How many positional arguments ``callback`` takes (None: any number, or unknown)."""
+    try:
+        parameters = inspect.signature(callback).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    positional = 0
+    for parameter in parameters:
+        if parameter.kind is inspect.Parameter.VAR_POSITIONAL:
+            return None
+        if parameter.kind in (
+            inspect.Parameter.POSITIONAL_ONLY,
+            inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        ):
+            positional += 1
+    return positional
+
+
+def progress_adapter(
+    callback: ProgressCallback | RedisVLProgress | None,
+) -> ProgressCallback | None:
+    """ftctl's ``(step, done, total)`` callback as it is; RedisVL's ``(step, detail)`` one
+    called with RedisVL's phase name and a ``"done/total docs"`` detail."""
+    if callback is None or _positional_arity(callback) != 2:
+        return callback  # type: ignore[return-value]  # ftctl's three-argument callback
+    two: Callable[[str, str | None], None] = callback  # type: ignore[assignment]
+
+    def adapted(step: str, done: int, total: int) -> None:
+        two(REDISVL_STEPS.get(step, step), f"{done:,}/{total:,} docs")
+
+    return adapted
+
+
+def _query_checks(query_check_file: str | os.PathLike[str] | None) -> QueryChecks | None:
+    return None if query_check_file is None else load_query_checks(query_check_file)
+
+
+def _safe_name(index: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", index)
+
+
+def _rolled_back_journal(directory: Path) -> bool:
+    backup = VectorBackup.load(directory)
+    return backup is not None and backup.rolled_back
+
+
+def _numbered(base: Path, n: int) -> Path:
+    return base if n == 1 else base.with_name(f"{base.name}-{n}")
+
+
+def _default_dirs(plan: MigrationPlan) -> tuple[Path, list[Path]]:
+    """The plan's first default backup dir, and those of them that hold its journal."""
+    base = default_backup_root() / f"{_safe_name(plan.source.index_name)}-{plan_digest(plan)[:12]}"
+    used: list[Path] = []
+    for n in count(1):
+        candidate = _numbered(base, n)
+        if not Journal.exists(journal_dir(candidate, plan.source.index_name)):
+            return base, used
+        used.append(candidate)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def default_backup_dir(plan: MigrationPlan) -> Path:
+    """Where ``apply`` keeps the journal of ``plan`` when given no ``backup_dir``.
+
+    ``<root>/<index>-<first 12 hex of the plan's sha256>`` under
+    :func:`~ftctl.journal.backup.default_backup_root` (``$FTCTL_BACKUP_DIR``, else
+    ``$XDG_DATA_HOME/ftctl/backups``, else ``~/.local/share/ftctl/backups``): re-running
+    the same plan finds (and resumes) its journal, another plan gets its own. A journal is
+    never deleted: when the latest one was rolled back (or its migration was undone by hand,
+    see :meth:`MigrationExecutor.apply`), the next run uses ``-2``, ``-3``….
+    """
+    base, used = _default_dirs(plan)
+    if not used:
+        return base
+    if _rolled_back_journal(journal_dir(used[-1], plan.source.index_name)):
+        return _numbered(base, len(used) + 1)
+    return used[-1]
+
+
+def _fresh_default_dir(plan: MigrationPlan) -> Path:
+    base, used = _default_dirs(plan)
+    return _numbered(base, len(used) + 1)
+
+
+def _finished(plan: MigrationPlan, backup_dir: Path) -> bool:
+    """Whether ``backup_dir`` holds this plan's apply, recorded as succeeded."""
+    directory = journal_dir(backup_dir, plan.source.index_name)
+    first = Journal.first_run(directory) if Journal.exists(directory) else None
+    if first is None or first.plan_sha256 != plan_digest(plan):
+        return False
+    events = Journal.read(directory)
+    return project_run(run_events(events, "apply")).result == "succeeded"
+
+
+def reverted_step(plan: MigrationPlan) -> Step[bool]:
+    """Whether the live index is the plan's source again (recreated by hand after the
+    migration), rather than its target: a finished journal of the plan is then stale."""
+    info = yield from live_info(plan.source.index_name)
+    if info is None or reported_differences(plan.source.schema_snapshot, info.schema):
+        return False
+    return bool(reported_differences(plan.merged_target_schema, info.schema))
+
+
+def _stale(backup_dir: Path) -> RefusedError:
+    return RefusedError(
+        f"{backup_dir} holds this plan's finished migration, but the live index matches the "
+        "plan's source again (it was recreated after the migration)",
+        "apply into a new backup_dir, or leave backup_dir out and ftctl picks a fresh one; "
+        "RedisVL would delete that backup and start over, ftctl never deletes a journal",
+    )
+
+
+class _ApplyArgs:
+    """apply's RedisVL-compatible arguments, resolved before anything runs."""
+
+    def __init__(
+        self,
+        plan: MigrationPlan | str | os.PathLike[str],
+        backup_dir: str | os.PathLike[str] | None,
+        query_check_file: str | os.PathLike[str] | None,
+    ) -> None:
+        self.plan = _plan_of(plan)
+        check_plan(self.plan)
+        self.checks = _query_checks(query_check_file)
+        self.explicit = backup_dir is not None
+        given = Path(backup_dir) if backup_dir is not None else default_backup_dir(self.plan)
+        self.backup_dir = given.expanduser().resolve()
+
+    def prepare(self) -> None:
+        """Create the backup dir and prove it writable: once Redis answered, before anything
+        runs (a server that cannot be reached leaves no directory behind)."""
+        self.backup_dir = ensure_backup_dir(self.backup_dir)
+
+    def retarget(self, reverted: bool) -> None:
+        """A finished journal that the live index contradicts: refuse an explicit backup dir,
+        move on from a default one to the next."""
+        if not reverted:
+            return
+        if self.explicit:
+            raise _stale(self.backup_dir)
+        self.backup_dir = ensure_backup_dir(_fresh_default_dir(self.plan))
+
+
 # --- what each verb opens (file work only; the same for both executors) --------------------
 
 
@@ -91,6 +274,7 @@ def _open_resume(
     except BaseException:
         run.journal.close()
         raise
+    options.extra_checks = extra_checks_for(run.plan)
     return run
 
 
@@ -138,6 +322,7 @@ def _open_cutover(
     except BaseException:
         run.journal.close()
         raise
+    options.extra_checks = extra_checks_for(run.plan)
     return run
 
 
@@ -187,30 +372,42 @@ class MigrationExecutor:
         redis_url: str | None = None,
         redis_client: redis.Redis | None = None,
         client: redis.Redis | None = None,
-        backup_dir: str | os.PathLike[str],
+        backup_dir: str | os.PathLike[str] | None = None,
         batch_size: int = 500,
         num_workers: int = 1,
-        progress_callback: ProgressCallback | None = None,
-        accept_data_loss: bool = False,
+        progress_callback: ProgressCallback | RedisVLProgress | None = None,
+        accept_data_loss: bool = True,
         timeout: float = 3600.0,
         skip_invalid_vectors: bool = False,
         reconnect_timeout: float = 60.0,
+        query_check_file: str | os.PathLike[str] | None = None,
     ) -> MigrationReport:
         """Apply (or resume) ``plan``; returns the report (``result`` says how it ended).
 
-        Raises RefusedError (nothing changed) for a blocked plan, a lossy plan without
-        ``accept_data_loss``, a backup dir of another plan, or a failed preflight (among its
-        checks: every vector converts — ``skip_invalid_vectors`` leaves those that cannot
-        untouched instead); Interrupted on Ctrl+C (at a batch boundary, resumable).
+        ``backup_dir`` left out: the journal goes to :func:`default_backup_dir`
+        (``report.backup.backup_dir`` says where). ``query_check_file``: RedisVL's YAML of
+        ``fetch_ids`` / ``keys_exist``, checked with the validation (results in
+        ``report.validation.query_checks``). A lossy plan runs (``accept_data_loss`` is
+        accepted for compatibility; the plan's warnings show the measured recall).
+
+        Raises :class:`~ftctl.errors.BackupDirError` (a ValueError) for a backup dir that
+        cannot be created or written, RefusedError (a ValueError; nothing changed) for a
+        blocked plan, a backup dir of another plan (or of this plan's finished migration
+        that the live index contradicts), or a failed preflight (among its checks: every
+        vector converts — ``skip_invalid_vectors`` leaves those that cannot untouched
+        instead); Interrupted on Ctrl+C (at a batch boundary, resumable).
         """
+        args = _ApplyArgs(plan, backup_dir, query_check_file)
         options = Options(
-            batch_size, num_workers, timeout, False, accept_data_loss, progress_callback,
-            skip_invalid_vectors, reconnect_timeout,
+            batch_size, num_workers, timeout, False, accept_data_loss,
+            progress_adapter(progress_callback), skip_invalid_vectors, reconnect_timeout,
+            extra_checks=extra_checks_for(args.plan, args.checks),
         )  # fmt: skip
-        resolved = _plan_of(plan)
-        check_plan(resolved, accept_data_loss=accept_data_loss)
         with _sync_client(redis_url, given_client(redis_client, client)) as (opened, url):
-            run = open_for_apply(resolved, backup_dir, url, options)
+            args.prepare()
+            if _finished(args.plan, args.backup_dir):
+                args.retarget(SyncDriver(opened).run(reverted_step(args.plan)))
+            run = open_for_apply(args.plan, args.backup_dir, url, options)
             return drive_sync(run, opened, options)
 
     def resume(
@@ -223,7 +420,7 @@ class MigrationExecutor:
         client: redis.Redis | None = None,
         batch_size: int = 500,
         num_workers: int = 1,
-        progress_callback: ProgressCallback | None = None,
+        progress_callback: ProgressCallback | RedisVLProgress | None = None,
         accept_data_loss: bool = True,
         timeout: float = 3600.0,
         skip_invalid_vectors: bool = False,
@@ -231,8 +428,8 @@ class MigrationExecutor:
     ) -> MigrationReport:
         """Resume the apply recorded in ``backup_dir`` from its journal alone."""
         options = Options(
-            batch_size, num_workers, timeout, False, accept_data_loss, progress_callback,
-            skip_invalid_vectors, reconnect_timeout,
+            batch_size, num_workers, timeout, False, accept_data_loss,
+            progress_adapter(progress_callback), skip_invalid_vectors, reconnect_timeout,
         )  # fmt: skip
         with _sync_client(redis_url, given_client(redis_client, client)) as (opened, url):
             run = _open_resume(backup_dir, index, url, options)
@@ -249,7 +446,7 @@ class MigrationExecutor:
         force: bool = False,
         batch_size: int = 500,
         num_workers: int = 1,
-        progress_callback: ProgressCallback | None = None,
+        progress_callback: ProgressCallback | RedisVLProgress | None = None,
         timeout: float = 3600.0,
         reconnect_timeout: float = 60.0,
     ) -> MigrationReport:
@@ -261,7 +458,7 @@ class MigrationExecutor:
         schema without downtime. Journaled and resumable like apply.
         """
         options = Options(
-            batch_size, num_workers, timeout, force, True, progress_callback,
+            batch_size, num_workers, timeout, force, True, progress_adapter(progress_callback),
             reconnect_timeout=reconnect_timeout,
         )  # fmt: skip
         with _sync_client(redis_url, given_client(redis_client, client)) as (opened, url):
@@ -277,14 +474,14 @@ class MigrationExecutor:
         redis_client: redis.Redis | None = None,
         client: redis.Redis | None = None,
         num_workers: int = 1,
-        progress_callback: ProgressCallback | None = None,
+        progress_callback: ProgressCallback | RedisVLProgress | None = None,
         timeout: float = 3600.0,
         reconnect_timeout: float = 60.0,
     ) -> MigrationReport:
         """Approve a postponed cut-over (journaled) and finish the online apply."""
         options = Options(
             workers=num_workers, timeout=timeout, accept_data_loss=True,
-            progress=progress_callback, reconnect_timeout=reconnect_timeout,
+            progress=progress_adapter(progress_callback), reconnect_timeout=reconnect_timeout,
         )  # fmt: skip
         with _sync_client(redis_url, given_client(redis_client, client)) as (opened, url):
             run = _open_cutover(backup_dir, index, url, options)
@@ -319,24 +516,29 @@ class AsyncMigrationExecutor:
         redis_url: str | None = None,
         redis_client: redis.asyncio.Redis | None = None,
         client: redis.asyncio.Redis | None = None,
-        backup_dir: str | os.PathLike[str],
+        backup_dir: str | os.PathLike[str] | None = None,
         batch_size: int = 500,
         num_workers: int = 1,
-        progress_callback: ProgressCallback | None = None,
-        accept_data_loss: bool = False,
+        progress_callback: ProgressCallback | RedisVLProgress | None = None,
+        accept_data_loss: bool = True,
         timeout: float = 3600.0,
         skip_invalid_vectors: bool = False,
         reconnect_timeout: float = 60.0,
+        query_check_file: str | os.PathLike[str] | None = None,
     ) -> MigrationReport:
         """Apply (or resume) ``plan``; see :meth:`MigrationExecutor.apply`."""
+        args = await asyncio.to_thread(_ApplyArgs, plan, backup_dir, query_check_file)
         options = Options(
-            batch_size, num_workers, timeout, False, accept_data_loss, progress_callback,
-            skip_invalid_vectors, reconnect_timeout,
+            batch_size, num_workers, timeout, False, accept_data_loss,
+            progress_adapter(progress_callback), skip_invalid_vectors, reconnect_timeout,
+            extra_checks=extra_checks_for(args.plan, args.checks),
         )  # fmt: skip
-        resolved = _plan_of(plan)
-        check_plan(resolved, accept_data_loss=accept_data_loss)
         async with _async_client(redis_url, given_client(redis_client, client)) as (opened, url):
-            run = await asyncio.to_thread(open_for_apply, resolved, backup_dir, url, options)
+            await asyncio.to_thread(args.prepare)
+            if await asyncio.to_thread(_finished, args.plan, args.backup_dir):
+                reverted = await AsyncDriver(opened).run(reverted_step(args.plan))
+                await asyncio.to_thread(args.retarget, reverted)
+            run = await asyncio.to_thread(open_for_apply, args.plan, args.backup_dir, url, options)
             return await drive_async(run, opened, options)
 
     async def resume(
@@ -349,7 +551,7 @@ class AsyncMigrationExecutor:
         client: redis.asyncio.Redis | None = None,
         batch_size: int = 500,
         num_workers: int = 1,
-        progress_callback: ProgressCallback | None = None,
+        progress_callback: ProgressCallback | RedisVLProgress | None = None,
         accept_data_loss: bool = True,
         timeout: float = 3600.0,
         skip_invalid_vectors: bool = False,
@@ -357,8 +559,8 @@ class AsyncMigrationExecutor:
     ) -> MigrationReport:
         """Resume the apply recorded in ``backup_dir``; see :meth:`MigrationExecutor.resume`."""
         options = Options(
-            batch_size, num_workers, timeout, False, accept_data_loss, progress_callback,
-            skip_invalid_vectors, reconnect_timeout,
+            batch_size, num_workers, timeout, False, accept_data_loss,
+            progress_adapter(progress_callback), skip_invalid_vectors, reconnect_timeout,
         )  # fmt: skip
         async with _async_client(redis_url, given_client(redis_client, client)) as (opened, url):
             run = await asyncio.to_thread(_open_resume, backup_dir, index, url, options)
@@ -375,13 +577,13 @@ class AsyncMigrationExecutor:
         force: bool = False,
         batch_size: int = 500,
         num_workers: int = 1,
-        progress_callback: ProgressCallback | None = None,
+        progress_callback: ProgressCallback | RedisVLProgress | None = None,
         timeout: float = 3600.0,
         reconnect_timeout: float = 60.0,
     ) -> MigrationReport:
         """Undo the migration in ``backup_dir``; see :meth:`MigrationExecutor.rollback`."""
         options = Options(
-            batch_size, num_workers, timeout, force, True, progress_callback,
+            batch_size, num_workers, timeout, force, True, progress_adapter(progress_callback),
             reconnect_timeout=reconnect_timeout,
         )  # fmt: skip
         async with _async_client(redis_url, given_client(redis_client, client)) as (opened, url):
@@ -397,14 +599,14 @@ class AsyncMigrationExecutor:
         redis_client: redis.asyncio.Redis | None = None,
         client: redis.asyncio.Redis | None = None,
         num_workers: int = 1,
-        progress_callback: ProgressCallback | None = None,
+        progress_callback: ProgressCallback | RedisVLProgress | None = None,
         timeout: float = 3600.0,
         reconnect_timeout: float = 60.0,
     ) -> MigrationReport:
         """Approve a postponed cut-over; see :meth:`MigrationExecutor.cutover`."""
         options = Options(
             workers=num_workers, timeout=timeout, accept_data_loss=True,
-            progress=progress_callback, reconnect_timeout=reconnect_timeout,
+            progress=progress_adapter(progress_callback), reconnect_timeout=reconnect_timeout,
         )  # fmt: skip
         async with _async_client(redis_url, given_client(redis_client, client)) as (opened, url):
             run = await asyncio.to_thread(_open_cutover, backup_dir, index, url, options)
@@ -428,6 +630,22 @@ class AsyncMigrationExecutor:
             return await drive_async(run, opened, options, abort_only=True)
 
 
+def write_migration_report(report: MigrationReport, path: str | os.PathLike[str]) -> Path:
+    """Write ``report`` as YAML (RedisVL's ``write_migration_report``); returns the path.
+
+    The same content ``ftctl migrate report --report-out`` writes; a report is a projection
+    of its journal, so this file can be regenerated at any time.
+    """
+    target = Path(path)
+    try:
+        target.write_bytes(msgspec.yaml.encode(report))
+    except OSError as exc:
+        raise UsageError(
+            f"cannot write the report to '{target}': {exc.strerror}", "check --report-out"
+        ) from None
+    return target
+
+
 _DEFAULT = MigrationExecutor()
 rollback = _DEFAULT.rollback
 """``ftctl.rollback(backup_dir, ...)``: :meth:`MigrationExecutor.rollback` as a function."""
@@ -440,6 +658,7 @@ abort = _DEFAULT.abort
 __all__ = [
     "FAULT_ENV",
     "FAULT_SIGNAL_ENV",
+    "REDISVL_STEPS",
     "AsyncMigrationExecutor",
     "MigrationExecutor",
     "MigrationFailed",
@@ -447,6 +666,9 @@ __all__ = [
     "abort",
     "check_plan",
     "cutover",
+    "default_backup_dir",
     "find_journals",
+    "progress_adapter",
     "rollback",
+    "write_migration_report",
 ]

@@ -7,6 +7,7 @@ indexes on prefixes no key matches and drop them in the same pipeline.
 
 from __future__ import annotations
 
+import os
 import secrets
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,12 +21,18 @@ from ftctl.drivers.connect import resolve_url
 from ftctl.errors import UsageError
 from ftctl.logs import get_logger
 from ftctl.plan.build import build_plan, merge_request, resolve_source, snapshot_request
-from ftctl.plan.models import MigrationPlan, SchemaPatch, load_patch
+from ftctl.plan.models import MigrationPlan, SchemaPatch, dump_plan, load_patch
 from ftctl.plan.online import ModeRequest, OnlineOptions
 from ftctl.schema.model import IndexSchema, load_schema
 from ftctl.steps.effects import Step
 from ftctl.steps.probe import probe_capabilities
-from ftctl.steps.snapshot import read_aliases, read_memory, read_source, read_target
+from ftctl.steps.snapshot import (
+    KEY_SAMPLE_SIZE,
+    read_aliases,
+    read_memory,
+    read_source,
+    read_target,
+)
 from ftctl.version import ftctl_version
 
 log = get_logger("ftctl.planner")
@@ -39,13 +46,18 @@ def planning_step(
     created_at: str | None = None,
     mode: ModeRequest = "drop_recreate",
     online: OnlineOptions | None = None,
+    key_sample_limit: int = KEY_SAMPLE_SIZE,
 ) -> Step[MigrationPlan]:
     """Snapshot, probe, merge, second snapshot round, then the pure :func:`build_plan`.
 
     Where every alias the user named resolves (any mode: they are kept); unless ``mode`` is
-    drop_recreate, also the server's memory.
+    drop_recreate, also the server's memory. ``key_sample_limit``: keys recorded in
+    ``source.keyspace.key_sample`` (validation checks that each still exists under its final
+    name).
     """
-    snapshot = yield from read_source(index, redis_url=mask_url(redis_url))
+    snapshot = yield from read_source(
+        index, key_sample_size=key_sample_limit, redis_url=mask_url(redis_url)
+    )
     options = online or OnlineOptions(token=secrets.token_hex(4))
     named = yield from read_aliases([a for a in options.aliases if a not in snapshot.alias_targets])
     snapshot = msgspec.structs.replace(snapshot, alias_targets={**snapshot.alias_targets, **named})
@@ -91,6 +103,22 @@ def _log_decisions(plan: MigrationPlan, requested: ModeRequest) -> None:
         bound.debug("plan warning", warning=warning)
 
 
+def write_plan(plan: MigrationPlan, plan_out: str | os.PathLike[str]) -> Path:
+    """Write ``plan`` as YAML to ``plan_out`` (RedisVL's ``write_plan``); returns the path.
+
+    The file is what ``load_plan`` / ``load_migration_plan`` read back, with the same digest.
+    An unwritable path is a :class:`UsageError` (a ``ValueError``).
+    """
+    path = Path(plan_out)
+    try:
+        path.write_bytes(dump_plan(plan))
+    except OSError as exc:
+        raise UsageError(
+            f"cannot write the plan to '{path}': {exc.strerror}", "check --plan-out"
+        ) from None
+    return path
+
+
 def resolve_request(
     *,
     schema_patch_path: str | Path | None = None,
@@ -132,6 +160,7 @@ def _planning(
     target_schema_path: str | Path | None,
     schema_patch: SchemaPatch | None,
     target_schema: IndexSchema | None,
+    key_sample_limit: int = KEY_SAMPLE_SIZE,
 ) -> Step[MigrationPlan]:
     """The one planning step both planners drive (arguments as ``create_plan`` takes them)."""
     online = OnlineOptions(
@@ -146,15 +175,35 @@ def _planning(
         schema_patch=schema_patch,
         target_schema=target_schema,
     )
-    return planning_step(index, request, redis_url=url, mode=mode, online=online)
+    return planning_step(
+        index, request, redis_url=url, mode=mode, online=online, key_sample_limit=key_sample_limit
+    )
 
 
-class MigrationPlanner:
-    """Plans a migration of one index (RedisVL's ``MigrationPlanner`` signature)."""
+class _PlannerFiles:
+    """What both planners share: RedisVL's file helpers and the key sample size."""
+
+    def __init__(self, key_sample_limit: int = KEY_SAMPLE_SIZE) -> None:
+        self.key_sample_limit = key_sample_limit
+
+    def write_plan(self, plan: MigrationPlan, plan_out: str | os.PathLike[str]) -> None:
+        """Write ``plan`` as YAML to ``plan_out`` (see :func:`write_plan`)."""
+        write_plan(plan, plan_out)
+
+    def load_schema_patch(self, schema_patch_path: str | os.PathLike[str]) -> SchemaPatch:
+        """Read a schema patch YAML file (RedisVL's ``load_schema_patch``)."""
+        return load_patch(Path(schema_patch_path))
+
+
+class MigrationPlanner(_PlannerFiles):
+    """Plans a migration of one index (RedisVL's ``MigrationPlanner`` signature).
+
+    ``key_sample_limit`` (RedisVL's argument; default 5): how many keys the plan samples.
+    """
 
     def create_plan(
         self,
-        index: str,
+        index_name: str,
         *,
         redis_url: str | None = None,
         redis_client: redis.Redis | None = None,
@@ -167,7 +216,7 @@ class MigrationPlanner:
         keep_old_name: bool = True,
         postpone_cutover: bool | None = None,
     ) -> MigrationPlan:
-        """Snapshot ``index`` and plan the change; a blocked plan is returned, not raised.
+        """Snapshot ``index_name`` and plan the change; a blocked plan is returned, not raised.
 
         ``mode`` defaults to drop_recreate (RedisVL's behaviour); ``auto`` runs online when
         the change allows it. ``aliases``: other aliases of the source to keep (any mode:
@@ -175,9 +224,10 @@ class MigrationPlanner:
         """
         url = resolve_url(redis_url) if redis_client is None else (redis_url or "")
         step = _planning(
-            index, url, mode, aliases, keep_old_name, postpone_cutover,
+            index_name, url, mode, aliases, keep_old_name, postpone_cutover,
             schema_patch_path=schema_patch_path, target_schema_path=target_schema_path,
             schema_patch=schema_patch, target_schema=target_schema,
+            key_sample_limit=self.key_sample_limit,
         )  # fmt: skip
         client = redis_client or connect(url)
         try:
@@ -186,13 +236,29 @@ class MigrationPlanner:
             if redis_client is None:
                 client.close()
 
+    def create_plan_from_patch(
+        self,
+        index_name: str,
+        *,
+        schema_patch: SchemaPatch,
+        redis_url: str | None = None,
+        redis_client: redis.Redis | None = None,
+    ) -> MigrationPlan:
+        """RedisVL's name for :meth:`create_plan` with an in-memory ``schema_patch``."""
+        return self.create_plan(
+            index_name, redis_url=redis_url, redis_client=redis_client, schema_patch=schema_patch
+        )
 
-class AsyncMigrationPlanner:
-    """The asyncio twin of :class:`MigrationPlanner` (same step, same plan)."""
+
+class AsyncMigrationPlanner(_PlannerFiles):
+    """The asyncio twin of :class:`MigrationPlanner` (same step, same plan).
+
+    ``write_plan`` and ``load_schema_patch`` are plain (not awaited) methods, as in RedisVL.
+    """
 
     async def create_plan(
         self,
-        index: str,
+        index_name: str,
         *,
         redis_url: str | None = None,
         redis_client: redis.asyncio.Redis | None = None,
@@ -205,7 +271,7 @@ class AsyncMigrationPlanner:
         keep_old_name: bool = True,
         postpone_cutover: bool | None = None,
     ) -> MigrationPlan:
-        """Snapshot ``index`` and plan the change; a blocked plan is returned, not raised.
+        """Snapshot ``index_name`` and plan the change; a blocked plan is returned, not raised.
 
         ``mode`` defaults to drop_recreate (RedisVL's behaviour); ``auto`` runs online when
         the change allows it. ``aliases``: other aliases of the source to keep (any mode:
@@ -213,9 +279,10 @@ class AsyncMigrationPlanner:
         """
         url = resolve_url(redis_url) if redis_client is None else (redis_url or "")
         step = _planning(
-            index, url, mode, aliases, keep_old_name, postpone_cutover,
+            index_name, url, mode, aliases, keep_old_name, postpone_cutover,
             schema_patch_path=schema_patch_path, target_schema_path=target_schema_path,
             schema_patch=schema_patch, target_schema=target_schema,
+            key_sample_limit=self.key_sample_limit,
         )  # fmt: skip
         client = redis_client or await async_connect(url)
         try:
@@ -224,5 +291,24 @@ class AsyncMigrationPlanner:
             if redis_client is None:
                 await client.aclose()
 
+    async def create_plan_from_patch(
+        self,
+        index_name: str,
+        *,
+        schema_patch: SchemaPatch,
+        redis_url: str | None = None,
+        redis_client: redis.asyncio.Redis | None = None,
+    ) -> MigrationPlan:
+        """RedisVL's name for :meth:`create_plan` with an in-memory ``schema_patch``."""
+        return await self.create_plan(
+            index_name, redis_url=redis_url, redis_client=redis_client, schema_patch=schema_patch
+        )
 
-__all__ = ["AsyncMigrationPlanner", "MigrationPlanner", "planning_step", "resolve_request"]
+
+__all__ = [
+    "AsyncMigrationPlanner",
+    "MigrationPlanner",
+    "planning_step",
+    "resolve_request",
+    "write_plan",
+]

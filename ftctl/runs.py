@@ -70,6 +70,7 @@ from ftctl.logs import PROGRESS_LOGGER, get_logger
 from ftctl.plan.models import MigrationPlan, dump_plan, load_plan, plan_digest
 from ftctl.progress import Meter
 from ftctl.steps.effects import Progress
+from ftctl.steps.query_checks import ExtraChecks, after_validation
 from ftctl.steps.runner import Outcome, RunContext, run_table
 from ftctl.steps.spec import RunSpec, run_spec
 from ftctl.steps.tables import marks_for, table_for
@@ -395,6 +396,9 @@ class Options:
     reconnect_timeout: float = 60.0
     """Seconds a run keeps reconnecting (and resuming from its journal) after losing the
     server, before it stops as failed."""
+    extra_checks: ExtraChecks | None = None
+    """An apply's checks after its validation: RedisVL's key sample and wildcard search,
+    and the ``query_check_file``'s (see :mod:`ftctl.steps.query_checks`)."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -441,7 +445,10 @@ def report_of(
     """The report of ``kind``'s runs in a journal (a projection; regenerate it any time)."""
     warnings = plan.warnings if kind == "apply" else []
     marks = plan_marks(plan, kind)
-    return project_report(events, marks, backup_dir=directory, warnings=warnings, kind=kind)
+    target = plan.merged_target_schema.name if kind == "apply" else plan.source.index_name
+    return project_report(
+        events, marks, backup_dir=directory, warnings=warnings, kind=kind, target_index=target
+    )
 
 
 def journal_dir(backup_dir: str | os.PathLike[str], index_name: str) -> Path:
@@ -657,7 +664,10 @@ def _prepare(run: Run, options: Options, *, abort_only: bool, stop: threading.Ev
         baseline=_documents_done(run_events(events, run.kind)),
         progress_log=progress_log.bind(**ids),
     )
-    return _Prepared(table.name, run_table(table, ctx), ctx, tap)
+    step = run_table(table, ctx)
+    if options.extra_checks is not None and run.kind == "apply":
+        step = after_validation(step, state, options.extra_checks)
+    return _Prepared(table.name, step, ctx, tap)
 
 
 def _documents_done(events: Sequence[AnyEvent]) -> dict[str, int]:

@@ -1,14 +1,19 @@
 """``migrate validate``: check a live index against a plan's target, without a journal.
 
 The checks are the validate step's own (schema, doc count, indexing failures, sampled keys,
-KNN self-match), run by the same table runner as every migration (table ``VALIDATE``);
-their events are collected in memory and the report is projected from them exactly as for
-an apply. :class:`MigrationValidator` and :class:`AsyncMigrationValidator` differ only in
-the driver.
+KNN self-match), run by the same table runner as every migration (table ``VALIDATE``),
+then RedisVL's (the plan's key sample, a wildcard search, and a ``query_check_file``'s
+fetches and keys: :mod:`ftctl.steps.query_checks`). Their events are collected in memory
+and the report is projected from them exactly as for an apply.
+:class:`MigrationValidator` and :class:`AsyncMigrationValidator` differ only in the driver.
+
+``validate`` returns a :class:`~ftctl.journal.report.ValidationReport`: a full report, which
+also unpacks as RedisVL's ``(validation, target_info, validation_duration)`` tuple.
 """
 
 from __future__ import annotations
 
+import os
 import secrets
 import threading
 from collections.abc import Sequence
@@ -22,9 +27,12 @@ import redis.asyncio
 from ftctl.drivers import AsyncDriver, SyncDriver, async_connect, connect, given_client, mask_url
 from ftctl.journal.events import AnyEvent, RunFinished, RunStarted
 from ftctl.journal.projections import RunState
-from ftctl.journal.report import MigrationReport, project_report
+from ftctl.journal.report import ValidationReport, project_report
 from ftctl.plan.models import MigrationPlan, dump_plan, plan_digest
+from ftctl.plan.query_checks import load_query_checks
 from ftctl.steps.effects import Step
+from ftctl.steps.index_ops import live_info
+from ftctl.steps.query_checks import ExtraChecks, after_validation, extra_checks_for
 from ftctl.steps.runner import Outcome, RunContext, run_table
 from ftctl.steps.spec import run_spec
 from ftctl.steps.tables import VALIDATE
@@ -58,7 +66,23 @@ class MemorySink:
         raise RuntimeError("validation reads no segments")
 
 
-def _start(plan: MigrationPlan, url: str) -> tuple[MemorySink, Step[Outcome]]:
+def _checked(
+    table: Step[Outcome], state: RunState, extra: ExtraChecks
+) -> Step[tuple[Outcome, dict[str, Any]]]:
+    """The table, RedisVL's checks, then the target's FT.INFO numbers (``target_info``)."""
+    outcome = yield from after_validation(table, state, extra)
+    info = yield from live_info(extra.index)
+    stats: dict[str, Any] = msgspec.to_builtins(info.stats) if info is not None else {}
+    return outcome, stats
+
+
+def _start(
+    plan: MigrationPlan,
+    url: str,
+    query_check_file: str | os.PathLike[str] | None,
+    expected_source_count: int | None,
+) -> tuple[MemorySink, Step[tuple[Outcome, dict[str, Any]]]]:
+    checks = None if query_check_file is None else load_query_checks(query_check_file)
     sink = MemorySink()
     (started,) = sink.append(
         [
@@ -76,14 +100,26 @@ def _start(plan: MigrationPlan, url: str) -> tuple[MemorySink, Step[Outcome]]:
     )
     state = RunState(marks=VALIDATE.marks())
     state.fold(started)
-    ctx = RunContext(spec=run_spec(plan), state=state, applied=state)
-    return sink, run_table(VALIDATE, ctx)
+    spec = run_spec(plan)
+    if expected_source_count is not None:
+        spec = msgspec.structs.replace(spec, expected_docs=expected_source_count)
+    ctx = RunContext(spec=spec, state=state, applied=state)
+    return sink, _checked(run_table(VALIDATE, ctx), state, extra_checks_for(plan, checks))
 
 
-def _report(plan: MigrationPlan, sink: MemorySink, outcome: Outcome) -> MigrationReport:
+def _report(
+    plan: MigrationPlan, sink: MemorySink, outcome: Outcome, target_info: dict[str, Any]
+) -> ValidationReport:
     sink.append([RunFinished(result="succeeded" if outcome == "passed" else "failed")])
     events: list[AnyEvent] = sink.events
-    return project_report(events, VALIDATE.marks(), warnings=plan.warnings, kind="validate")
+    report = project_report(
+        events,
+        VALIDATE.marks(),
+        warnings=plan.warnings,
+        kind="validate",
+        target_index=plan.merged_target_schema.name,
+    )
+    return ValidationReport(**msgspec.structs.asdict(report), target_info=target_info)
 
 
 class MigrationValidator:
@@ -96,17 +132,25 @@ class MigrationValidator:
         redis_url: str | None = None,
         redis_client: redis.Redis | None = None,
         client: redis.Redis | None = None,
-    ) -> MigrationReport:
-        """Check the live index against ``plan``; ``redis_client=`` (alias ``client=``) or a URL."""
+        query_check_file: str | os.PathLike[str] | None = None,
+        expected_source_count: int | None = None,
+    ) -> ValidationReport:
+        """Check the live index against ``plan``; ``redis_client=`` (alias ``client=``) or a URL.
+
+        ``query_check_file``: RedisVL's YAML of ``fetch_ids`` / ``keys_exist``.
+        ``expected_source_count``: the document count to expect instead of the plan's
+        ``num_docs + hash_indexing_failures``. The report unpacks as RedisVL's
+        ``validation, target_info, duration = validator.validate(...)``.
+        """
         given = given_client(redis_client, client)
         opened = given or connect(redis_url)
         try:
-            sink, step = _start(plan, redis_url or "")
-            outcome = SyncDriver(opened, sink).run(step)
+            sink, step = _start(plan, redis_url or "", query_check_file, expected_source_count)
+            outcome, target_info = SyncDriver(opened, sink).run(step)
         finally:
             if given is None:
                 opened.close()
-        return _report(plan, sink, outcome)
+        return _report(plan, sink, outcome, target_info)
 
 
 class AsyncMigrationValidator:
@@ -119,17 +163,19 @@ class AsyncMigrationValidator:
         redis_url: str | None = None,
         redis_client: redis.asyncio.Redis | None = None,
         client: redis.asyncio.Redis | None = None,
-    ) -> MigrationReport:
+        query_check_file: str | os.PathLike[str] | None = None,
+        expected_source_count: int | None = None,
+    ) -> ValidationReport:
         """See :meth:`MigrationValidator.validate`."""
         given = given_client(redis_client, client)
         opened = given or await async_connect(redis_url)
         try:
-            sink, step = _start(plan, redis_url or "")
-            outcome = await AsyncDriver(opened, sink).run(step)
+            sink, step = _start(plan, redis_url or "", query_check_file, expected_source_count)
+            outcome, target_info = await AsyncDriver(opened, sink).run(step)
         finally:
             if given is None:
                 await opened.aclose()
-        return _report(plan, sink, outcome)
+        return _report(plan, sink, outcome, target_info)
 
 
 __all__ = ["AsyncMigrationValidator", "MemorySink", "MigrationValidator"]

@@ -7,7 +7,6 @@ with nothing changed, 130 interrupted at a batch boundary (resumable).
 from __future__ import annotations
 
 import asyncio
-import sys
 from pathlib import Path
 from typing import Any, Literal, cast
 
@@ -22,7 +21,7 @@ from ftctl.cli.render import Progress, report_summary, timeline, write_yaml
 from ftctl.cli.state import AppState, pass_state
 from ftctl.executor import AsyncMigrationExecutor, MigrationExecutor
 from ftctl.journal.report import MigrationReport
-from ftctl.plan.models import MigrationPlan, load_plan
+from ftctl.plan.models import load_plan
 from ftctl.validator import MigrationValidator
 
 run_options = options.compose(
@@ -33,18 +32,6 @@ run_options = options.compose(
     options.report_out,
     options.benchmark_out,
 )
-
-
-def _confirm_data_loss(plan: MigrationPlan, accept: bool) -> bool:
-    """``--accept-data-loss``, or an interactive yes on a terminal."""
-    if accept or not plan.requires_data_loss_ack:
-        return True
-    if not sys.stdin.isatty():
-        return False
-    lossy = ", ".join(
-        f"{v.field} {v.source_datatype}→{v.target_datatype}" for v in plan.vector_changes if v.lossy
-    )
-    return click.confirm(f"This migration changes vectors lossily ({lossy}). Continue?", err=True)
 
 
 def _finish(
@@ -91,8 +78,9 @@ def execute(use_async: bool, verb: Verb, *args: Any, **kwargs: Any) -> Migration
 @options.backup_dir()
 @run_options
 @options.use_async
-@options.accept_data_loss
+@options.accept_data_loss_compat
 @options.skip_invalid_vectors
+@options.query_check_file
 @pass_state
 def apply(
     state: AppState,
@@ -107,14 +95,19 @@ def apply(
     use_async: bool,
     accept_data_loss: bool,
     skip_invalid_vectors: bool,
+    query_check_file: str | None,
 ) -> None:
-    """Apply a plan; re-running the same command resumes from the journal."""
+    """Apply a plan; re-running the same command resumes from the journal.
+
+    A reviewed lossy plan runs as the guide's apply does: the plan's warnings show the
+    measured recall (--accept-data-loss is accepted and changes nothing).
+    """
     plan = load_plan(plan_path)
-    accept = _confirm_data_loss(plan, accept_data_loss)
     report = execute(
         use_async, "apply", plan, redis_url=state.url, backup_dir=backup_dir,
-        batch_size=batch_size, num_workers=workers, accept_data_loss=accept, timeout=timeout,
+        batch_size=batch_size, num_workers=workers, timeout=timeout,
         skip_invalid_vectors=skip_invalid_vectors, reconnect_timeout=reconnect_timeout,
+        query_check_file=query_check_file,
     )  # fmt: skip
     _finish(report, backup_dir, report_out, benchmark_out)
 
@@ -180,11 +173,16 @@ def rollback(
 @migrate.command()
 @options.plan_file
 @options.report_out
+@options.query_check_file
 @pass_state
-def validate(state: AppState, plan_path: str, report_out: str | None) -> None:
+def validate(
+    state: AppState, plan_path: str, report_out: str | None, query_check_file: str | None
+) -> None:
     """Check the live index against the plan's target schema and counts (read-only)."""
     plan = load_plan(plan_path)
-    report = MigrationValidator().validate(plan, redis_url=state.url)
+    report = MigrationValidator().validate(
+        plan, redis_url=state.url, query_check_file=query_check_file
+    )
     _finish(report, None, report_out, None)
 
 

@@ -163,6 +163,16 @@ use_async: Decorator = click.option(
 accept_data_loss: Decorator = click.option(
     "--accept-data-loss", is_flag=True, help="Allow lossy vector conversions (required for them)."
 )
+accept_data_loss_compat: Decorator = click.option(
+    "--accept-data-loss",
+    is_flag=True,
+    help="Accepted for compatibility: a reviewed lossy plan runs without it (as in the guide).",
+)
+query_check_file: Decorator = click.option(
+    "--query-check-file",
+    type=click.Path(dir_okay=False, exists=True),
+    help="RedisVL's query checks (YAML: fetch_ids, keys_exist), run with the validation.",
+)
 
 
 def as_json(help: str) -> Decorator:
@@ -175,6 +185,7 @@ __all__ = [
     "Command",
     "Group",
     "accept_data_loss",
+    "accept_data_loss_compat",
     "as_json",
     "backup_dir",
     "batch_size",
@@ -184,6 +195,7 @@ __all__ = [
     "index_name",
     "journal_index",
     "plan_file",
+    "query_check_file",
     "report_out",
     "timeout",
     "url_option",

@@ -273,6 +273,25 @@ class BatchState(msgspec.Struct, frozen=True, kw_only=True):
     remaining: list[str] = msgspec.field(default_factory=list)
     skipped: list[SkippedIndex] = msgspec.field(default_factory=list)
 
+    @property
+    def success_count(self) -> int:
+        """Indexes migrated successfully (RedisVL's ``success_count``)."""
+        return sum(1 for i in self.completed if i.status == SUCCESS)
+
+    @property
+    def failed_count(self) -> int:
+        return sum(1 for i in self.completed if i.status == FAILED)
+
+    @property
+    def skipped_count(self) -> int:
+        """Selected indexes the batch does not migrate (not applicable)."""
+        return len(self.skipped)
+
+    @property
+    def is_complete(self) -> bool:
+        """Nothing left to run and nothing running (RedisVL's ``is_complete``)."""
+        return not self.remaining and self.current_index is None
+
 
 class BatchSummary(msgspec.Struct, frozen=True, kw_only=True):
     total_indexes: int
@@ -300,8 +319,11 @@ class BatchReport(msgspec.Struct, frozen=True, kw_only=True):
     batch_id: str
     status: str
     """completed | partial_failure | failed | in_progress."""
+    backup_dir: str | None = None
+    """The batch's backup directory, absolute (RedisVL's field)."""
     summary: BatchSummary
     indexes: list[BatchReportIndex] = msgspec.field(default_factory=list)
+    started_at: str | None = None
     completed_at: str | None = None
 
 
@@ -355,6 +377,8 @@ def project_batch_report(events: Iterable[AnyEvent]) -> BatchReport:
     return BatchReport(
         batch_id=progress.batch_id,
         status=status,
+        backup_dir=progress.backup_dir or None,
+        started_at=_iso(progress.started_at) or None,
         summary=BatchSummary(
             total_indexes=len(indexes),
             successful=counts[SUCCESS],

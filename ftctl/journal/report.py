@@ -8,9 +8,11 @@ same journal gives the same content.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
@@ -40,9 +42,33 @@ class CheckResult(msgspec.Struct, frozen=True, kw_only=True):
     count: int = 0
 
 
+class QueryCheckResult(msgspec.Struct, frozen=True, kw_only=True):
+    """One query check in RedisVL's shape: ``fetch:<id>``, ``key:<key>`` (from a
+    ``query_check_file``) or ``functional:wildcard_search`` (always run)."""
+
+    name: str
+    passed: bool
+    details: str | None = None
+
+
+QUERY_CHECK_PREFIXES = ("functional:", "fetch:", "key:")
+"""Check names reported in ``validation.query_checks`` (RedisVL's names)."""
+KEY_SAMPLE_CHECK = "key_sample"
+"""The check that the plan's ``source.keyspace.key_sample`` exists under its final names."""
+
+
 class ReportValidation(msgspec.Struct, frozen=True, kw_only=True):
+    """The latest validation (RedisVL's ``MigrationValidation`` fields first, then ftctl's)."""
+
     schema_match: bool | None = None
     doc_count_match: bool | None = None
+    key_sample_exists: bool = False
+    """Every sampled (and, in an apply, every enumerated) key exists under its final name."""
+    indexing_failures_delta: int = 0
+    """Target's ``hash_indexing_failures`` minus the source's."""
+    query_checks: list[QueryCheckResult] = msgspec.field(default_factory=list)
+    errors: list[str] = msgspec.field(default_factory=list)
+    """One line per failed check, or the error that stopped the run; empty on success."""
     keys_exist: bool | None = None
     indexing_failures_ok: bool | None = None
     vector_sample_match: bool | None = None
@@ -52,13 +78,47 @@ class ReportValidation(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class ReportTimings(msgspec.Struct, frozen=True, kw_only=True):
+    """RedisVL's per-phase ``*_duration_seconds`` (None: the phase did not run) and ftctl's
+    per-step seconds (``steps``)."""
+
     total_migration_duration_seconds: float = 0.0
+    drop_duration_seconds: float | None = None
+    quantize_duration_seconds: float | None = None
+    field_rename_duration_seconds: float | None = None
+    key_rename_duration_seconds: float | None = None
+    recreate_duration_seconds: float | None = None
+    initial_indexing_duration_seconds: float | None = None
+    validation_duration_seconds: float | None = None
     downtime_duration_seconds: float = 0.0
     steps: dict[str, float] = msgspec.field(default_factory=dict)
     """Wall-clock seconds of each step that ran."""
 
 
+PHASE_STEPS: dict[str, tuple[str, ...]] = {
+    "drop_duration_seconds": ("drop", "drop_target"),
+    "quantize_duration_seconds": ("quantize", "restore_vectors"),
+    "field_rename_duration_seconds": ("rename_fields", "restore_fields"),
+    "key_rename_duration_seconds": ("rename_keys", "restore_keys"),
+    "recreate_duration_seconds": (
+        "create", "recreate_source", "alter_add", "shadow_create", "rb_shadow_create",
+    ),
+    "initial_indexing_duration_seconds": (
+        "wait", "wait_source", "alter_wait", "shadow_wait", "rb_shadow_wait",
+    ),
+    "validation_duration_seconds": (
+        "validate", "validate_source", "shadow_verify", "online_validate", "rb_shadow_verify",
+        "rb_validate",
+    ),
+}  # fmt: skip
+"""RedisVL's timing key → the ftctl steps (of any mode, apply or rollback) it sums."""
+
+
 class BenchmarkSummary(msgspec.Struct, frozen=True, kw_only=True):
+    documents_indexed_per_second: float | None = None
+    """Documents divided by the index build's seconds (RedisVL's meaning)."""
+    source_index_size_mb: float | None = None
+    target_index_size_mb: float | None = None
+    index_size_delta_mb: float | None = None
     documents: int = 0
     docs_per_second: dict[str, float] = msgspec.field(default_factory=dict)
     """Documents per second of each batched step (backup, quantize, renames)."""
@@ -66,6 +126,10 @@ class BenchmarkSummary(msgspec.Struct, frozen=True, kw_only=True):
 
 class BackupInfo(msgspec.Struct, frozen=True, kw_only=True):
     backup_dir: str = ""
+    """The backup directory the run was given (or ftctl's default), absolute."""
+    backup_paths: list[str] = msgspec.field(default_factory=list)
+    """Where original vectors were backed up: the index's journal directory, which
+    :class:`ftctl.backup.VectorBackup` reads; empty when no vector bytes were rewritten."""
     journal: str = ""
     segments: int = 0
     segment_bytes: int = 0
@@ -76,6 +140,10 @@ class MigrationReport(msgspec.Struct, frozen=True, kw_only=True):
 
     version: int = 1
     index_name: str = ""
+    source_index: str = ""
+    """The index migrated (RedisVL's name; equals ``index_name``)."""
+    target_index: str = ""
+    """The index's name after the migration (differs on an index rename)."""
     kind: RunKind = "apply"
     mode: Mode = "drop_recreate"
     result: RunResult = "in_progress"
@@ -107,6 +175,21 @@ class MigrationReport(msgspec.Struct, frozen=True, kw_only=True):
     """Online mode: when the MULTI/EXEC swap's event was journaled (the cut-over instant)."""
     shadow_build_seconds: float = 0.0
     """Online mode: from the shadow's creation to its background scan's end."""
+    disk_space_estimate: dict[str, object] | None = None
+    """RedisVL's field; ftctl's estimate is ``ftctl migrate estimate`` (never set here)."""
+
+
+class ValidationReport(MigrationReport, frozen=True, kw_only=True):
+    """What ``MigrationValidator.validate`` returns: the report of a validation run, which
+    also unpacks as RedisVL's ``(validation, target_info, validation_duration)``."""
+
+    target_info: dict[str, Any] = msgspec.field(default_factory=dict)
+    """The target index's FT.INFO numbers (num_docs, hash_indexing_failures, …)."""
+
+    def __iter__(self) -> Iterator[Any]:
+        """``validation, target_info, duration = validator.validate(...)`` (RedisVL's shape)."""
+        duration = self.timings.total_migration_duration_seconds
+        return iter((self.validation, self.target_info, duration))
 
 
 def _iso(at: datetime | None) -> str:
@@ -134,12 +217,14 @@ def _validation(events: Sequence[AnyEvent], marks: StepMarks) -> ReportValidatio
     """
     latest: dict[str, CheckResult] = {}
     in_validate = False
+    validated = False
     for event in events:
         step = step_of(event)
         if step is not None:
             in_validate = step in marks.validation
             if isinstance(event, StepStarted) and step in marks.validation_starts:
                 latest = {}
+            validated = validated or (in_validate and isinstance(event, StepStarted))
         if isinstance(event, CheckPassed | CheckFailed) and in_validate:
             latest[event.check] = CheckResult(
                 check=event.check,
@@ -153,9 +238,19 @@ def _validation(events: Sequence[AnyEvent], marks: StepMarks) -> ReportValidatio
         return None if found is None else found.passed
 
     writes = latest.get("concurrent_writes")
+    keys = [c.passed for name, c in latest.items() if name in ("keys_exist", KEY_SAMPLE_CHECK)]
+    failed = [c for c in latest.values() if not c.passed]
     return ReportValidation(
         schema_match=passed("schema_match"),
         doc_count_match=passed("doc_count"),
+        key_sample_exists=all(keys) if keys else validated,
+        indexing_failures_delta=_failures_delta(latest.get("indexing_failures")),
+        query_checks=[
+            QueryCheckResult(name=c.check, passed=c.passed, details=c.detail or None)
+            for name, c in latest.items()
+            if name.startswith(QUERY_CHECK_PREFIXES)
+        ],
+        errors=[f"{c.check}: {c.detail}" for c in failed],
         keys_exist=passed("keys_exist"),
         indexing_failures_ok=passed("indexing_failures"),
         vector_sample_match=passed("vector_bytes"),
@@ -163,6 +258,31 @@ def _validation(events: Sequence[AnyEvent], marks: StepMarks) -> ReportValidatio
         concurrent_writes=writes.count if writes is not None else 0,
         checks=list(latest.values()),
     )
+
+
+_FAILURES_DETAIL = re.compile(r"^(\d+) failures \(source had (\d+)\)")
+"""The detail the validate step gives its ``indexing_failures`` check
+(:mod:`ftctl.steps.validate`): target failures, then the source's."""
+
+
+def _failures_delta(check: CheckResult | None) -> int:
+    """Target failures minus source failures; a decrease shows as a negative number."""
+    if check is None:
+        return 0
+    found = _FAILURES_DETAIL.match(check.detail)
+    if found is not None:
+        return int(found[1]) - int(found[2])
+    return check.count
+
+
+def _phase_seconds(step_seconds: dict[str, float]) -> dict[str, float | None]:
+    """RedisVL's per-phase durations: the seconds of the steps each phase is made of, None
+    for a phase none of whose steps ran."""
+    out: dict[str, float | None] = {}
+    for key, steps in PHASE_STEPS.items():
+        ran = [step_seconds[s] for s in steps if s in step_seconds]
+        out[key] = round(sum(ran), 6) if ran else None
+    return out
 
 
 def _downtime(state: RunState) -> float:
@@ -250,10 +370,13 @@ def project_report(
     backup_dir: str | Path = "",
     warnings: Sequence[str] = (),
     kind: RunKind | None = None,
+    target_index: str = "",
 ) -> MigrationReport:
     """The migration report of a journal's events (``kind`` picks apply or rollback runs).
 
     ``marks`` (from the step tables) say which steps bound the downtime and the validation.
+    ``backup_dir`` is the index's journal directory (``<backup-dir>/<index>``);
+    ``target_index`` the index's name after the migration (default: the source's).
     """
     first = next((e for e in events if isinstance(e, RunStarted)), None)
     wanted: RunKind = kind or (first.kind if first else "apply")
@@ -281,6 +404,12 @@ def project_report(
         dict.fromkeys(_shown(k) for e in selected if isinstance(e, KeysGone) for k in e.keys)
     )
     cutover_at, shadow_seconds = _online_times(selected)
+    validation = _validation(selected, marks)
+    if state.error and not validation.errors:
+        validation = msgspec.structs.replace(validation, errors=[state.error])
+    phases = _phase_seconds(step_seconds)
+    indexing = phases["initial_indexing_duration_seconds"]
+    backed_up = bool(state.batches_done.get("backup"))
     return MigrationReport(
         failed_step=state.failed_step,
         down_since=_down_since(state, result),
@@ -291,6 +420,8 @@ def project_report(
         cutover_at=cutover_at,
         shadow_build_seconds=shadow_seconds,
         index_name=state.index_name or "",
+        source_index=state.index_name or "",
+        target_index=target_index or state.index_name or "",
         kind=wanted,
         mode=state.mode or "drop_recreate",
         result=result,
@@ -304,11 +435,19 @@ def project_report(
             ),
             downtime_duration_seconds=downtime,
             steps=step_seconds,
+            **phases,
         ),
-        validation=_validation(selected, marks),
-        benchmark_summary=BenchmarkSummary(documents=documents, docs_per_second=rates),
+        validation=validation,
+        benchmark_summary=BenchmarkSummary(
+            documents_indexed_per_second=(
+                round(documents / indexing, 3) if indexing is not None and indexing > 0 else None
+            ),
+            documents=documents,
+            docs_per_second=rates,
+        ),
         backup=BackupInfo(
             backup_dir=str(root.parent) if root else "",
+            backup_paths=[str(root)] if root and backed_up else [],
             journal=str(root / "journal.log") if root else "",
             segments=len(segments),
             segment_bytes=sum(segments.values()),

@@ -86,6 +86,16 @@ class BatchPlan(msgspec.Struct, frozen=True, kw_only=True):
     def applicable(self) -> list[BatchPlanIndex]:
         return [i for i in self.indexes if i.applicable]
 
+    @property
+    def applicable_count(self) -> int:
+        """How many indexes the batch migrates (RedisVL's ``applicable_count``)."""
+        return sum(1 for i in self.indexes if i.applicable)
+
+    @property
+    def skipped_count(self) -> int:
+        """How many selected indexes the batch skips (RedisVL's ``skipped_count``)."""
+        return sum(1 for i in self.indexes if not i.applicable)
+
 
 class SnappedIndex(msgspec.Struct, frozen=True, kw_only=True):
     """A selected index as the batch snapshot step saw it: the input of :func:`classify`.
@@ -410,16 +420,15 @@ def classify(
         if reason is None:
             assert item.snapshot is not None and item.merged is not None
             # The plan as the single-index planner makes it: with every other live index.
-            plan = normalized(
-                build_plan(
-                    item.snapshot,
-                    patch,
-                    capabilities,
-                    merged=item.merged,
-                    created_at=created_at,
-                    ftctl_version=ftctl_version,
-                )
+            built = build_plan(
+                item.snapshot,
+                patch,
+                capabilities,
+                merged=item.merged,
+                created_at=created_at,
+                ftctl_version=ftctl_version,
             )
+            plan = normalized(built)
             if not plan.supported:
                 reason = "; ".join(plan.diff_classification.blocked_reasons)
             else:

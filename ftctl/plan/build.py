@@ -84,6 +84,10 @@ Rule = Callable[[Context], Iterable[str]]
 # --- helpers -----------------------------------------------------------------------------
 
 
+# A single-index apply runs a reviewed lossy plan as RedisVL's guide does; batch-apply asks.
+_LOSSY_RUNS = "reviewed here, apply runs it (batch-apply asks for --accept-data-loss)"
+
+
 def overlapping_prefixes(a: Iterable[str], b: Iterable[str]) -> list[tuple[str, str]]:
     """Every pair ``(x in a, y in b)`` whose keys can meet, under FT.CREATE PREFIX semantics:
     one is a string-prefix of the other; no prefix (``[]``) is ``""``, which matches all."""
@@ -521,8 +525,8 @@ def _warnings(
         )
     if stats.hash_indexing_failures:
         out.append(
-            f"Source index '{ctx.source.name}' has {stats.hash_indexing_failures} indexing "
-            "failures: those documents are enumerated by SCAN and will fail again unless fixed"
+            f"Source index '{ctx.source.name}' has {stats.hash_indexing_failures:,} hash "
+            "indexing failure(s): those documents are enumerated by SCAN and will fail again unless fixed"
         )
     for change in ctx.vector_changes:
         if change.lossy:
@@ -533,13 +537,13 @@ def _warnings(
                     f"{change.target_datatype}: recall@{q.k} {q.recall_at_k:.3f} against "
                     f"float32 brute force on {q.sample_size} sampled vectors "
                     f"({q.metric}), max abs error {q.max_abs_error:.3g}, mean "
-                    f"{q.mean_abs_error:.3g}; apply needs --accept-data-loss"
+                    f"{q.mean_abs_error:.3g}; {_LOSSY_RUNS}"
                 )
             else:
                 out.append(
                     f"Lossy quantization of '{change.field}' {change.source_datatype} → "
                     f"{change.target_datatype}: too few stored vectors to measure recall@"
-                    f"{RECALL_K}; apply needs --accept-data-loss"
+                    f"{RECALL_K}; {_LOSSY_RUNS}"
                 )
         if change.params is not None:
             p = change.params

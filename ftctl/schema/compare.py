@@ -25,6 +25,7 @@ from ftctl.schema.model import (
     TagField,
     TextField,
     VectorField,
+    from_builtins,
 )
 
 NEVER_REPORTED_INDEX = frozenset({"key_separator", "skip_initial_scan", "name"})
@@ -116,3 +117,18 @@ def reported_differences(expected: IndexSchema, live: IndexSchema) -> list[str]:
         if f.name not in expected_names:
             out.append(f"field '{f.name}': not expected")
     return out
+
+
+def schemas_equal(
+    a: IndexSchema | dict[str, Any], b: IndexSchema | dict[str, Any], *, strip_excluded: bool = True
+) -> bool:
+    """Whether two schemas (ftctl's, or RedisVL schema dicts) define the same index.
+
+    RedisVL's ``schemas_equal``: the index names and everything ``FT.INFO`` reports must
+    match (options it never reports cannot differ). ``strip_excluded`` is accepted for
+    RedisVL's signature; the comparison always leaves those options out, because a live
+    index (``SearchIndex.from_existing(...).schema.to_dict()``) cannot show them.
+    """
+    left = a if isinstance(a, IndexSchema) else from_builtins(a)
+    right = b if isinstance(b, IndexSchema) else from_builtins(b)
+    return left.name == right.name and not reported_differences(left, right)

@@ -66,6 +66,16 @@ class IndexStats(msgspec.Struct, frozen=True, kw_only=True):
     offsets_per_term_avg: float = 0.0
     offset_bits_per_record_avg: float = 0.0
 
+    def __getitem__(self, key: str) -> Any:
+        """Read access in RedisVL's dict shape (``plan.source.stats_snapshot["num_docs"]``)."""
+        if key not in self.__struct_fields__:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """``dict.get`` by field name (RedisVL plans hold the stats as a dict)."""
+        return getattr(self, key) if key in self.__struct_fields__ else default
+
 
 class IndexInfo(msgspec.Struct, frozen=True, kw_only=True):
     """A parsed FT.INFO: the index's real name (aliases resolve to it), schema and stats."""

@@ -242,6 +242,18 @@ class IndexSchema(_Model, frozen=True, kw_only=True):
     def name(self) -> str:
         return self.index.name
 
+    def to_dict(self) -> dict[str, Any]:
+        """The schema as RedisVL's schema dict (``index``, ``fields``), defaults omitted."""
+        return schema_to_builtins(self)
+
+    def __getitem__(self, key: str) -> Any:
+        """Read access in RedisVL's dict shape (``plan.merged_target_schema["index"]``)."""
+        return self.to_dict()[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """``dict.get`` on :meth:`to_dict` (RedisVL plans hold schemas as dicts)."""
+        return self.to_dict().get(key, default)
+
     @property
     def storage_type(self) -> StorageType:
         return self.index.storage_type

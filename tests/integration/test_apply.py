@@ -215,12 +215,21 @@ def test_blocked_plan_is_refused(r: redis.Redis, redis_url: str, tmp_path: Path)
     assert not list(tmp_path.iterdir())
 
 
-def test_lossy_plan_needs_accept_data_loss(r: redis.Redis, redis_url: str, tmp_path: Path) -> None:
-    """A lossy quantization without accept_data_loss is refused and writes no journal."""
+def test_reviewed_lossy_plan_applies_without_accept_data_loss(
+    r: redis.Redis, redis_url: str, tmp_path: Path
+) -> None:
+    """A reviewed lossy quantization applies without accept_data_loss, as the guide's apply
+    does: the plan's warning shows the measured recall and says apply runs it."""
     source(r, "hash")
     made = plan(redis_url, patch(update_fields=[{"name": "emb", "attrs": {"datatype": "float16"}}]))
-    _refused(r, redis_url, tmp_path, made, "lossily", accept_data_loss=False)
-    assert not list(tmp_path.iterdir())
+    lossy = [w for w in made.warnings if w.startswith("Lossy quantization of 'emb'")]
+    assert len(lossy) == 1 and "recall@10" in lossy[0], made.warnings
+    assert "apply runs it (batch-apply asks for --accept-data-loss)" in lossy[0]
+    report = run_apply(
+        RUNNERS[0], made, redis_url=redis_url, backup_dir=tmp_path, accept_data_loss=False
+    )
+    assert report.result == "succeeded", (report.error, report.validation.checks)
+    assert info(r).schema.field("emb").attrs.datatype == "float16"  # type: ignore[union-attr]
 
 
 def test_backup_dir_of_another_plan_is_refused(

@@ -50,9 +50,7 @@ def test_readme_quick_start_cli(redis_url: str, r: redis.Redis, tmp_path: Path) 
         str(plan),
     )
     backups = tmp_path / "backups"
-    applied = run(
-        "migrate", "apply", "--plan", str(plan), "--backup-dir", str(backups), "--accept-data-loss"
-    )
+    applied = run("migrate", "apply", "--plan", str(plan), "--backup-dir", str(backups))
     assert "Result: succeeded" in applied
     assert len(r.hget("doc:0", "embedding") or b"") == 384 * 2
     assert "run_finished" in run("migrate", "journal", "inspect", "--backup-dir", str(backups))
@@ -79,9 +77,7 @@ def test_readme_python_example(redis_url: str, r: redis.Redis, tmp_path: Path) -
     original = r.hget("doc:7", "embedding")
     patch = FIXTURES / "patches" / "demo_quantize_add_field.yaml"
     plan = MigrationPlanner().create_plan("demo_docs", redis_url=redis_url, schema_patch_path=patch)
-    report = MigrationExecutor().apply(
-        plan, redis_url=redis_url, backup_dir=tmp_path / "backups", accept_data_loss=True
-    )
+    report = MigrationExecutor().apply(plan, redis_url=redis_url, backup_dir=tmp_path / "backups")
     assert report.result == "succeeded"
     assert report.timings.downtime_duration_seconds > 0
     assert rollback(tmp_path / "backups", redis_url=redis_url).result == "rolled_back"

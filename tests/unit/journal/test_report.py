@@ -170,3 +170,88 @@ def test_document_checks_journaled_while_the_index_builds_are_reported() -> None
     assert validation.keys_exist is False
     assert validation.vector_sample_match is True
     assert validation.doc_count_match is True
+
+
+def _redisvl_events() -> list[AnyEvent]:
+    ref = SegmentRef(number=1, size=100, crc32=7)
+    return _stamp(
+        [
+            _run(),
+            StepStarted(step="enumerate"),
+            KeysEnumerated(segment=ref, batch=0, keys=4),
+            StepFinished(step="enumerate"),
+            StepStarted(step="backup"),
+            BatchDone(step="backup", batch=0, keys=4, segment=ref),
+            StepFinished(step="backup"),
+            StepStarted(step="drop"),
+            StepFinished(step="drop"),
+            StepStarted(step="quantize"),
+            BatchDone(step="quantize", batch=0, keys=4),
+            StepFinished(step="quantize"),
+            StepStarted(step="create"),
+            StepFinished(step="create"),
+            StepStarted(step="wait"),
+            CheckPassed(check="keys_exist", detail="0 enumerated keys missing"),
+            StepFinished(step="wait"),
+            StepStarted(step="validate"),
+            CheckPassed(check="schema_match", detail="matches the plan"),
+            CheckPassed(check="doc_count", detail="num_docs + hash_indexing_failures = 4"),
+            CheckPassed(check="indexing_failures", detail="1 failures (source had 3)"),
+            StepFinished(step="validate"),
+            CheckPassed(check="key_sample", detail="0 of 2 sampled keys missing"),
+            CheckPassed(check="functional:wildcard_search", detail="Wildcard search returned 4"),
+            CheckFailed(check="fetch:9", detail="Document not found (doc:9)", count=1),
+            RunFinished(result="failed", error="validation failed: fetch:9: Document not found"),
+        ]
+    )
+
+
+def test_report_carries_redisvl_fields() -> None:
+    """The report has RedisVL's fields with RedisVL's meaning: per-phase durations (None for
+    phases that did not run), key_sample_exists, indexing_failures_delta (a decrease is
+    negative), query_checks by RedisVL's names, one error line per failed check,
+    documents_indexed_per_second over the index build, and backup_paths naming the journal
+    directory when vectors were backed up."""
+    report = project_report(
+        _redisvl_events(), APPLY, backup_dir="/b/docs", kind="apply", target_index="docs_v2"
+    )
+    assert (report.source_index, report.target_index) == ("docs", "docs_v2")
+    t = report.timings
+    assert t.drop_duration_seconds == 1.0 and t.quantize_duration_seconds == 2.0
+    assert t.recreate_duration_seconds == 1.0 and t.initial_indexing_duration_seconds == 2.0
+    assert t.validation_duration_seconds == 4.0
+    assert t.field_rename_duration_seconds is None and t.key_rename_duration_seconds is None
+    assert t.steps["backup"] == 2.0
+    v = report.validation
+    assert v.key_sample_exists is True and v.indexing_failures_delta == -2
+    assert [(c.name, c.passed) for c in v.query_checks] == [
+        ("functional:wildcard_search", True),
+        ("fetch:9", False),
+    ]
+    assert v.errors == ["fetch:9: Document not found (doc:9)"]
+    assert report.benchmark_summary.documents_indexed_per_second == 2.0
+    assert report.backup.backup_dir == "/b" and report.backup.backup_paths == ["/b/docs"]
+
+
+def test_report_without_backup_or_checks_has_redisvl_defaults() -> None:
+    """An index-only run backs up nothing (backup_paths empty); a run refused before its
+    validation has key_sample_exists False and its error as the one line of errors."""
+    done = project_report(_apply_events(), APPLY, backup_dir="/b/docs")
+    assert done.backup.backup_paths == [] and done.validation.key_sample_exists is True
+    refused = project_report(
+        _stamp([_run(), RunFinished(result="refused", error="source changed")]), APPLY
+    )
+    assert refused.validation.key_sample_exists is False
+    assert refused.validation.errors == ["source changed"]
+    assert refused.timings.drop_duration_seconds is None
+    assert refused.benchmark_summary.documents_indexed_per_second is None
+
+
+def test_validation_report_unpacks_as_redisvl_tuple() -> None:
+    """A ValidationReport is a full report that also unpacks as RedisVL's
+    (validation, target_info, duration)."""
+    from ftctl.journal.report import ValidationReport
+
+    report = ValidationReport(index_name="docs", target_info={"num_docs": 4})
+    validation, info, duration = report
+    assert validation is report.validation and info == {"num_docs": 4} and duration == 0.0
