@@ -18,6 +18,8 @@ A step is a generator ``Generator[Effect, object, R]``. For each effect the driv
 - ``WriteSegment`` → the ``SegmentRef`` of the fsync'd, compressed segment (the driver's
   journal writes it); ``ReadSegment`` → the verified, decoded segment payload;
   ``VerifySegments`` → one line per segment that is missing or damaged.
+- ``StartCapture`` / ``StopCapture`` → ``None``; ``TakeCaptured`` → a :class:`Captured`
+  (change capture, for online migrations that copy while applications write).
 """
 
 from __future__ import annotations
@@ -145,6 +147,52 @@ class Session:
     step: Generator[Any, Any, Any]
 
 
+@dataclass(frozen=True, slots=True)
+class StartCapture:
+    """Start capturing the names of keys written under ``prefixes`` (CLIENT TRACKING ON
+    BCAST PREFIX … on a connection of the driver's own). Reply: None. Starting again while
+    capturing replaces the prefixes.
+
+    Prefixes are bytes or str (UTF-8). An empty prefix, or no prefix at all, captures every
+    key; a prefix that another one covers adds nothing. Capture is at most once: writes
+    made while the tracking connection is down are not named, only reported through
+    :attr:`Captured.lost`. Every writer is seen, the driver's own connections included.
+    Sub-steps of a :class:`Parallel` share their driver's capture. When this reply comes
+    back the server is tracking: any write it acknowledges later is named by a take.
+    """
+
+    prefixes: Sequence[bytes | str]
+
+
+@dataclass(frozen=True, slots=True)
+class TakeCaptured:
+    """Reply: a :class:`Captured` with the keys written since the last take (each key once)
+    and whether events may have been lost since then.
+
+    A take is a fence: every write the server acknowledged before the take was yielded is
+    in this take or an earlier one (or the take reports ``lost``). Taking while not
+    capturing replies ``Captured([], lost=True)``.
+    """
+
+
+@dataclass(frozen=True, slots=True)
+class Captured:
+    """The reply to :class:`TakeCaptured`."""
+
+    keys: list[bytes]
+    """Keys written since the last take, each once, in no particular order."""
+    lost: bool
+    """True when writes may have gone unseen since the last take: the first take after a
+    start (writes before tracking began are unknown), after the tracking connection dropped
+    (it is reopened and tracking re-enabled), or after the listener fell behind."""
+
+
+@dataclass(frozen=True, slots=True)
+class StopCapture:
+    """Stop capturing and close the tracking connection. Reply: None. Harmless when not
+    capturing."""
+
+
 Effect: TypeAlias = (
     Commands
     | Packed
@@ -156,6 +204,9 @@ Effect: TypeAlias = (
     | VerifySegments
     | Parallel
     | Session
+    | StartCapture
+    | TakeCaptured
+    | StopCapture
 )
 Step: TypeAlias = Generator[Effect, Any, R]
 
