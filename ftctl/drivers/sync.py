@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol, TypeVar
@@ -11,6 +12,7 @@ from typing import Any, Protocol, TypeVar
 import redis
 
 from ftctl.drivers import wire
+from ftctl.drivers.capture import DEFAULT_CAPTURE_LIMIT, SyncCaptures
 from ftctl.drivers.gil import responsive_threads
 from ftctl.drivers.replies import translate_connection_error, wrap_replies
 from ftctl.errors import Interrupted
@@ -24,7 +26,10 @@ from ftctl.steps.effects import (
     Record,
     Session,
     Sleep,
+    StartCapture,
     Step,
+    StopCapture,
+    TakeCaptured,
     VerifySegments,
     WriteSegment,
     pack,
@@ -51,6 +56,9 @@ class SyncDriver:
     ``workers`` connections run the sub-steps of a :class:`Parallel` effect in threads; the
     extra connections come from ``connect_worker`` (made on first use, closed by ``close``).
     Once ``stop`` is set, a :class:`Sleep` raises :class:`Interrupted` instead of sleeping.
+    A change capture (:class:`StartCapture`) runs a daemon thread on a connection of its own,
+    made with ``client``'s settings; it holds at most ``capture_limit`` keys between takes,
+    is shared with the worker drivers and is stopped by ``close``.
     """
 
     def __init__(
@@ -61,6 +69,7 @@ class SyncDriver:
         workers: int = 1,
         connect_worker: Callable[[], redis.Redis] | None = None,
         stop: threading.Event | None = None,
+        capture_limit: int = DEFAULT_CAPTURE_LIMIT,
     ) -> None:
         self.client = client
         self.journal = journal
@@ -73,6 +82,10 @@ class SyncDriver:
         flight per driver."""
         self._session = threading.local()
         """``.connection``: the connection the current thread's Session holds, if any."""
+        self._captures = SyncCaptures(client, capture_limit)
+        """Shared with the worker drivers; stopped when this driver is closed or collected."""
+        self._owns_captures = True
+        weakref.finalize(self, self._captures.stop)
 
     def run(self, step: Step[R]) -> R:
         """Drive ``step`` to completion and return its value."""
@@ -126,6 +139,14 @@ class SyncDriver:
                 return self._journal().verify_segments(refs)
             case Parallel(steps=steps):
                 return self._parallel(steps)
+            case StartCapture(prefixes=prefixes):
+                self._captures.start(prefixes)
+                return None
+            case TakeCaptured():
+                return self._captures.take()
+            case StopCapture():
+                self._captures.stop()
+                return None
             case Session(step=sub):
                 with self._wire:
                     connection = self._session_connection()
@@ -186,7 +207,9 @@ class SyncDriver:
         if self._connect_worker is None or self.workers == 1:
             return [self]
         while len(self._helpers) < self.workers - 1:
-            self._helpers.append(SyncDriver(self._connect_worker(), self.journal, stop=self.stop))
+            helper = SyncDriver(self._connect_worker(), self.journal, stop=self.stop)
+            helper._captures, helper._owns_captures = self._captures, False
+            self._helpers.append(helper)
         return [self, *self._helpers]
 
     def _parallel(self, steps: Sequence[Step[Any]]) -> list[Any]:
@@ -225,7 +248,10 @@ class SyncDriver:
         return results
 
     def close(self) -> None:
-        """Close the extra worker connections (not the caller's client)."""
+        """Stop the change capture and close the extra worker connections (not the
+        caller's client)."""
+        if self._owns_captures:
+            self._captures.stop()
         for helper in self._helpers:
             helper.client.close()
         self._helpers.clear()
