@@ -4,6 +4,10 @@ both drivers, with the client under RESP2 and RESP3 (the capture's own connectio
 from __future__ import annotations
 
 import asyncio
+import gc
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -409,3 +413,45 @@ def test_capture_works_with_redis_pys_own_parser(kind: str, redis_url: str, r: r
     assert sorted(captured.keys) == [b"py:\x00", b"py:h"]
     assert not captured.lost
     assert tracking_clients(r) == []
+
+
+def _start_only() -> Step[None]:
+    yield StartCapture(["alive:"])
+
+
+def test_an_unclosed_capture_does_not_keep_the_process_alive(redis_url: str) -> None:
+    """A script that starts a capture and never closes its driver still exits at once."""
+    script = (
+        "import redis, sys\n"
+        "from ftctl.drivers import SyncDriver\n"
+        "from ftctl.steps.effects import StartCapture\n"
+        "def step():\n"
+        "    yield StartCapture(['alive:'])\n"
+        "driver = SyncDriver(redis.Redis.from_url(sys.argv[1]))\n"
+        "driver.run(step())\n"
+        "print('started', flush=True)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, redis_url],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        check=False,
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (0, "started\n", "")
+
+
+def test_a_collected_sync_driver_stops_its_capture(redis_url: str, r: redis.Redis) -> None:
+    """A sync driver dropped without close() stops its capture when it is collected: the
+    tracking connection is closed and the reader thread ends."""
+    threads = threading.active_count()
+    client = redis.Redis.from_url(redis_url)
+    driver = SyncDriver(client)
+    driver.run(_start_only())
+    assert len(tracking_clients(r)) == 1
+    del driver
+    gc.collect()
+    assert tracking_clients(r) == []
+    assert threading.active_count() == threads
+    client.close()
