@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import hiredis
 
 from ftctl.steps.effects import (
+    Captured,
     Command,
     Commands,
     Offload,
@@ -28,7 +29,10 @@ from ftctl.steps.effects import (
     Record,
     Session,
     Sleep,
+    StartCapture,
     Step,
+    StopCapture,
+    TakeCaptured,
     VerifySegments,
     WriteSegment,
 )
@@ -51,6 +55,12 @@ class ScriptedRedis:
     every event recorded is kept in ``sent`` and ``recorded`` for assertions (``Progress``
     effects in ``progressed``). A command that does not match the next scripted pattern
     fails the test with both shown.
+
+    Change capture: each ``TakeCaptured`` pops the next :class:`Captured` from ``captured``;
+    once that is empty it answers as a quiet keyspace would: no keys, ``lost`` on the first
+    take after a ``StartCapture`` (and whenever nothing is capturing), not after. Every
+    ``StartCapture`` and ``StopCapture`` is kept in ``captures``, every reply to a take in
+    ``taken``.
     """
 
     script: list[tuple[str, Reply | Responder]]
@@ -60,6 +70,12 @@ class ScriptedRedis:
     segments: list[Any] = field(default_factory=list)
     """Segments written by the step; a ``ReadSegment`` ref is an index into this list."""
     progressed: list[Progress] = field(default_factory=list)
+    captured: list[Captured] = field(default_factory=list)
+    """Replies for the next takes, in order."""
+    captures: list[StartCapture | StopCapture] = field(default_factory=list)
+    taken: list[Captured] = field(default_factory=list)
+    _capturing: bool = field(default=False, init=False, repr=False)
+    _taken_since_start: bool = field(default=False, init=False, repr=False)
 
     def reply_to(self, command: Command) -> Reply:
         self.sent.append(command)
@@ -107,11 +123,30 @@ class ScriptedRedis:
                     reply = self.run(sub)
                 case Parallel(steps=steps):
                     reply = [self.run(sub) for sub in steps]  # in order: the script is one list
+                case StartCapture() | StopCapture():
+                    self.captures.append(effect)
+                    self._capturing = isinstance(effect, StartCapture)
+                    self._taken_since_start = False
+                    reply = None
+                case TakeCaptured():
+                    reply = self.take()
+
+    def take(self) -> Captured:
+        """The reply to a ``TakeCaptured``: the next scripted one, else a quiet keyspace's."""
+        if self.captured:
+            reply = self.captured.pop(0)
+        else:
+            reply = Captured([], lost=not (self._capturing and self._taken_since_start))
+        self._taken_since_start = True
+        self.taken.append(reply)
+        return reply
 
     def assert_done(self) -> None:
-        """Every scripted reply was used."""
+        """Every scripted reply (and every scripted take) was used."""
         if self.script:
             raise AssertionError(f"scripted replies left unused: {[p for p, _ in self.script]}")
+        if self.captured:
+            raise AssertionError(f"scripted takes left unused: {self.captured}")
 
 
 def unpack(payload: bytes, count: int) -> list[Command]:

@@ -17,6 +17,7 @@ import redis
 import redis.asyncio
 
 from ftctl.drivers import wire
+from ftctl.drivers.capture import DEFAULT_CAPTURE_LIMIT, AsyncCaptures
 from ftctl.drivers.gil import responsive_threads
 from ftctl.drivers.replies import translate_connection_error, wrap_replies
 from ftctl.drivers.sync import EventSink, ProgressSink
@@ -48,6 +49,9 @@ class AsyncDriver:
     """Executes effects against redis.asyncio clients; ``workers`` tasks run Parallel steps.
 
     :class:`Progress` effects go to ``progress`` (dropped without one).
+    A change capture (:class:`StartCapture`) runs a task reading a connection of its own,
+    made with ``client``'s settings; it holds at most ``capture_limit`` keys between takes,
+    is shared with the worker drivers and is stopped by ``close``.
     """
 
     def __init__(
@@ -59,6 +63,7 @@ class AsyncDriver:
         connect_worker: Callable[[], Coroutine[Any, Any, redis.asyncio.Redis]] | None = None,
         stop: threading.Event | None = None,
         progress: ProgressSink | None = None,
+        capture_limit: int = DEFAULT_CAPTURE_LIMIT,
     ) -> None:
         self.client = client
         self.journal = journal
@@ -74,6 +79,9 @@ class AsyncDriver:
         """The connection the current task's Session holds, if any (the lock is held)."""
         self._connect_worker = connect_worker
         self._helpers: list[AsyncDriver] = []
+        self._captures = AsyncCaptures(client, capture_limit)
+        """Shared with the worker drivers; stopped when this driver is closed."""
+        self._owns_captures = True
 
     async def run(self, step: Step[R]) -> R:
         """Drive ``step`` to completion and return its value."""
@@ -128,10 +136,16 @@ class AsyncDriver:
                 return await asyncio.to_thread(self._journal().read_segment, ref)
             case VerifySegments(refs=refs):
                 return await asyncio.to_thread(self._journal().verify_segments, refs)
-            case StartCapture() | TakeCaptured() | StopCapture():
-                raise RuntimeError("change capture is not available in this driver yet")
             case Parallel(steps=steps):
                 return await self._parallel(steps)
+            case StartCapture(prefixes=prefixes):
+                await self._captures.start(prefixes)
+                return None
+            case TakeCaptured():
+                return await self._captures.take()
+            case StopCapture():
+                await self._captures.stop()
+                return None
             case Session(step=sub):
                 async with self._wire:
                     connection = await self._session_connection()
@@ -203,14 +217,11 @@ class AsyncDriver:
         if self._connect_worker is None or self.workers == 1:
             return [self]
         while len(self._helpers) < self.workers - 1:
-            self._helpers.append(
-                AsyncDriver(
-                    await self._connect_worker(),
-                    self.journal,
-                    stop=self.stop,
-                    progress=self.progress,
-                )
+            helper = AsyncDriver(
+                await self._connect_worker(), self.journal, stop=self.stop, progress=self.progress
             )
+            helper._captures, helper._owns_captures = self._captures, False
+            self._helpers.append(helper)
         return [self, *self._helpers]
 
     async def _parallel(self, steps: Sequence[Step[Any]]) -> list[Any]:
@@ -244,7 +255,10 @@ class AsyncDriver:
         return results
 
     async def close(self) -> None:
-        """Close the extra worker connections (not the caller's client)."""
+        """Stop the change capture and close the extra worker connections (not the
+        caller's client)."""
+        if self._owns_captures:
+            await self._captures.stop()
         for helper in self._helpers:
             await helper.client.aclose()
         self._helpers.clear()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextvars
 import threading
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol, TypeVar
@@ -12,6 +13,7 @@ from typing import Any, Protocol, TypeVar
 import redis
 
 from ftctl.drivers import wire
+from ftctl.drivers.capture import DEFAULT_CAPTURE_LIMIT, SyncCaptures
 from ftctl.drivers.gil import responsive_threads
 from ftctl.drivers.replies import translate_connection_error, wrap_replies
 from ftctl.errors import Interrupted
@@ -60,6 +62,9 @@ class SyncDriver:
     extra connections come from ``connect_worker`` (made on first use, closed by ``close``).
     Once ``stop`` is set, a :class:`Sleep` raises :class:`Interrupted` instead of sleeping.
     :class:`Progress` effects go to ``progress`` (dropped without one).
+    A change capture (:class:`StartCapture`) runs a daemon thread on a connection of its own,
+    made with ``client``'s settings; it holds at most ``capture_limit`` keys between takes,
+    is shared with the worker drivers and is stopped by ``close``.
     """
 
     def __init__(
@@ -71,6 +76,7 @@ class SyncDriver:
         connect_worker: Callable[[], redis.Redis] | None = None,
         stop: threading.Event | None = None,
         progress: ProgressSink | None = None,
+        capture_limit: int = DEFAULT_CAPTURE_LIMIT,
     ) -> None:
         self.client = client
         self.journal = journal
@@ -84,6 +90,10 @@ class SyncDriver:
         flight per driver."""
         self._session = threading.local()
         """``.connection``: the connection the current thread's Session holds, if any."""
+        self._captures = SyncCaptures(client, capture_limit)
+        """Shared with the worker drivers; stopped when this driver is closed or collected."""
+        self._owns_captures = True
+        weakref.finalize(self, self._captures.stop)
 
     def run(self, step: Step[R]) -> R:
         """Drive ``step`` to completion and return its value."""
@@ -139,10 +149,16 @@ class SyncDriver:
                 return self._journal().read_segment(ref)
             case VerifySegments(refs=refs):
                 return self._journal().verify_segments(refs)
-            case StartCapture() | TakeCaptured() | StopCapture():
-                raise RuntimeError("change capture is not available in this driver yet")
             case Parallel(steps=steps):
                 return self._parallel(steps)
+            case StartCapture(prefixes=prefixes):
+                self._captures.start(prefixes)
+                return None
+            case TakeCaptured():
+                return self._captures.take()
+            case StopCapture():
+                self._captures.stop()
+                return None
             case Session(step=sub):
                 with self._wire:
                     connection = self._session_connection()
@@ -203,11 +219,11 @@ class SyncDriver:
         if self._connect_worker is None or self.workers == 1:
             return [self]
         while len(self._helpers) < self.workers - 1:
-            self._helpers.append(
-                SyncDriver(
-                    self._connect_worker(), self.journal, stop=self.stop, progress=self.progress
-                )
+            helper = SyncDriver(
+                self._connect_worker(), self.journal, stop=self.stop, progress=self.progress
             )
+            helper._captures, helper._owns_captures = self._captures, False
+            self._helpers.append(helper)
         return [self, *self._helpers]
 
     def _parallel(self, steps: Sequence[Step[Any]]) -> list[Any]:
@@ -248,7 +264,10 @@ class SyncDriver:
         return results
 
     def close(self) -> None:
-        """Close the extra worker connections (not the caller's client)."""
+        """Stop the change capture and close the extra worker connections (not the
+        caller's client)."""
+        if self._owns_captures:
+            self._captures.stop()
         for helper in self._helpers:
             helper.client.close()
         self._helpers.clear()

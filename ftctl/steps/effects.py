@@ -19,6 +19,8 @@ A step is a generator ``Generator[Effect, object, R]``. For each effect the driv
   journal writes it); ``ReadSegment`` → the verified, decoded segment payload;
   ``VerifySegments`` → one line per segment that is missing or damaged.
 - ``Progress`` → ``None``; the driver hands it to whoever shows the run's progress.
+- ``StartCapture`` / ``StopCapture`` → ``None``; ``TakeCaptured`` → a :class:`Captured`
+  (change capture, for online migrations that copy while applications write).
 """
 
 from __future__ import annotations
@@ -123,36 +125,6 @@ class VerifySegments:
 
 
 @dataclass(frozen=True, slots=True)
-class StartCapture:
-    """Start capturing the names of keys written under ``prefixes`` (CLIENT TRACKING ON
-    BCAST PREFIX … on a connection of the driver's own). Reply: None. Starting again while
-    capturing replaces the prefixes."""
-
-    prefixes: Sequence[bytes | str]
-
-
-@dataclass(frozen=True, slots=True)
-class TakeCaptured:
-    """Reply: a :class:`Captured` with the keys written since the last take (each key once)
-    and whether events may have been lost since then."""
-
-
-@dataclass(frozen=True, slots=True)
-class Captured:
-    keys: list[bytes]
-    lost: bool
-    """True when writes may have gone unseen since the last take: the first take after a
-    start (writes before tracking began are unknown), after the tracking connection dropped
-    (it is reopened and tracking re-enabled), or after the listener fell behind."""
-
-
-@dataclass(frozen=True, slots=True)
-class StopCapture:
-    """Stop capturing and close the tracking connection. Reply: None. Harmless when not
-    capturing."""
-
-
-@dataclass(frozen=True, slots=True)
 class Parallel:
     """Independent sub-steps (batches over disjoint keys) the driver may run concurrently.
 
@@ -194,6 +166,52 @@ class Progress:
     detail: Mapping[str, float | int | str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class StartCapture:
+    """Start capturing the names of keys written under ``prefixes`` (CLIENT TRACKING ON
+    BCAST PREFIX … on a connection of the driver's own). Reply: None. Starting again while
+    capturing replaces the prefixes.
+
+    Prefixes are bytes or str (UTF-8). An empty prefix, or no prefix at all, captures every
+    key; a prefix that another one covers adds nothing. Capture is at most once: writes
+    made while the tracking connection is down are not named, only reported through
+    :attr:`Captured.lost`. Every writer is seen, the driver's own connections included.
+    Sub-steps of a :class:`Parallel` share their driver's capture. When this reply comes
+    back the server is tracking: any write it acknowledges later is named by a take.
+    """
+
+    prefixes: Sequence[bytes | str]
+
+
+@dataclass(frozen=True, slots=True)
+class TakeCaptured:
+    """Reply: a :class:`Captured` with the keys written since the last take (each key once)
+    and whether events may have been lost since then.
+
+    A take is a fence: every write the server acknowledged before the take was yielded is
+    in this take or an earlier one (or the take reports ``lost``). Taking while not
+    capturing replies ``Captured([], lost=True)``.
+    """
+
+
+@dataclass(frozen=True, slots=True)
+class Captured:
+    """The reply to :class:`TakeCaptured`."""
+
+    keys: list[bytes]
+    """Keys written since the last take, each once, in no particular order."""
+    lost: bool
+    """True when writes may have gone unseen since the last take: the first take after a
+    start (writes before tracking began are unknown), after the tracking connection dropped
+    (it is reopened and tracking re-enabled), or after the listener fell behind."""
+
+
+@dataclass(frozen=True, slots=True)
+class StopCapture:
+    """Stop capturing and close the tracking connection. Reply: None. Harmless when not
+    capturing."""
+
+
 Effect: TypeAlias = (
     Commands
     | Packed
@@ -203,12 +221,12 @@ Effect: TypeAlias = (
     | WriteSegment
     | ReadSegment
     | VerifySegments
-    | StartCapture
-    | TakeCaptured
-    | StopCapture
     | Parallel
     | Session
     | Progress
+    | StartCapture
+    | TakeCaptured
+    | StopCapture
 )
 Step: TypeAlias = Generator[Effect, Any, R]
 
