@@ -43,9 +43,12 @@ from ftctl.journal.events import (
     KeysEnumerated,
     KeysGone,
     Note,
+    PaceChanged,
     RunFinished,
     RunInterrupted,
+    RunPaused,
     RunResult,
+    RunResumed,
     RunStarted,
     ServerChanged,
     ServerSeen,
@@ -219,6 +222,9 @@ def project_batch(events: Iterable[AnyEvent]) -> BatchProgress:
                 | ShadowReady()
                 | CutoverApproved()
                 | CutoverDone()
+                | RunPaused()
+                | RunResumed()
+                | PaceChanged()
             ):
                 pass  # index-run events live in the index journals, never in a batch journal
             case _:

@@ -343,6 +343,44 @@ class CutoverDone(Event, frozen=True, kw_only=True, tag="cutover_done"):
     recovered: bool = False
 
 
+# --- pacing of online runs (``ftctl migrate pause``, the latency probe) --------------------
+
+
+class RunPaused(Event, frozen=True, kw_only=True, tag="run_paused"):
+    """An operator asked the run to pause (a flag file in the journal directory): it holds
+    its writes between two batches, holding nothing on the server, until the flag is gone."""
+
+    step: StepName | Literal[""] = ""
+
+
+class RunResumed(Event, frozen=True, kw_only=True, tag="run_resumed"):
+    """The pause flag was removed: the paused run goes on (its pause lasted from the
+    matching ``run_paused`` to this event)."""
+
+    step: StepName | Literal[""] = ""
+
+
+PaceChange: TypeAlias = Literal["slowed", "recovered"]
+
+
+class PaceChanged(Event, frozen=True, kw_only=True, tag="pace_changed"):
+    """The run slowed its writes (the first slowdown from full pace, or a new low of it) or
+    went back to full pace, and what it measured then.
+
+    ``batch``: documents between two probes (and at most per transaction); ``sleep_ms``:
+    the pause between batches; ``latency_ms``: the slower of the probe and the longest
+    write transaction since the last probe (None: no probe answered); ``cpu``: the server
+    main thread's CPU share (None: not measured yet).
+    """
+
+    step: StepName | Literal[""] = ""
+    change: PaceChange
+    batch: int
+    sleep_ms: float = 0.0
+    latency_ms: float | None = None
+    cpu: float | None = None
+
+
 # --- batch journals (``<backup-dir>/batch-<id>/``) ----------------------------------------
 
 
@@ -439,6 +477,9 @@ AnyEvent: TypeAlias = (
     | ShadowReady
     | CutoverApproved
     | CutoverDone
+    | RunPaused
+    | RunResumed
+    | PaceChanged
     | BatchRunStarted
     | BatchStarted
     | BatchIndexStarted
@@ -490,7 +531,12 @@ def step_of(event: AnyEvent) -> StepName | None:
             | CutoverDone(step=step)
         ):
             return step
-        case RunInterrupted(step=step):
+        case (
+            RunInterrupted(step=step)
+            | RunPaused(step=step)
+            | RunResumed(step=step)
+            | PaceChanged(step=step)
+        ):
             return step or None
         case KeysEnumerated() | EnumerationRestarted():
             return "enumerate"

@@ -15,7 +15,10 @@ from ftctl.journal.events import (
     ConflictRecorded,
     KeysEnumerated,
     Note,
+    PaceChanged,
     RunFinished,
+    RunPaused,
+    RunResumed,
     RunStarted,
     StepFinished,
     StepSkipped,
@@ -57,6 +60,17 @@ def _detail(event: AnyEvent) -> str:
             return event.message
         case RunFinished():
             return event.result + (f": {event.error}" if event.error else "")
+        case RunPaused():
+            return "paused by an operator: writes held until 'ftctl migrate unpause'"
+        case RunResumed():
+            return "pause flag removed: writes go on"
+        case PaceChanged():
+            measured = [f"batch {event.batch}", f"sleep {event.sleep_ms:g} ms"]
+            if event.latency_ms is not None:
+                measured.append(f"latency {event.latency_ms:g} ms")
+            if event.cpu is not None:
+                measured.append(f"cpu {event.cpu:.0%}")
+            return f"{event.change}: " + ", ".join(measured)
         case BatchDone() if event.segment is not None:
             return f"segment {event.segment.filename}"
         case KeysEnumerated():

@@ -53,6 +53,7 @@ from ftctl.journal.events import (
     segment_refs,
 )
 from ftctl.journal.framing import CORRUPT_HINT, HEADER, HEADER_SIZE, MAX_RECORD_SIZE, frame, scan
+from ftctl.journal.pause import pause_requested
 from ftctl.journal.safefs import (
     check_private_file,
     check_regular,
@@ -519,6 +520,11 @@ class Journal:
 
     def __iter__(self) -> Iterator[AnyEvent]:
         return iter(self.events())
+
+    def paused(self) -> bool:
+        """Whether an operator asked the run on this journal to pause (its ``PAUSE`` flag,
+        see :mod:`ftctl.journal.pause`)."""
+        return pause_requested(self.directory)
 
     def read_segment(self, ref: SegmentRef) -> SegmentPayload:
         """A segment's payload, after checking its size and crc32 against ``ref``."""

@@ -35,10 +35,13 @@ from ftctl.journal.events import (
     KeysGone,
     Mode,
     Note,
+    PaceChanged,
     RunFinished,
     RunInterrupted,
     RunKind,
+    RunPaused,
     RunResult,
+    RunResumed,
     RunStarted,
     SegmentRef,
     ServerChanged,
@@ -152,6 +155,9 @@ class RunState:
     """When the first shadow index of the run was created (online mode)."""
     shadow_ready_at: datetime | None = None
     """When the latest shadow finished its background scan."""
+    paused: bool = False
+    """The latest run is holding its writes at a pause flag (``run_paused`` without its
+    ``run_resumed``)."""
     interrupted_at: tuple[StepName | None, int | None] | None = None
     """Where the latest run was interrupted, if it was and did not go on afterwards."""
     result: RunResult | None = None
@@ -216,6 +222,7 @@ class RunState:
                     self.started_at = event.at
                 self.run_id = event.run_id
                 self.kind = event.kind
+                self.paused = False
                 self.runs.append(event.kind)
                 self.result = None
                 self.error = ""
@@ -296,6 +303,12 @@ class RunState:
                 self.shadow_ready_at = event.at
             case CutoverDone():
                 pass  # the cut-over instant is the report's (ftctl.journal.report)
+            case RunPaused():
+                self.paused = True
+            case RunResumed():
+                self.paused = False
+            case PaceChanged():
+                pass  # the pace is the report's (ftctl.journal.report)
             case RunFinished():
                 self.result = event.result
                 self.error = event.error

@@ -24,8 +24,11 @@ from ftctl.journal.events import (
     CutoverDone,
     KeysGone,
     Mode,
+    PaceChanged,
     RunKind,
+    RunPaused,
     RunResult,
+    RunResumed,
     RunStarted,
     ShadowCreated,
     ShadowReady,
@@ -135,6 +138,70 @@ class BackupInfo(msgspec.Struct, frozen=True, kw_only=True):
     segment_bytes: int = 0
 
 
+class PacingReport(msgspec.Struct, frozen=True, kw_only=True):
+    """How an online run that rewrites documents paced its writes (settings of its latest
+    run; what happened over all its runs)."""
+
+    throttle: bool = True
+    max_latency_ms: float = 0.0
+    max_cpu: float = 0.0
+    probe_query: str = ""
+    """Empty: a KNN 10 on the live index's vector field (``*`` without one)."""
+    slowed: int = 0
+    """``pace_changed`` events that slowed the run (a first slowdown or a new low)."""
+    lowest_batch: int | None = None
+    """The smallest batch the run went down to (None: it never slowed)."""
+    longest_sleep_ms: float = 0.0
+    highest_latency_ms: float | None = None
+    """The highest latency a slowdown was measured at."""
+    pauses: int = 0
+    """Times an operator paused the run (``ftctl migrate pause``)."""
+    paused_seconds: float = 0.0
+    """How long it held its writes, all pauses together (one still on: until the last
+    event)."""
+    paused: bool = False
+    """The run was paused when the journal ended."""
+
+
+def project_pacing(events: Sequence[AnyEvent]) -> PacingReport | None:
+    """The pacing of a run's events (None: the run does not pace its writes)."""
+    settings = next(
+        (
+            e.options
+            for e in reversed(events)
+            if isinstance(e, RunStarted) and "throttle" in e.options
+        ),
+        None,
+    )
+    if settings is None:
+        return None
+    slowed = [e for e in events if isinstance(e, PaceChanged) and e.change == "slowed"]
+    latencies = [e.latency_ms for e in slowed if e.latency_ms is not None]
+    pauses, held, since = 0, 0.0, None
+    for event in events:
+        if isinstance(event, RunPaused):
+            pauses += 1
+            since = event.at
+        elif isinstance(event, RunResumed | RunStarted) and since is not None:
+            held += _seconds(since, event.at)
+            since = None
+    if since is not None and events:
+        held += _seconds(since, events[-1].at)
+    return PacingReport(
+        throttle=bool(settings.get("throttle")),
+        max_latency_ms=float(settings.get("max_latency_ms") or 0.0),
+        max_cpu=float(settings.get("max_cpu") or 0.0),
+        probe_query=str(settings.get("probe_query") or ""),
+        slowed=len(slowed),
+        lowest_batch=min((e.batch for e in slowed), default=None),
+        longest_sleep_ms=max((e.sleep_ms for e in slowed), default=0.0),
+        highest_latency_ms=max(latencies, default=None),
+        pauses=pauses,
+        paused_seconds=round(held, 3),
+        paused=since is not None,
+    )
+
+
 class MigrationReport(msgspec.Struct, frozen=True, kw_only=True):
     """What happened, from the journal alone."""
 
@@ -177,6 +244,8 @@ class MigrationReport(msgspec.Struct, frozen=True, kw_only=True):
     """Online mode: from the shadow's creation to its background scan's end."""
     disk_space_estimate: dict[str, object] | None = None
     """RedisVL's field; ftctl's estimate is ``ftctl migrate estimate`` (never set here)."""
+    pacing: PacingReport | None = None
+    """Online runs that rewrite documents: their pace and pauses (None: not paced)."""
 
 
 class ValidationReport(MigrationReport, frozen=True, kw_only=True):
@@ -337,6 +406,11 @@ def _next_actions(state: RunState, kind: RunKind, result: str, where: str) -> li
                 else ""
             )
         )
+    if state.paused and result != "succeeded":
+        out.append(
+            "the run was paused when it stopped (ftctl migrate pause): a run started while the "
+            f"flag is there starts paused; 'ftctl migrate unpause --backup-dir {where}' removes it"
+        )
     if result == "refused":
         out.append("nothing was changed: fix what the error names, then run the command again")
     elif result == "awaiting_cutover":
@@ -456,6 +530,7 @@ def project_report(
         conflict_sample=conflict_keys[:20],
         warnings=list(warnings),
         manual_actions=manual,
+        pacing=project_pacing(selected),
     )
 
 

@@ -43,6 +43,9 @@ from ftctl.journal.events import (
     CutoverDone,
     EnumerationRestarted,
     KeysGone,
+    PaceChanged,
+    RunPaused,
+    RunResumed,
     ServerChanged,
     ServerSeen,
     ShadowCreated,
@@ -119,6 +122,11 @@ SAMPLES: list[Event] = [
     KeysGone(seq=25, at=AT, step="quantize", keys=[b"doc:9"]),
     StepsReopened(seq=26, at=AT, steps=["restore_vectors"], reason="--force"),
     ServerChanged(seq=23, at=AT, previous="abc", current="def"),
+    RunPaused(seq=27, at=AT, step="expand"),
+    RunResumed(seq=28, at=AT, step="expand"),
+    PaceChanged(
+        seq=29, at=AT, step="contract", change="slowed", batch=10, sleep_ms=20.0, latency_ms=61.5
+    ),
     BatchRunStarted(
         seq=1,
         at=AT,
@@ -158,6 +166,9 @@ EXPECTED_TAGS = {
     "BatchIndexStarted": "batch_index_started",
     "BatchIndexFinished": "batch_index_finished",
     "BatchIndexInterrupted": "batch_index_interrupted",
+    "RunPaused": "run_paused",
+    "RunResumed": "run_resumed",
+    "PaceChanged": "pace_changed",
 }
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import msgspec
+
 from ftctl.journal.events import (
     AnyEvent,
     BatchDone,
@@ -11,7 +13,10 @@ from ftctl.journal.events import (
     CheckPassed,
     ConflictRecorded,
     KeysEnumerated,
+    PaceChanged,
     RunFinished,
+    RunPaused,
+    RunResumed,
     RunStarted,
     SegmentRef,
     StepFinished,
@@ -255,3 +260,58 @@ def test_validation_report_unpacks_as_redisvl_tuple() -> None:
     report = ValidationReport(index_name="docs", target_info={"num_docs": 4})
     validation, info, duration = report
     assert validation is report.validation and info == {"num_docs": 4} and duration == 0.0
+
+
+def _paced_events(*, resumed: bool = True) -> list[AnyEvent]:
+    start = msgspec.structs.replace(
+        _run(),
+        mode="online",
+        options={"max_latency_ms": 50.0, "max_cpu": 0.8, "probe_query": "", "throttle": True},
+    )
+    events: list[AnyEvent] = [
+        start,
+        StepStarted(step="expand"),
+        PaceChanged(step="expand", change="slowed", batch=250, latency_ms=80.0, cpu=0.5),
+        PaceChanged(step="expand", change="slowed", batch=10, sleep_ms=40.0, latency_ms=65.0),
+        PaceChanged(step="expand", change="recovered", batch=500, latency_ms=3.0),
+        RunPaused(step="expand"),
+        StepFinished(step="expand"),  # a second between stamps: held 2 s once resumed
+    ]
+    if resumed:
+        events += [RunResumed(step="expand"), RunFinished(result="succeeded")]
+    return _stamp(events)
+
+
+def test_the_report_says_how_a_run_paced_and_paused() -> None:
+    """Slowdowns (lowest batch, longest pause, highest latency measured at one), the
+    settings of the run, and the pauses with how long they held."""
+    pacing = project_report(_paced_events(), APPLY).pacing
+    assert pacing is not None
+    assert (pacing.max_latency_ms, pacing.max_cpu, pacing.throttle) == (50.0, 0.8, True)
+    assert (pacing.slowed, pacing.lowest_batch, pacing.longest_sleep_ms) == (2, 10, 40.0)
+    assert pacing.highest_latency_ms == 80.0
+    assert (pacing.pauses, pacing.paused_seconds, pacing.paused) == (1, 2.0, False)
+
+
+def test_a_run_still_paused_is_reported_with_the_way_out() -> None:
+    """A journal that ends paused (Ctrl+C while paused) counts the pause to its last event
+    and tells how to remove the flag."""
+    report = project_report(_paced_events(resumed=False), APPLY)
+    assert report.pacing is not None and report.pacing.paused
+    assert report.pacing.paused_seconds == 1.0
+    assert any("ftctl migrate unpause" in action for action in report.manual_actions)
+
+
+def test_runs_that_do_not_pace_have_no_pacing_section() -> None:
+    """A drop_recreate journal (no pacing settings journaled) reports ``pacing: null``."""
+    assert project_report(_apply_events(), APPLY).pacing is None
+
+
+def test_inspect_shows_pauses_and_pace_changes() -> None:
+    """journal inspect rows name the pause, its end, and what each pace change measured."""
+    rows = {r.event: r for r in inspect_rows(_paced_events())}
+    assert "paused by an operator" in rows["run_paused"].detail
+    assert rows["run_resumed"].step == "expand"
+    shown = [r.detail for r in inspect_rows(_paced_events()) if r.event == "pace_changed"]
+    assert shown[0] == "slowed: batch 250, sleep 0 ms, latency 80 ms, cpu 50%"
+    assert shown[2].startswith("recovered: batch 500")
