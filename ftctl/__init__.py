@@ -17,7 +17,9 @@ from ftctl.executor import (
     AsyncMigrationExecutor,
     MigrationExecutor,
     default_backup_dir,
+    pause,
     rollback,
+    unpause,
     write_migration_report,
 )
 from ftctl.indexes import create_index, delete_index, index_info, list_indexes
@@ -36,6 +38,7 @@ from ftctl.journal.report import (
 )
 from ftctl.plan.batch import BatchPlan, OverlapError
 from ftctl.plan.models import MigrationPlan, SchemaPatch, load_patch, load_plan
+from ftctl.plan.pacing import Pacing
 from ftctl.planner import AsyncMigrationPlanner, MigrationPlanner, write_plan
 from ftctl.schema.compare import schemas_equal
 from ftctl.schema.model import IndexSchema, load_schema
@@ -78,6 +81,7 @@ __all__ = [
     "MigrationValidation",
     "MigrationValidator",
     "OverlapError",
+    "Pacing",
     "QueryCheckResult",
     "RefusedError",
     "ReportTimings",
@@ -96,9 +100,11 @@ __all__ = [
     "load_patch",
     "load_plan",
     "load_schema",
+    "pause",
     "project_state",
     "rollback",
     "schemas_equal",
+    "unpause",
     "write_migration_report",
     "write_plan",
 ]

@@ -41,6 +41,7 @@ from ftctl.journal.events import CutoverApproved, StepsReopened
 from ftctl.journal.projections import project_run, run_events
 from ftctl.journal.report import MigrationReport
 from ftctl.plan.models import MigrationPlan, load_plan, plan_digest
+from ftctl.plan.pacing import Pacing
 from ftctl.plan.query_checks import QueryChecks, load_query_checks
 from ftctl.runs import (
     FAULT_ENV,
@@ -48,6 +49,7 @@ from ftctl.runs import (
     RUN_PROTOCOL,
     RUN_SOCKET_TIMEOUT,
     Options,
+    PauseFlag,
     ProgressCallback,
     Run,
     drive_async,
@@ -57,7 +59,9 @@ from ftctl.runs import (
     only_journal,
     open_existing,
     open_for_apply,
+    pause,
     rolled_back,
+    unpause,
 )
 from ftctl.schema.compare import reported_differences
 from ftctl.steps.effects import Step
@@ -381,6 +385,7 @@ class MigrationExecutor:
         skip_invalid_vectors: bool = False,
         reconnect_timeout: float = 60.0,
         query_check_file: str | os.PathLike[str] | None = None,
+        pacing: Pacing | None = None,
     ) -> MigrationReport:
         """Apply (or resume) ``plan``; returns the report (``result`` says how it ended).
 
@@ -389,6 +394,10 @@ class MigrationExecutor:
         ``fetch_ids`` / ``keys_exist``, checked with the validation (results in
         ``report.validation.query_checks``). A lossy plan runs (``accept_data_loss`` is
         accepted for compatibility; the plan's warnings show the measured recall).
+        ``pacing``: how an online plan that rewrites documents paces its writes against the
+        server (:class:`~ftctl.plan.pacing.Pacing`; fields left None: the journal's, then
+        the defaults). Every verb takes it; :func:`pause` / :func:`unpause` hold and
+        release a running one.
 
         Raises :class:`~ftctl.errors.BackupDirError` (a ValueError) for a backup dir that
         cannot be created or written, RefusedError (a ValueError; nothing changed) for a
@@ -401,7 +410,7 @@ class MigrationExecutor:
         options = Options(
             batch_size, num_workers, timeout, False, accept_data_loss,
             progress_adapter(progress_callback), skip_invalid_vectors, reconnect_timeout,
-            extra_checks=extra_checks_for(args.plan, args.checks),
+            extra_checks=extra_checks_for(args.plan, args.checks), pacing=pacing,
         )  # fmt: skip
         with _sync_client(redis_url, given_client(redis_client, client)) as (opened, url):
             args.prepare()
@@ -425,11 +434,13 @@ class MigrationExecutor:
         timeout: float = 3600.0,
         skip_invalid_vectors: bool = False,
         reconnect_timeout: float = 60.0,
+        pacing: Pacing | None = None,
     ) -> MigrationReport:
         """Resume the apply recorded in ``backup_dir`` from its journal alone."""
         options = Options(
             batch_size, num_workers, timeout, False, accept_data_loss,
             progress_adapter(progress_callback), skip_invalid_vectors, reconnect_timeout,
+            pacing=pacing,
         )  # fmt: skip
         with _sync_client(redis_url, given_client(redis_client, client)) as (opened, url):
             run = _open_resume(backup_dir, index, url, options)
@@ -449,6 +460,7 @@ class MigrationExecutor:
         progress_callback: ProgressCallback | RedisVLProgress | None = None,
         timeout: float = 3600.0,
         reconnect_timeout: float = 60.0,
+        pacing: Pacing | None = None,
     ) -> MigrationReport:
         """Undo the migration recorded in ``backup_dir`` from its journal alone.
 
@@ -459,7 +471,7 @@ class MigrationExecutor:
         """
         options = Options(
             batch_size, num_workers, timeout, force, True, progress_adapter(progress_callback),
-            reconnect_timeout=reconnect_timeout,
+            reconnect_timeout=reconnect_timeout, pacing=pacing,
         )  # fmt: skip
         with _sync_client(redis_url, given_client(redis_client, client)) as (opened, url):
             run = _open_rollback(backup_dir, index, url, options)
@@ -477,11 +489,13 @@ class MigrationExecutor:
         progress_callback: ProgressCallback | RedisVLProgress | None = None,
         timeout: float = 3600.0,
         reconnect_timeout: float = 60.0,
+        pacing: Pacing | None = None,
     ) -> MigrationReport:
         """Approve a postponed cut-over (journaled) and finish the online apply."""
         options = Options(
             workers=num_workers, timeout=timeout, accept_data_loss=True,
             progress=progress_adapter(progress_callback), reconnect_timeout=reconnect_timeout,
+            pacing=pacing,
         )  # fmt: skip
         with _sync_client(redis_url, given_client(redis_client, client)) as (opened, url):
             run = _open_cutover(backup_dir, index, url, options)
@@ -497,10 +511,11 @@ class MigrationExecutor:
         client: redis.Redis | None = None,
         timeout: float = 3600.0,
         reconnect_timeout: float = 60.0,
+        pacing: Pacing | None = None,
     ) -> MigrationReport:
         """Drop the shadow of an online migration that was not cut over; the source is
         untouched. Refused (nothing changed) once the cut-over happened: use rollback."""
-        options = Options(timeout=timeout, reconnect_timeout=reconnect_timeout)
+        options = Options(timeout=timeout, reconnect_timeout=reconnect_timeout, pacing=pacing)
         with _sync_client(redis_url, given_client(redis_client, client)) as (opened, url):
             run = _open_abort(backup_dir, index, url, options)
             return drive_sync(run, opened, options, abort_only=True)
@@ -525,13 +540,14 @@ class AsyncMigrationExecutor:
         skip_invalid_vectors: bool = False,
         reconnect_timeout: float = 60.0,
         query_check_file: str | os.PathLike[str] | None = None,
+        pacing: Pacing | None = None,
     ) -> MigrationReport:
         """Apply (or resume) ``plan``; see :meth:`MigrationExecutor.apply`."""
         args = await asyncio.to_thread(_ApplyArgs, plan, backup_dir, query_check_file)
         options = Options(
             batch_size, num_workers, timeout, False, accept_data_loss,
             progress_adapter(progress_callback), skip_invalid_vectors, reconnect_timeout,
-            extra_checks=extra_checks_for(args.plan, args.checks),
+            extra_checks=extra_checks_for(args.plan, args.checks), pacing=pacing,
         )  # fmt: skip
         async with _async_client(redis_url, given_client(redis_client, client)) as (opened, url):
             await asyncio.to_thread(args.prepare)
@@ -556,11 +572,13 @@ class AsyncMigrationExecutor:
         timeout: float = 3600.0,
         skip_invalid_vectors: bool = False,
         reconnect_timeout: float = 60.0,
+        pacing: Pacing | None = None,
     ) -> MigrationReport:
         """Resume the apply recorded in ``backup_dir``; see :meth:`MigrationExecutor.resume`."""
         options = Options(
             batch_size, num_workers, timeout, False, accept_data_loss,
             progress_adapter(progress_callback), skip_invalid_vectors, reconnect_timeout,
+            pacing=pacing,
         )  # fmt: skip
         async with _async_client(redis_url, given_client(redis_client, client)) as (opened, url):
             run = await asyncio.to_thread(_open_resume, backup_dir, index, url, options)
@@ -580,11 +598,12 @@ class AsyncMigrationExecutor:
         progress_callback: ProgressCallback | RedisVLProgress | None = None,
         timeout: float = 3600.0,
         reconnect_timeout: float = 60.0,
+        pacing: Pacing | None = None,
     ) -> MigrationReport:
         """Undo the migration in ``backup_dir``; see :meth:`MigrationExecutor.rollback`."""
         options = Options(
             batch_size, num_workers, timeout, force, True, progress_adapter(progress_callback),
-            reconnect_timeout=reconnect_timeout,
+            reconnect_timeout=reconnect_timeout, pacing=pacing,
         )  # fmt: skip
         async with _async_client(redis_url, given_client(redis_client, client)) as (opened, url):
             run = await asyncio.to_thread(_open_rollback, backup_dir, index, url, options)
@@ -602,11 +621,13 @@ class AsyncMigrationExecutor:
         progress_callback: ProgressCallback | RedisVLProgress | None = None,
         timeout: float = 3600.0,
         reconnect_timeout: float = 60.0,
+        pacing: Pacing | None = None,
     ) -> MigrationReport:
         """Approve a postponed cut-over; see :meth:`MigrationExecutor.cutover`."""
         options = Options(
             workers=num_workers, timeout=timeout, accept_data_loss=True,
             progress=progress_adapter(progress_callback), reconnect_timeout=reconnect_timeout,
+            pacing=pacing,
         )  # fmt: skip
         async with _async_client(redis_url, given_client(redis_client, client)) as (opened, url):
             run = await asyncio.to_thread(_open_cutover, backup_dir, index, url, options)
@@ -622,9 +643,10 @@ class AsyncMigrationExecutor:
         client: redis.asyncio.Redis | None = None,
         timeout: float = 3600.0,
         reconnect_timeout: float = 60.0,
+        pacing: Pacing | None = None,
     ) -> MigrationReport:
         """Drop an uncut shadow; see :meth:`MigrationExecutor.abort`."""
-        options = Options(timeout=timeout, reconnect_timeout=reconnect_timeout)
+        options = Options(timeout=timeout, reconnect_timeout=reconnect_timeout, pacing=pacing)
         async with _async_client(redis_url, given_client(redis_client, client)) as (opened, url):
             run = await asyncio.to_thread(_open_abort, backup_dir, index, url, options)
             return await drive_async(run, opened, options, abort_only=True)
@@ -662,13 +684,17 @@ __all__ = [
     "AsyncMigrationExecutor",
     "MigrationExecutor",
     "MigrationFailed",
+    "Pacing",
+    "PauseFlag",
     "ProgressCallback",
     "abort",
     "check_plan",
     "cutover",
     "default_backup_dir",
     "find_journals",
+    "pause",
     "progress_adapter",
     "rollback",
+    "unpause",
     "write_migration_report",
 ]

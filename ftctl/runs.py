@@ -44,9 +44,12 @@ from ftctl.journal.events import (
     ConflictRecorded,
     KeysEnumerated,
     Note,
+    PaceChanged,
     RunFinished,
     RunInterrupted,
     RunKind,
+    RunPaused,
+    RunResumed,
     RunStarted,
     SegmentRef,
     StepFinished,
@@ -63,13 +66,16 @@ from ftctl.journal.layout import (
     is_index_journal_of,
     journal_dirs,
 )
+from ftctl.journal.pause import PAUSE_NAME, clear_pause, request_pause
 from ftctl.journal.projections import RunState, StepMarks, project_run, run_events
 from ftctl.journal.report import MigrationReport, project_report
 from ftctl.journal.safefs import nothing_changed
 from ftctl.logs import PROGRESS_LOGGER, get_logger
 from ftctl.plan.models import MigrationPlan, dump_plan, load_plan, plan_digest
+from ftctl.plan.pacing import OPTION_KEYS, Pacing
 from ftctl.progress import Meter
 from ftctl.steps.effects import Progress
+from ftctl.steps.pace import Pacer
 from ftctl.steps.query_checks import ExtraChecks, after_validation
 from ftctl.steps.runner import Outcome, RunContext, run_table
 from ftctl.steps.spec import RunSpec, run_spec
@@ -172,6 +178,7 @@ class JournalTap:
     _fault: str = field(default_factory=lambda: os.environ.get(FAULT_ENV, ""))
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _step: str = ""
+    _paused_at: float | None = None
     _signal: signal.Signals = field(
         default_factory=lambda: signal.Signals[os.environ.get(FAULT_SIGNAL_ENV) or "SIGKILL"]
     )
@@ -312,6 +319,27 @@ class JournalTap:
                 )  # fmt: skip
             case Note():
                 self.log.info(event.message, step=self._step, **event.data)
+            case RunPaused():
+                self._paused_at = time.monotonic()
+                self.log.warning(
+                    "run paused", step=event.step or self._step,
+                    hint="'ftctl migrate unpause' lets it go on",
+                )  # fmt: skip
+            case RunResumed():
+                paused = time.monotonic() - self._paused_at if self._paused_at else None
+                took: dict[str, float] = {} if paused is None else {"paused_s": round(paused, 1)}
+                self._paused_at = None
+                self.log.info("run resumed", step=event.step or self._step, **took)
+            case PaceChanged():
+                measured = {
+                    name: value
+                    for name, value in (("latency_ms", event.latency_ms), ("cpu", event.cpu))
+                    if value is not None
+                }
+                self.log.info(
+                    f"pace {event.change}", step=event.step or self._step, batch=event.batch,
+                    sleep_ms=event.sleep_ms, **measured,
+                )  # fmt: skip
             case _:
                 self.log.debug(
                     event_tag(event).replace("_", " "), step=step_of(event) or self._step
@@ -323,6 +351,9 @@ class JournalTap:
 
     def write_segment(self, payload: Any, *, durable: bool = True) -> Any:
         return self.journal.write_segment(payload, durable=durable)
+
+    def paused(self) -> bool:
+        return self.journal.paused()
 
     def read_segment(self, ref: Any) -> Any:
         return self.journal.read_segment(ref)
@@ -399,6 +430,10 @@ class Options:
     extra_checks: ExtraChecks | None = None
     """An apply's checks after its validation: RedisVL's key sample and wildcard search,
     and the ``query_check_file``'s (see :mod:`ftctl.steps.query_checks`)."""
+    pacing: Pacing | None = None
+    """How an online run that rewrites documents paces its writes; fields left None are
+    the journal's latest run's, then the defaults (see :mod:`ftctl.plan.pacing`). Once the
+    run opens its journal this holds every setting."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -461,8 +496,30 @@ def journal_dir(backup_dir: str | os.PathLike[str], index_name: str) -> Path:
     return index_journal_dir(backup_root(backup_dir), index_name)
 
 
+def paces(plan: MigrationPlan) -> bool:
+    """Whether runs of ``plan`` pace their writes (online plans that rewrite documents)."""
+    return plan.mode == "online" and plan.online is not None and plan.online.strategy == "expand"
+
+
+def journaled_pacing(events: Sequence[AnyEvent]) -> Pacing:
+    """The pacing the latest run that recorded one was given (none: all defaults)."""
+    for event in reversed(events):
+        if isinstance(event, RunStarted) and any(k in event.options for k in OPTION_KEYS):
+            return Pacing.from_options(event.options)
+    return Pacing()
+
+
+def _settle_pacing(options: Options, events: Sequence[AnyEvent]) -> None:
+    """Fill the settings the caller left out from the journal, then the defaults."""
+    options.pacing = (options.pacing or Pacing()).over(journaled_pacing(events)).resolved()
+
+
 def run_started(plan: MigrationPlan, kind: RunKind, url: str, options: Options) -> RunStarted:
-    """The first event of a run: the whole plan, its digest, the options, the masked URL."""
+    """The first event of a run: the whole plan, its digest, the options (with the pacing,
+    for a plan that paces), the masked URL."""
+    recorded = options.as_dict()
+    if paces(plan):
+        recorded.update((options.pacing or Pacing()).as_options())
     return RunStarted(
         run_id=secrets.token_hex(8),
         kind=kind,
@@ -470,7 +527,7 @@ def run_started(plan: MigrationPlan, kind: RunKind, url: str, options: Options) 
         plan_yaml=dump_plan(plan).decode(),
         plan_sha256=plan_digest(plan),
         mode=plan.mode,
-        options=options.as_dict(),
+        options=recorded,
         redis_url=mask_url(url),
         ftctl_version=ftctl_version(),
     )
@@ -520,13 +577,16 @@ def open_for_apply(
 ) -> Run:
     """Create the journal, or open it to resume: refused when it belongs to another plan."""
     directory = journal_dir(backup_dir, plan.source.index_name)
-    first = run_started(plan, "apply", url, options)
     with _lock_refusal_logged(directory):
         if not Journal.exists(directory):
+            _settle_pacing(options, [])
+            first = run_started(plan, "apply", url, options)
             return Run(Journal.create(directory, first=first), plan, directory, "apply")
         journal = Journal.open(directory)
     try:
         note_recovered(journal)
+        _settle_pacing(options, journal.events())
+        first = run_started(plan, "apply", url, options)
         if journal.run_started.index_name != first.index_name:
             raise RefusedError(
                 f"{directory} holds the journal of index '{journal.run_started.index_name}', "
@@ -559,6 +619,7 @@ def open_existing(directory: Path, kind: RunKind, url: str, options: Options) ->
     try:
         note_recovered(journal)
         plan = load_plan(journal.run_started.plan_yaml.encode())
+        _settle_pacing(options, journal.events())
         _append_opening(journal, run_started(plan, kind, url, options))
     except BaseException:
         journal.close()
@@ -613,6 +674,49 @@ def _index_name(directory: Path) -> str:
     return repr(name) if not name.isprintable() or "," in name else name
 
 
+# --- pausing a run --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PauseFlag:
+    """A run's pause flag after ``pause`` or ``unpause``."""
+
+    path: Path
+    """The flag file (``<journal dir>/PAUSE``)."""
+    changed: bool
+    """Whether this call created it (pause) or removed it (unpause)."""
+
+
+def _pausable(directory: Path) -> None:
+    first = Journal.first_run(directory)
+    plan = load_plan(first.plan_yaml.encode()) if isinstance(first, RunStarted) else None
+    if plan is None or not paces(plan):
+        raise UsageError(
+            f"the migration in {directory} does not rewrite documents online: nothing to pause",
+            "pausing holds the writes of online plans with strategy 'expand'; Ctrl+C stops "
+            "any run at a batch boundary, and 'ftctl migrate resume' goes on",
+        )
+
+
+def pause(backup_dir: str | os.PathLike[str], index: str | None = None) -> PauseFlag:
+    """Ask the online run on the journal in ``backup_dir`` to hold its writes.
+
+    A running apply, resume, rollback, cutover or abort journals ``run_paused`` at its next
+    batch boundary and waits (holding nothing on the server) until :func:`unpause`; a run
+    started while the flag is there starts paused. Refused (UsageError) for a migration
+    that writes no documents online.
+    """
+    directory = only_journal(backup_dir, index)
+    _pausable(directory)
+    return PauseFlag(directory / PAUSE_NAME, request_pause(directory))
+
+
+def unpause(backup_dir: str | os.PathLike[str], index: str | None = None) -> PauseFlag:
+    """Remove the pause flag of the journal in ``backup_dir``: a paused run goes on."""
+    directory = only_journal(backup_dir, index)
+    return PauseFlag(directory / PAUSE_NAME, clear_pause(directory))
+
+
 # --- driving a run --------------------------------------------------------------------------
 
 
@@ -638,13 +742,21 @@ def _prepare(run: Run, options: Options, *, abort_only: bool, stop: threading.Ev
         if run.kind == "apply"
         else project_run(run_events(events, run.kind), plan_marks(run.plan, run.kind))
     )
+    pacing = options.pacing or journaled_pacing(events)
+    pacer = Pacer.for_run(spec, pacing, state) if paces(run.plan) else None
     ctx = RunContext(
-        spec=spec, state=state, applied=applied, force=options.force, abort_only=abort_only
+        spec=spec,
+        state=state,
+        applied=applied,
+        force=options.force,
+        abort_only=abort_only,
+        pacer=pacer,
     )
     table = table_for(spec, run.kind)
     ids = {"index": spec.source_index, "run_id": state.run_id, "kind": run.kind}
     bound = log.bind(**ids)
     this_run = next(e for e in reversed(events) if isinstance(e, RunStarted))
+    paced = {"pacing": pacing.describe()} if pacer is not None else {}
     bound.info(
         "run started",
         step=next((s.name for s in table.steps if not state.step_done(s.name)), None),
@@ -654,6 +766,7 @@ def _prepare(run: Run, options: Options, *, abort_only: bool, stop: threading.Ev
         workers=options.workers,
         batch_size=options.batch_size,
         url=this_run.redis_url,  # masked when it was journaled
+        **paced,
     )
     tap = JournalTap(
         run.journal,
@@ -909,6 +1022,7 @@ __all__ = [
     "RUN_PROTOCOL",
     "JournalTap",
     "Options",
+    "PauseFlag",
     "ProgressCallback",
     "Run",
     "drive_async",
@@ -919,7 +1033,10 @@ __all__ = [
     "only_journal",
     "open_existing",
     "open_for_apply",
+    "paces",
+    "pause",
     "progress_interval",
     "report_of",
     "run_started",
+    "unpause",
 ]

@@ -24,6 +24,7 @@ from ftctl.steps.effects import (
     Offload,
     Packed,
     Parallel,
+    Paused,
     Progress,
     ReadSegment,
     Record,
@@ -33,6 +34,8 @@ from ftctl.steps.effects import (
     Step,
     StopCapture,
     TakeCaptured,
+    Timed,
+    Timing,
     VerifySegments,
     WriteSegment,
 )
@@ -61,6 +64,10 @@ class ScriptedRedis:
     take after a ``StartCapture`` (and whenever nothing is capturing), not after. Every
     ``StartCapture`` and ``StopCapture`` is kept in ``captures``, every reply to a take in
     ``taken``.
+
+    Time: a ``Timed`` batch takes the next of ``timings`` seconds (0.0 once they run out)
+    on a clock that ``Sleep`` also moves (``clock``, from 0). ``Paused`` pops the next of
+    ``pauses`` (False once they run out).
     """
 
     script: list[tuple[str, Reply | Responder]]
@@ -74,6 +81,12 @@ class ScriptedRedis:
     """Replies for the next takes, in order."""
     captures: list[StartCapture | StopCapture] = field(default_factory=list)
     taken: list[Captured] = field(default_factory=list)
+    timings: list[float] = field(default_factory=list)
+    """Round trips (seconds) of the next ``Timed`` batches, in order."""
+    pauses: list[bool] = field(default_factory=list)
+    """Replies to the next ``Paused`` effects, in order."""
+    clock: float = 0.0
+    """The scripted monotonic clock: moved by every ``Sleep`` and ``Timed`` batch."""
     _capturing: bool = field(default=False, init=False, repr=False)
     _taken_since_start: bool = field(default=False, init=False, repr=False)
 
@@ -106,7 +119,15 @@ class ScriptedRedis:
                     reply = list(events)
                 case Sleep(seconds=seconds):
                     self.slept.append(seconds)
+                    self.clock += seconds
                     reply = None
+                case Timed(commands=Commands(commands=commands)):
+                    replies = [self.reply_to(tuple(c)) for c in commands]
+                    seconds = self.timings.pop(0) if self.timings else 0.0
+                    self.clock += seconds
+                    reply = Timing(replies, seconds, self.clock)
+                case Paused():
+                    reply = self.pauses.pop(0) if self.pauses else False
                 case Progress():
                     self.progressed.append(effect)
                     reply = None

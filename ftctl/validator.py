@@ -65,6 +65,9 @@ class MemorySink:
     def verify_segments(self, refs: Any) -> list[str]:
         raise RuntimeError("validation reads no segments")
 
+    def paused(self) -> bool:
+        return False  # a validation has no journal directory to hold a pause flag
+
 
 def _checked(
     table: Step[Outcome], state: RunState, extra: ExtraChecks

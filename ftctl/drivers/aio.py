@@ -10,6 +10,7 @@ import asyncio
 import contextvars
 import functools
 import threading
+import time
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
@@ -28,6 +29,7 @@ from ftctl.steps.effects import (
     Offload,
     Packed,
     Parallel,
+    Paused,
     Progress,
     ReadSegment,
     Record,
@@ -37,6 +39,8 @@ from ftctl.steps.effects import (
     Step,
     StopCapture,
     TakeCaptured,
+    Timed,
+    Timing,
     VerifySegments,
     WriteSegment,
     pack,
@@ -104,6 +108,13 @@ class AsyncDriver:
                 return await self._exchange(pack(commands), len(commands))
             case Packed(payload=payload, count=count):
                 return await self._exchange(payload, count)
+            case Timed(commands=Commands(commands=commands, transaction=False)):
+                replies, seconds = await self._timed_exchange(pack(commands), len(commands))
+                return Timing(replies, seconds, time.perf_counter())
+            case Timed():
+                raise TypeError("Timed commands cannot be a transaction")
+            case Paused():
+                return await asyncio.to_thread(self._journal().paused)
             case Commands(commands=commands):  # transaction=True
                 pipe = self.client.pipeline(transaction=True)
                 for command in commands:
@@ -161,8 +172,13 @@ class AsyncDriver:
 
     async def _exchange(self, payload: bytes, count: int) -> list[object]:
         """Send encoded commands and read one raw reply each (no pipeline bookkeeping)."""
+        replies, _ = await self._timed_exchange(payload, count)
+        return replies
+
+    async def _timed_exchange(self, payload: bytes, count: int) -> tuple[list[object], float]:
+        """:meth:`_exchange`, with the round trip on the connection (seconds)."""
         if not count:
-            return []
+            return [], 0.0
         held = self._session.get()
         if held is not None:
             return await self._on(held, payload, count)
@@ -171,9 +187,9 @@ class AsyncDriver:
             clean = False
             try:
                 connection = await self._checkout()
-                replies = await self._on(connection, payload, count)
+                timed = await self._on(connection, payload, count)
                 clean = True
-                return replies
+                return timed
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 raise translate_connection_error(exc) from None
             finally:
@@ -181,10 +197,12 @@ class AsyncDriver:
                     await self._checkin(connection, clean=clean)
 
     @staticmethod
-    async def _on(connection: Any, payload: bytes, count: int) -> list[object]:
+    async def _on(connection: Any, payload: bytes, count: int) -> tuple[list[object], float]:
         try:
+            start = time.perf_counter()
             await connection.send_packed_command([payload], False)
-            return await wire.read_replies_async(connection, count)
+            replies = await wire.read_replies_async(connection, count)
+            return replies, time.perf_counter() - start
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             raise translate_connection_error(exc) from None
 

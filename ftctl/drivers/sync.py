@@ -23,6 +23,7 @@ from ftctl.steps.effects import (
     Offload,
     Packed,
     Parallel,
+    Paused,
     Progress,
     ReadSegment,
     Record,
@@ -32,6 +33,8 @@ from ftctl.steps.effects import (
     Step,
     StopCapture,
     TakeCaptured,
+    Timed,
+    Timing,
     VerifySegments,
     WriteSegment,
     pack,
@@ -53,6 +56,8 @@ class EventSink(Protocol):
     def read_segment(self, ref: Any) -> Any: ...
 
     def verify_segments(self, refs: Any) -> list[str]: ...
+
+    def paused(self) -> bool: ...
 
 
 class SyncDriver:
@@ -118,6 +123,17 @@ class SyncDriver:
             case Packed(payload=payload, count=count):
                 with self._wire:
                     return self._exchange(payload, count)
+            case Timed(commands=Commands(commands=commands, transaction=False)):
+                payload = pack(commands)
+                with self._wire:
+                    start = time.perf_counter()
+                    replies = self._exchange(payload, len(commands))
+                    end = time.perf_counter()
+                return Timing(replies, end - start, end)
+            case Timed():
+                raise TypeError("Timed commands cannot be a transaction")
+            case Paused():
+                return self._journal().paused()
             case Commands(commands=commands):  # transaction=True
                 pipe = self.client.pipeline(transaction=True)
                 for command in commands:

@@ -21,6 +21,9 @@ A step is a generator ``Generator[Effect, object, R]``. For each effect the driv
 - ``Progress`` → ``None``; the driver hands it to whoever shows the run's progress.
 - ``StartCapture`` / ``StopCapture`` → ``None``; ``TakeCaptured`` → a :class:`Captured`
   (change capture, for online migrations that copy while applications write).
+- ``Timed`` → a :class:`Timing`: the ``Commands``' replies, their round trip and the
+  driver's clock (steps have no clock of their own).
+- ``Paused`` → ``bool``: whether the run's journal directory holds a pause flag.
 """
 
 from __future__ import annotations
@@ -140,7 +143,8 @@ class Session:
     """A sub-step whose ``Commands`` go out on one connection with nothing in between.
 
     For connection state that spans round trips (``WATCH`` … ``EXEC``). The sub-step may
-    yield ``Packed``, ``Offload`` and ``Commands`` without ``transaction`` only, and must
+    yield ``Packed``, ``Offload``, and ``Commands`` (or ``Timed`` ones) without
+    ``transaction`` only, and must
     leave no state behind (end with ``EXEC``, ``DISCARD`` or ``UNWATCH``); if it fails, the
     driver drops the connection.
     """
@@ -207,6 +211,37 @@ class Captured:
 
 
 @dataclass(frozen=True, slots=True)
+class Timed:
+    """Send ``commands`` and time them. Reply: a :class:`Timing`.
+
+    The time is the driver's round trip for this pipeline alone (sent, answered, read),
+    never a wait for the connection. Allowed inside a :class:`Session` (without
+    ``transaction``).
+    """
+
+    commands: Commands
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """The reply to :class:`Timed`."""
+
+    replies: list[object]
+    """As for the ``Commands`` it timed."""
+    seconds: float
+    """The round trip."""
+    at: float
+    """The driver's monotonic clock when the replies were read (seconds; only differences
+    between two replies mean anything)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Paused:
+    """Reply: True while an operator asked the run to pause (``ftctl migrate pause``: a
+    flag file in its journal directory), False otherwise."""
+
+
+@dataclass(frozen=True, slots=True)
 class StopCapture:
     """Stop capturing and close the tracking connection. Reply: None. Harmless when not
     capturing."""
@@ -227,6 +262,8 @@ Effect: TypeAlias = (
     | StartCapture
     | TakeCaptured
     | StopCapture
+    | Timed
+    | Paused
 )
 Step: TypeAlias = Generator[Effect, Any, R]
 

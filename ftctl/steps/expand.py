@@ -34,8 +34,9 @@ from ftctl.plan.codecs import convert_rows
 from ftctl.plan.quantization import element_size
 from ftctl.schema.model import IndexSchema, VectorField
 from ftctl.steps.cas import DIGEST_SIZE, digest
-from ftctl.steps.effects import Arg, Command, Commands, Offload, Session, Step
+from ftctl.steps.effects import Arg, Command, Commands, Offload, Session, Step, Timed, Timing
 from ftctl.steps.enumerate import SCAN_COUNT, count_keys, glob_escape
+from ftctl.steps.pace import Pacer
 from ftctl.steps.replies import ok
 from ftctl.steps.spec import Conversion, DocFieldRename, PrefixChange, RunSpec
 
@@ -417,9 +418,11 @@ def _group(
     phase: Phase,
     originals: Originals,
     missing_only: bool,
+    pacer: Pacer | None = None,
 ) -> Step[Synced]:
     """One WATCH group: read, decide, write in one MULTI/EXEC; read again when a key changed
-    in between (``busy`` after :data:`RETRIES`)."""
+    in between (``busy`` after :data:`RETRIES`). The pacer learns each MULTI/EXEC's round
+    trip (the server runs it in one go: queries wait that long)."""
     watched = [
         k for key in keys for k in ((key, spec.final_key(key)) if spec.prefix_change else (key,))
     ]
@@ -446,7 +449,13 @@ def _group(
         if not writes:
             yield Commands([("UNWATCH",)])
             return Synced(already=len(keys))
-        executed = yield Commands([("MULTI",), *writes, ("EXEC",)])
+        transaction = Commands([("MULTI",), *writes, ("EXEC",)])
+        if pacer is None:
+            executed = yield transaction
+        else:
+            timing: Timing = yield Timed(transaction)
+            pacer.wrote(timing.seconds)
+            executed = timing.replies
         result = executed[-1]
         if result is None:
             continue  # a watched key changed: decide again from what it holds now
@@ -470,6 +479,7 @@ def sync_keys(
     *,
     originals: Originals | None = None,
     missing_only: bool = False,
+    pacer: Pacer | None = None,
 ) -> Step[Synced]:
     """Bring ``keys`` (old names) in line: their new representation written where it is
     missing or stale (``contract``: and their old representation removed).
@@ -477,12 +487,27 @@ def sync_keys(
     ``originals``: for a rollback, the original bytes of vectors the migration converted
     (used where the converted bytes are unchanged). ``missing_only``: write only what is
     missing, never correct what exists (after the keys that have originals were done).
+    ``pacer``: the keys go in batches of its pace (groups no larger than the batch), with
+    its pause flag and pauses before each batch and its measurements after.
     """
     total = Synced()
-    for start in range(0, len(keys), GROUP):
-        group = keys[start : start + GROUP]
-        done: Synced = yield Session(_group(spec, group, phase, originals or {}, missing_only))
-        total += done
+    position = 0
+    while position < len(keys):
+        if pacer is not None:
+            yield from pacer.gate()
+        size = pacer.batch if pacer is not None else len(keys)
+        batch = keys[position : position + size]
+        group = min(GROUP, size)
+        for start in range(0, len(batch), group):
+            done: Synced = yield Session(
+                _group(
+                    spec, batch[start : start + group], phase, originals or {}, missing_only, pacer
+                )
+            )
+            total += done
+        position += len(batch)
+        if pacer is not None:
+            yield from pacer.after(len(batch))
     return total
 
 
@@ -493,7 +518,9 @@ def _scan_page(prefix: str, cursor: int, key_type: str) -> Command:
     )  # fmt: skip
 
 
-def reconcile(spec: RunSpec, phase: Phase, *, missing_only: bool = False) -> Step[Synced]:
+def reconcile(
+    spec: RunSpec, phase: Phase, *, missing_only: bool = False, pacer: Pacer | None = None
+) -> Step[Synced]:
     """:func:`sync_keys` over every document under the source prefixes (a full pass)."""
     key_type = "ReJSON-RL" if spec.storage_type == "json" else "hash"
     total = Synced()
@@ -506,7 +533,9 @@ def reconcile(spec: RunSpec, phase: Phase, *, missing_only: bool = False) -> Ste
             cursor = int(page[0])
             keys = [k for k in page[1] if isinstance(k, bytes)]
             if keys:
-                done = yield from sync_keys(spec, keys, phase, missing_only=missing_only)
+                done = yield from sync_keys(
+                    spec, keys, phase, missing_only=missing_only, pacer=pacer
+                )
                 total += done
             if cursor == 0:
                 break

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ftctl.errors import MigrationFailed, RefusedError
 from ftctl.journal.events import CheckFailed, CheckPassed
@@ -137,18 +137,26 @@ def create_index(schema: IndexSchema) -> Step[None]:
 
 
 WAIT_MIN, WAIT_MAX, WAIT_FRACTION = 0.002, 0.25, 16
+OBSERVE_EVERY = 0.25
 
 
-def wait_ready(name: str, timeout: float, *, report: bool = True) -> Step[IndexStats]:
+def wait_ready(
+    name: str,
+    timeout: float,
+    *,
+    report: bool = True,
+    observe: Callable[[], Step[None]] | None = None,
+) -> Step[IndexStats]:
     """Poll FT.INFO until the index is fully indexed.
 
     Each pause is 1/16 of the time waited so far (2 ms at least, 250 ms at most), so the
     poll that sees the index ready comes at most ~6% after it was (a fixed or doubling
     interval would add up to a whole interval to the downtime). Every poll reports its
     ``num_docs`` and ``percent_indexed`` as :class:`Progress` (``report``: when the wait is
-    the step's work, not a check before it).
+    the step's work, not a check before it). ``observe`` runs between two polls (at most
+    every :data:`OBSERVE_EVERY` seconds of waiting): a pacer measuring the server.
     """
-    waited = 0.0
+    waited, observed = 0.0, -OBSERVE_EVERY
     while True:
         info = yield from live_info(name)
         if info is None:
@@ -166,6 +174,9 @@ def wait_ready(name: str, timeout: float, *, report: bool = True) -> Step[IndexS
                 f"{info.stats.percent_indexed:.0%} indexed after {timeout:.0f}s",
                 "re-run the same command to keep waiting, or pass a larger --timeout",
             )
+        if observe is not None and waited >= observed + OBSERVE_EVERY:
+            observed = waited
+            yield from observe()
         delay = min(max(waited / WAIT_FRACTION, WAIT_MIN), WAIT_MAX)
         yield Sleep(delay)
         waited += delay

@@ -28,6 +28,7 @@ from ftctl.journal.events import (
 )
 from ftctl.journal.projections import RunState, StepMarks
 from ftctl.steps.effects import Commands, Parallel, Record, ReplyError, Session, Step
+from ftctl.steps.pace import Pacer
 from ftctl.steps.spec import RunSpec
 
 R = TypeVar("R")
@@ -53,6 +54,8 @@ class RunContext:
     """Rollback: restore vectors even where they changed after the migration wrote them."""
     abort_only: bool = False
     """Online rollback requested as ``abort``: refuse instead of cutting back."""
+    pacer: Pacer | None = None
+    """The pace of the run's document writes (online expand runs; None: full speed)."""
 
 
 Body: TypeAlias = Callable[[RunContext], Step[Counts]]

@@ -418,7 +418,9 @@ class _Swap:
         return {}
 
     def wait(self, step: StepName) -> Step[Counts]:
-        stats = yield from index_ops.wait_ready(self.new, self.ctx.spec.timeout)
+        stats = yield from index_ops.wait_ready(
+            self.new, self.ctx.spec.timeout, observe=_observe(self.ctx)
+        )
         ready = ShadowReady(
             step=step,
             index=self.new,
@@ -664,6 +666,12 @@ DRAIN_ROUNDS = 20
 """Rounds of catching up on captured writes before a step goes on (writers never stop)."""
 
 
+def _observe(ctx: RunContext) -> Callable[[], Step[None]] | None:
+    """What an index wait measures as it polls: the latency, for the pacer of a run that
+    writes documents after the build."""
+    return ctx.pacer.observe if ctx.pacer is not None else None
+
+
 def _capture(ctx: RunContext) -> Step[bool]:
     """Make sure change capture runs (a resumed run starts it again); whether writes may
     have gone unseen (always, on a fresh start: the next reconcile covers them)."""
@@ -677,14 +685,15 @@ def _drain(ctx: RunContext, phase: expand.Phase, *, unseen: bool = False) -> Ste
     capture may have missed writes), until writers leave little to do."""
     spec = ctx.spec
     total = expand.Synced()
+    pacer = ctx.pacer
     if unseen:
-        total += yield from expand.reconcile(spec, phase)
+        total += yield from expand.reconcile(spec, phase, pacer=pacer)
     for _round in range(DRAIN_ROUNDS):
         got: Captured = yield TakeCaptured()
         if got.lost:
-            total += yield from expand.reconcile(spec, phase)
+            total += yield from expand.reconcile(spec, phase, pacer=pacer)
         if got.keys:
-            total += yield from expand.sync_keys(spec, got.keys, phase)
+            total += yield from expand.sync_keys(spec, got.keys, phase, pacer=pacer)
         if not got.lost and len(got.keys) < expand.GROUP:
             break
     return total
@@ -705,13 +714,17 @@ def _expand_preflight(ctx: RunContext) -> Step[Counts]:
         final = yield from index_ops.live_info(names.final_name)
         if final is not None:
             found.append(("final_name_free", f"an index named '{names.final_name}' exists"))
+    if ctx.pacer is not None:
+        probe = yield from ctx.pacer.check()
+        if probe is not None:
+            found.append(("probe", f"{probe} (choose another --probe-query, or --no-throttle)"))
     yield from online.online_preflight(spec, found)
     return {}
 
 
 def _expand(ctx: RunContext) -> Step[Counts]:
     yield from _capture(ctx)
-    done = yield from expand.reconcile(ctx.spec, "expand")
+    done = yield from expand.reconcile(ctx.spec, "expand", pacer=ctx.pacer)
     done += yield from _drain(ctx, "expand")
     return done.counts()
 
@@ -730,7 +743,7 @@ def _expand_cutover(ctx: RunContext) -> Step[Counts]:
 
 def _rewrite(ctx: RunContext) -> Step[Counts]:
     yield from _capture(ctx)
-    done = yield from expand.reconcile(ctx.spec, "rewrite")
+    done = yield from expand.reconcile(ctx.spec, "rewrite", pacer=ctx.pacer)
     done += yield from _drain(ctx, "rewrite")
     return done.counts()
 
@@ -752,7 +765,9 @@ def _final_create(ctx: RunContext) -> Step[Counts]:
 
 
 def _final_wait(ctx: RunContext) -> Step[Counts]:
-    stats = yield from index_ops.wait_ready(_Final(ctx).new, ctx.spec.timeout)
+    stats = yield from index_ops.wait_ready(
+        _Final(ctx).new, ctx.spec.timeout, observe=_observe(ctx)
+    )
     return {"num_docs": stats.num_docs}
 
 
@@ -781,7 +796,7 @@ def _final_cutover(ctx: RunContext) -> Step[Counts]:
 
 def _contract(ctx: RunContext) -> Step[Counts]:
     yield from _capture(ctx)
-    done = yield from expand.reconcile(ctx.spec, "contract")
+    done = yield from expand.reconcile(ctx.spec, "contract", pacer=ctx.pacer)
     done += yield from _drain(ctx, "contract")
     yield StopCapture()
     return done.counts()
@@ -887,7 +902,7 @@ def _with_originals(ctx: RunContext, phase: expand.Phase) -> Step[expand.Synced]
         segment = yield ReadSegment(ref)
         originals = expand.originals_of(spec, segment)
         keys = [spec.final_key(k) for k in segment.keys]
-        done += yield from expand.sync_keys(back, keys, phase, originals=originals)
+        done += yield from expand.sync_keys(back, keys, phase, originals=originals, pacer=ctx.pacer)
     return done
 
 
@@ -896,7 +911,9 @@ def _relayout(ctx: RunContext) -> Step[Counts]:
     vectors from the backup where the migration's bytes are unchanged; documents written
     since are converted back)."""
     done = yield from _with_originals(ctx, "expand")
-    done += yield from expand.reconcile(expand.reverse(ctx.spec), "expand", missing_only=True)
+    done += yield from expand.reconcile(
+        expand.reverse(ctx.spec), "expand", missing_only=True, pacer=ctx.pacer
+    )
     return done.counts()
 
 
@@ -907,7 +924,7 @@ def _rb_rewrite_skip(ctx: RunContext) -> str | None:
 def _rb_rewrite(ctx: RunContext) -> Step[Counts]:
     done = yield from _with_originals(ctx, "rewrite")
     # What is left (documents written since) already holds the source's format or widens.
-    done += yield from expand.reconcile(expand.reverse(ctx.spec), "rewrite")
+    done += yield from expand.reconcile(expand.reverse(ctx.spec), "rewrite", pacer=ctx.pacer)
     return done.counts()
 
 
@@ -925,7 +942,9 @@ def _rb_final_create(ctx: RunContext) -> Step[Counts]:
 
 
 def _rb_final_wait(ctx: RunContext) -> Step[Counts]:
-    stats = yield from index_ops.wait_ready(_rb_final(ctx)[1], ctx.spec.timeout)
+    stats = yield from index_ops.wait_ready(
+        _rb_final(ctx)[1], ctx.spec.timeout, observe=_observe(ctx)
+    )
     return {"num_docs": stats.num_docs}
 
 
@@ -952,7 +971,7 @@ def _rb_final_cutover(ctx: RunContext) -> Step[Counts]:
 
 def _unexpand(ctx: RunContext) -> Step[Counts]:
     yield StopCapture()
-    done = yield from expand.reconcile(ctx.spec, "discard")
+    done = yield from expand.reconcile(ctx.spec, "discard", pacer=ctx.pacer)
     return done.counts()
 
 
