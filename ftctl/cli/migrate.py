@@ -29,6 +29,7 @@ from ftctl.plan.models import (
     load_plan,
     patch_from_builtins,
 )
+from ftctl.plan.pacing import Pacing
 from ftctl.planner import MigrationPlanner, resolve_request
 from ftctl.schema.model import (
     Field,
@@ -60,6 +61,11 @@ def _summary(plan: MigrationPlan, plan_out: str) -> None:
         f"Mode: {plan.mode} ({plan.mode_reason})" if plan.mode_reason else f"Mode: {plan.mode}"
     )
     click.echo(f"Supported: {plan.diff_classification.supported}")
+    if plan.online is not None and plan.online.strategy == "expand":
+        click.echo(
+            f"Pacing (at apply): {Pacing().describe()}; set with apply --max-latency-ms, "
+            "--max-cpu, --probe-query, --no-throttle; hold with 'ftctl migrate pause'"
+        )
     if plan.warnings:
         click.echo("Warnings:")
         for w in plan.warnings:

@@ -22,6 +22,7 @@ from ftctl.cli.state import AppState, pass_state
 from ftctl.executor import AsyncMigrationExecutor, MigrationExecutor
 from ftctl.journal.report import MigrationReport
 from ftctl.plan.models import load_plan
+from ftctl.plan.pacing import Pacing
 from ftctl.validator import MigrationValidator
 
 run_options = options.compose(
@@ -81,6 +82,7 @@ def execute(use_async: bool, verb: Verb, *args: Any, **kwargs: Any) -> Migration
 @options.accept_data_loss_compat
 @options.skip_invalid_vectors
 @options.query_check_file
+@options.pacing
 @pass_state
 def apply(
     state: AppState,
@@ -96,6 +98,7 @@ def apply(
     accept_data_loss: bool,
     skip_invalid_vectors: bool,
     query_check_file: str | None,
+    pacing: Pacing | None,
 ) -> None:
     """Apply a plan; re-running the same command resumes from the journal.
 
@@ -107,7 +110,7 @@ def apply(
         use_async, "apply", plan, redis_url=state.url, backup_dir=backup_dir,
         batch_size=batch_size, num_workers=workers, timeout=timeout,
         skip_invalid_vectors=skip_invalid_vectors, reconnect_timeout=reconnect_timeout,
-        query_check_file=query_check_file,
+        query_check_file=query_check_file, pacing=pacing,
     )  # fmt: skip
     _finish(report, backup_dir, report_out, benchmark_out)
 
@@ -117,6 +120,7 @@ def apply(
 @options.journal_index
 @run_options
 @options.use_async
+@options.pacing
 @pass_state
 def resume(
     state: AppState,
@@ -129,12 +133,13 @@ def resume(
     report_out: str | None,
     benchmark_out: str | None,
     use_async: bool,
+    pacing: Pacing | None,
 ) -> None:
     """Resume an interrupted apply from its journal alone (the plan is in the journal)."""
     report = execute(
         use_async, "resume", backup_dir, index=index, redis_url=state.url,
         batch_size=batch_size, num_workers=workers, timeout=timeout,
-        reconnect_timeout=reconnect_timeout,
+        reconnect_timeout=reconnect_timeout, pacing=pacing,
     )  # fmt: skip
     _finish(report, backup_dir, report_out, benchmark_out)
 
@@ -147,6 +152,7 @@ def resume(
 )
 @run_options
 @options.use_async
+@options.pacing
 @pass_state
 def rollback(
     state: AppState,
@@ -160,12 +166,13 @@ def rollback(
     report_out: str | None,
     benchmark_out: str | None,
     use_async: bool,
+    pacing: Pacing | None,
 ) -> None:
     """Undo a migration from its journal: vectors, keys, fields and the source index."""
     report = execute(
         use_async, "rollback", backup_dir, index=index, redis_url=state.url, force=force,
         batch_size=batch_size, num_workers=workers, timeout=timeout,
-        reconnect_timeout=reconnect_timeout,
+        reconnect_timeout=reconnect_timeout, pacing=pacing,
     )  # fmt: skip
     _finish(report, None, report_out, None)
 

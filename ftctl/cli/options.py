@@ -12,13 +12,15 @@ wins; ``$REDIS_URL`` is read by the root group's ``--url`` only, so it never ove
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 import click
 
 from ftctl.cli.state import AppState
+from ftctl.plan.pacing import Pacing
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -173,6 +175,93 @@ query_check_file: Decorator = click.option(
     type=click.Path(dir_okay=False, exists=True),
     help="RedisVL's query checks (YAML: fetch_ids, keys_exist), run with the validation.",
 )
+
+
+class _CpuShare(click.ParamType[float]):
+    """A share of one core: ``0.8`` or ``80%``."""
+
+    name = "share"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, float):
+            return value
+        text = str(value).strip()
+        try:
+            share = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+        except ValueError:
+            self.fail(f"{value!r} is not a share of one core (e.g. 0.8 or 80%)", param, ctx)
+        if not 0 < share <= 1:
+            self.fail(f"{value!r} is not between 0 and 1 (0% and 100%)", param, ctx)
+        return share
+
+
+PACING_HELP = (
+    "Online runs that rewrite documents (strategy expand) only; drop_recreate always runs at "
+    "full speed (nothing serves during its window). Left out: the journal's latest run's "
+    "setting, then the default."
+)
+
+_pacing_options: Decorator = compose(
+    click.option(
+        "--max-latency-ms",
+        type=click.FloatRange(min=0, min_open=True),
+        default=None,
+        help="Slow down while the latency probe (or the run's own longest write transaction) "
+        "takes longer than this [default: 50]. " + PACING_HELP,
+    ),
+    click.option(
+        "--max-cpu",
+        type=_CpuShare(),
+        default=None,
+        help="Pause between batches while the server's main thread is busier than this share "
+        "of one core, as 0.8 or 80% [default: 0.8].",
+    ),
+    click.option(
+        "--probe-query",
+        default=None,
+        help="The latency probe: an FT.SEARCH query string on the live index ($vec is a "
+        "vector of its datatype) [default: a KNN 10 on its vector field].",
+    ),
+    click.option(
+        "--throttle/--no-throttle",
+        default=None,
+        help="--no-throttle: write at full speed (a pause from 'ftctl migrate pause' is "
+        "still obeyed) [default: throttle].",
+    ),
+)
+
+
+def pacing(command: F, /) -> F:
+    """``--max-latency-ms``, ``--max-cpu``, ``--probe-query``, ``--throttle/--no-throttle``,
+    handed to the command as one ``pacing`` keyword argument (a :class:`Pacing`, or None
+    when none was given)."""
+
+    @functools.wraps(command)
+    def with_pacing(
+        *args: Any,
+        max_latency_ms: float | None,
+        max_cpu: float | None,
+        probe_query: str | None,
+        throttle: bool | None,
+        **kwargs: Any,
+    ) -> Any:
+        given = pacing_of(max_latency_ms, max_cpu, probe_query, throttle)
+        return command(*args, pacing=given, **kwargs)
+
+    return _pacing_options(cast(F, with_pacing))
+
+
+def pacing_of(
+    max_latency_ms: float | None,
+    max_cpu: float | None,
+    probe_query: str | None,
+    throttle: bool | None,
+) -> Pacing | None:
+    """The :class:`Pacing` the pacing options ask for (None: none given)."""
+    given = Pacing(
+        max_latency_ms=max_latency_ms, max_cpu=max_cpu, probe_query=probe_query, throttle=throttle
+    )
+    return given if given != Pacing() else None
 
 
 def as_json(help: str) -> Decorator:

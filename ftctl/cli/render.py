@@ -15,7 +15,7 @@ from ftctl import logs
 from ftctl.errors import UsageError
 from ftctl.journal.batch import FAILED, BatchState
 from ftctl.journal.inspect import InspectRow
-from ftctl.journal.report import MigrationReport
+from ftctl.journal.report import MigrationReport, PacingReport
 from ftctl.progress import Meter, duration
 from ftctl.schema.model import Field, GeoShapeField, TagField, TextField, VectorField
 
@@ -139,10 +139,39 @@ def report_summary(report: MigrationReport, echo: Callable[[str], None] = click.
         echo(f"Concurrent writes kept (not converted): {report.conflicts}")
         for key in report.conflict_sample[:5]:
             echo(f"  - {key}")
+    if report.pacing is not None:
+        echo(f"Pacing: {pacing_line(report.pacing)}")
     for warning in report.warnings:
         echo(f"Warning: {warning}")
     for action in report.manual_actions:
         echo(f"Next: {action}")
+
+
+def pacing_line(pacing: PacingReport) -> str:
+    """How a run paced its writes, in one line."""
+    if not pacing.throttle:
+        parts = ["not throttled"]
+    else:
+        target = f"target {pacing.max_latency_ms:g} ms, main thread <= {pacing.max_cpu:.0%}"
+        if pacing.slowed:
+            parts = [
+                f"slowed {pacing.slowed} time{'s' if pacing.slowed != 1 else ''} ({target}): "
+                f"batch down to {pacing.lowest_batch}, pauses up to "
+                f"{pacing.longest_sleep_ms:g} ms"
+                + (
+                    f", latency up to {pacing.highest_latency_ms:g} ms"
+                    if pacing.highest_latency_ms is not None
+                    else ""
+                )
+            ]
+        else:
+            parts = [f"full speed ({target})"]
+    if pacing.pauses:
+        held = f"{pacing.paused_seconds:.1f}s"
+        parts.append(f"paused {pacing.pauses} time{'s' if pacing.pauses != 1 else ''} ({held})")
+    if pacing.paused:
+        parts.append("still paused")
+    return "; ".join(parts)
 
 
 def timeline(rows: list[InspectRow], echo: Callable[[str], None] = click.echo) -> None:
