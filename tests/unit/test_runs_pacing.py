@@ -23,6 +23,7 @@ from ftctl.runs import (
     journal_dir,
     open_existing,
     open_for_apply,
+    paces,
     pause,
     unpause,
 )
@@ -120,3 +121,24 @@ def test_the_tap_logs_pauses_and_pace_changes(
     slowed = records["pace slowed"]
     assert (slowed["batch"], slowed["sleep_ms"], slowed["latency_ms"]) == (10, 20, 61.5)
     assert "cpu" not in slowed
+
+
+def test_only_online_plans_that_rewrite_documents_are_paced() -> None:
+    """drop_recreate (nothing serves in its window), FT.ALTER and shadow plans (they write
+    no document) get no pacer; an expand plan does."""
+    plan, expanding = _plans()
+    assert paces(expanding) and not paces(plan)
+    for strategy in ("alter", "shadow"):
+        assert expanding.online is not None
+        other = msgspec.structs.replace(
+            expanding, online=msgspec.structs.replace(expanding.online, strategy=strategy)
+        )
+        assert not paces(other)
+
+
+def test_the_package_exports_the_pacing_api() -> None:
+    """``from ftctl import Pacing, pause, unpause`` (the README's Python names)."""
+    import ftctl
+
+    assert ftctl.Pacing is Pacing and ftctl.pause is pause and ftctl.unpause is unpause
+    assert {"Pacing", "pause", "unpause"} <= set(ftctl.__all__)

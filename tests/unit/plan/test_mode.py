@@ -101,6 +101,7 @@ def test_document_rewrites_run_online_with_expand() -> None:
     renames = _choose(_schema(), rewrites=Rewrites(field_renames=["title → headline"]))
     assert renames.online is not None and renames.online.strategy == "expand"
     assert not renames.online.postpone_cutover and not renames.online.temp_fields
+    assert renames.online.index_builds == 1 and not renames.online.final_name
     immediate = _choose(_schema(), rewrites=rewrites, postpone=False)
     assert immediate.online is not None and not immediate.online.postpone_cutover
 
