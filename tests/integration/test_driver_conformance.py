@@ -15,17 +15,21 @@ import redis.asyncio
 from ftctl.drivers import AsyncDriver, SyncDriver
 from ftctl.errors import ConnectionFailed
 from ftctl.journal import Journal, Note, RunStarted, SegmentPayload
+from ftctl.journal.pause import request_pause
 from ftctl.steps.effects import (
     Commands,
     Offload,
     Packed,
     Parallel,
+    Paused,
     ReadSegment,
     Record,
     ReplyError,
     Session,
     Sleep,
     Step,
+    Timed,
+    Timing,
     WriteSegment,
     pack,
 )
@@ -173,6 +177,44 @@ def test_every_effect_means_the_same_under_both_drivers(
     notes = [e for e in journal.events() if isinstance(e, Note)]
     assert len(notes) == 8
     journal.close()
+
+
+def _timed_watch() -> Step[object]:
+    """A WATCH … MULTI/EXEC session whose transaction is timed (as expand's groups are)."""
+    yield Commands([("WATCH", "conformance:t")])
+    timing: Timing = yield Timed(Commands([("MULTI",), ("INCR", "conformance:t"), ("EXEC",)]))
+    return timing.replies[-1]
+
+
+def _clocked() -> Step[dict[str, Any]]:
+    first: Timing = yield Timed(Commands([("PING",), ("INFO", "cpu")]))
+    yield Sleep(0.05)
+    second: Timing = yield Timed(Commands([("PING",)]))
+    in_session = yield Session(_timed_watch())
+    flags = [(yield Paused())]
+    return {"first": first, "second": second, "session": in_session, "paused": flags}
+
+
+def test_timed_batches_and_the_pause_flag_mean_the_same_under_both_drivers(
+    runner: Runner, journal: Journal, r: redis.Redis
+) -> None:
+    """Timed gives the replies, a positive round trip and a monotonic clock (two timings
+    are at least a Sleep and the second round trip apart), also inside a Session;
+    Paused answers the journal directory's PAUSE flag."""
+    result = runner(_clocked(), journal, 1)
+    first, second = result["first"], result["second"]
+    assert first.replies[0] in (b"PONG", "PONG") and b"used_cpu" in bytes(first.replies[1])
+    assert first.seconds > 0 and second.seconds > 0
+    assert second.at - first.at >= 0.05 + second.seconds
+    assert result["session"] == [1] and result["paused"] == [False]
+    request_pause(journal.directory)
+    assert runner(_paused(), journal, 1) is True
+    journal.close()
+
+
+def _paused() -> Step[object]:
+    value = yield Paused()
+    return value
 
 
 def test_lost_connection_is_one_ftctl_error(runner: Runner, journal: Journal) -> None:

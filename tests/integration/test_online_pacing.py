@@ -9,6 +9,7 @@ place (fixtures/patches/demo_quantize_add_field.yaml): expand → shadow → cut
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Iterator
@@ -23,7 +24,7 @@ from click.testing import CliRunner
 from ftctl.cli import cli
 from ftctl.demo import load_documents
 from ftctl.errors import RefusedError
-from ftctl.executor import MigrationExecutor
+from ftctl.executor import AsyncMigrationExecutor, MigrationExecutor
 from ftctl.indexes import create_index
 from ftctl.journal import Journal
 from ftctl.journal.events import AnyEvent, PaceChanged, RunPaused, RunResumed, ShadowCreated
@@ -299,17 +300,22 @@ def test_maxmemory_too_tight_for_the_expand_peak_refuses_online(r: redis.Redis) 
     assert any("maxmemory" in reason for reason in online.diff_classification.blocked_reasons)
 
 
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
 def test_a_vector_probe_follows_the_cut_over_to_the_new_datatype(
-    r: redis.Redis, tmp_path: Path
+    r: redis.Redis, redis_url: str, tmp_path: Path, use_async: bool
 ) -> None:
     """After the cut-over the live index reads float16: the probe's float32 vector fails
     once (the only failed FT.SEARCH of the run), then the probe is looked up again and the
-    probes of the final build and the contract no longer fail."""
+    probes of the final build and the contract no longer fail. Both executors."""
     _load(r, 100)
     plan = _plan(r, postpone_cutover=False)
     r.config_resetstat()
 
-    report = MigrationExecutor().apply(plan, redis_client=r, backup_dir=tmp_path / "b")
+    if use_async:
+        run = AsyncMigrationExecutor().apply(plan, redis_url=redis_url, backup_dir=tmp_path / "b")
+        report = asyncio.run(run)
+    else:
+        report = MigrationExecutor().apply(plan, redis_url=redis_url, backup_dir=tmp_path / "b")
 
     assert report.result == "succeeded", report.error
     stats = r.info("commandstats")["cmdstat_FT.SEARCH"]
