@@ -28,6 +28,7 @@ from typing import Literal
 
 import numpy as np
 
+from ftctl.errors import MigrationFailed
 from ftctl.journal.events import PaceChange, PaceChanged, RunPaused, RunResumed, StepName
 from ftctl.journal.projections import RunState
 from ftctl.plan.codecs import encode
@@ -317,8 +318,15 @@ class Pacer:
         return None
 
     def _measure(self) -> Step[tuple[float | None, float | None, float]]:
-        """(probe round trip in ms or None, server CPU seconds or None, the clock)."""
-        if self._probe is None:
+        """(probe round trip in ms or None, server CPU seconds or None, the clock).
+
+        A probe that fails is looked up again for the next measurement (the live index
+        changed under it: a cut-over to another datatype or name); one that fails right
+        after it was looked up stops the run (MigrationFailed, resumable): pacing blind
+        is not what the run was asked for.
+        """
+        fresh = self._probe is None
+        if fresh:
             self._probe = yield from self._resolve()
         if self._probe is None:
             alone: Timing = yield Timed(Commands([("INFO", "cpu")]))
@@ -326,9 +334,12 @@ class Pacer:
         timing: Timing = yield Timed(Commands([self._probe, ("INFO", "cpu")]))
         probe, info = timing.replies
         if isinstance(probe, ReplyError):
-            # The live index changed under the probe (a cut-over to another datatype or
-            # name): it is looked up again for the next measurement.
-            self._probe = None
+            failed, self._probe = self._probe, None
+            if fresh:
+                raise MigrationFailed(
+                    f"the latency probe fails on index '{failed[1]!s}': {probe}",
+                    "resume with another --probe-query, or with --no-throttle",
+                )
             return None, cpu_seconds(info), timing.at
         return timing.seconds * 1000, cpu_seconds(info), timing.at
 

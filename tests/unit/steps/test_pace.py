@@ -8,6 +8,7 @@ import msgspec
 import pytest
 from helpers import ROOT, ft_info_reply
 
+from ftctl.errors import MigrationFailed
 from ftctl.journal.events import PaceChanged, RunPaused, RunResumed
 from ftctl.plan.pacing import Pacing
 from ftctl.schema.ftinfo import parse_ft_info
@@ -267,16 +268,16 @@ def test_the_pause_between_batches_is_slept_before_the_next_batch() -> None:
 
 
 def test_a_probe_that_fails_is_looked_up_again_and_writes_still_count() -> None:
-    """The live index changed (a cut-over to another datatype): the failed probe gives no
-    latency, the write transactions still do, and the next measurement resolves the
-    index again."""
-    script = [*_measures(1), ("FT.INFO docs", ft_info_reply()), (PROBE, [0])]
-    script.append(("INFO cpu", INFO_CPU))
-    script[1] = (PROBE, ReplyError("query vector blob size does not match"))
-    scripted = ScriptedRedis(script, timings=[0.5, 0.001])
+    """The live index changed under a probe that worked (a cut-over to another datatype):
+    the failed probe gives no latency, the write transactions still do, and the next
+    measurement resolves the index again."""
+    script = _measures(2) + _measures(1)
+    script[3] = (PROBE, ReplyError("query vector blob size does not match"))
+    scripted = ScriptedRedis(script, timings=[0.001, 0.5, 0.001])
     pacer = _pacer()
-    pacer.wrote(0.07)
 
+    scripted.run(pacer.after(10))
+    pacer.wrote(0.07)
     scripted.run(pacer.after(10))
     assert pacer.pace.batch == 250 and pacer.pace.latency_ms == pytest.approx(70.0)
     scripted.run(pacer.after(10))
@@ -352,3 +353,21 @@ def test_the_pause_after_a_held_run_ignores_the_cpu_of_the_pause() -> None:
     scripted.run(pacer.gate())
 
     assert pacer.pace.window is None and pacer.pace.batches == 0
+
+
+def test_a_probe_that_fails_right_after_it_was_looked_up_stops_the_run() -> None:
+    """Not a cut-over under it: the probe the run was given does not work (a resume with a
+    --probe-query the server rejects). Pacing blind is not what was asked: the run stops
+    (resumable) saying how to go on."""
+    scripted = ScriptedRedis(
+        [
+            ("FT.INFO docs", ft_info_reply()),
+            ("FT.SEARCH docs @x:(*", ReplyError("Syntax error at offset 3")),
+            ("INFO cpu", INFO_CPU),
+        ]
+    )
+
+    with pytest.raises(MigrationFailed, match="Syntax error") as raised:
+        scripted.run(_pacer(probe_query="@x:(").after(10))
+
+    assert "--probe-query" in raised.value.hint and "--no-throttle" in raised.value.hint
