@@ -645,9 +645,10 @@ def _prepare(run: Run, options: Options, *, abort_only: bool, stop: threading.Ev
     ids = {"index": spec.source_index, "run_id": state.run_id, "kind": run.kind}
     bound = log.bind(**ids)
     this_run = next(e for e in reversed(events) if isinstance(e, RunStarted))
+    first = next((s.name for s in table.steps if not state.step_done(s.name)), None)
     bound.info(
         "run started",
-        step=next((s.name for s in table.steps if not state.step_done(s.name)), None),
+        step=first,
         mode=run.plan.mode,
         table=table.name,
         resumed=bool(state.steps_started),
@@ -664,6 +665,7 @@ def _prepare(run: Run, options: Options, *, abort_only: bool, stop: threading.Ev
         baseline=_documents_done(run_events(events, run.kind)),
         progress_log=progress_log.bind(**ids),
     )
+    tap._step = first or ""  # what the lines before the first step_started belong to
     step = run_table(table, ctx)
     if options.extra_checks is not None and run.kind == "apply":
         step = after_validation(step, state, options.extra_checks)
