@@ -155,6 +155,8 @@ def test_sync_search_follows_the_alias_through_a_cut_over_and_back(
     assert before.hits[0].id == f"doc:{TARGET}"
     assert before.hits[0].fields == {"title": f"document {TARGET}".encode()}
     assert before.total == 3 and before.hits[0].distance < before.hits[1].distance
+    only = encoder.search("emb", query, k=3, filter="@title:$n", params={"n": "12"})
+    assert [hit.id for hit in only.hits] == ["doc:12"]
 
     _shadow(r, vectors, "docs__b", "emb__ftctl_t", "FLOAT16")
     _cut_over(r, "docs__b")
@@ -165,6 +167,7 @@ def test_sync_search_follows_the_alias_through_a_cut_over_and_back(
             query.astype("<f4").tobytes(), "DIALECT", 2,
         )  # fmt: skip
     assert is_blob_size_error(stale.value)
+    assert "blob size (1536) does not match index's expected size (768)" in str(stale.value)
 
     after = encoder.search("emb", query, k=3)
     assert (after.index, after.datatype, after.retried) == ("docs__b", "float16", True)
@@ -189,10 +192,12 @@ async def test_async_search_follows_the_alias_through_a_cut_over(
     r: redis.Redis, redis_url: str, vectors: np.ndarray, query: np.ndarray
 ) -> None:
     """The asyncio encoder, given a URL or a redis.asyncio client, behaves as the sync one:
-    float32 before the cut-over, one transparent retry as float16 after it."""
+    float32 before the cut-over, one transparent retry as float16 after it. ``async with``
+    closes the client it opened from the URL, never the caller's."""
     _serve(r, vectors)
     client = redis.asyncio.Redis.from_url(redis_url, protocol=3)
     given = AsyncQueryEncoder("docs", redis_client=client, clock=FakeClock())
+    connections = len(r.client_list())
     async with AsyncQueryEncoder("docs", redis_url=redis_url, clock=FakeClock()) as owned:
         for encoder in (given, owned):
             assert await encoder.encode("emb", query) == query.astype("<f4").tobytes()
@@ -205,6 +210,9 @@ async def test_async_search_follows_the_alias_through_a_cut_over(
             assert (after.index, after.datatype, after.retried) == ("docs__b", "float16", True)
             assert after.hits[0].id == f"doc:{TARGET}"
             assert await encoder.encode("emb", query) == query.astype("<f2").tobytes()
+        assert len(r.client_list()) > connections
+    time.sleep(0.05)  # the server notices the closed connection
+    assert len(r.client_list()) == connections + 1  # the caller's client only
     await given.aclose()
     assert await client.ping()  # the caller's client stays open
     await client.aclose()
@@ -245,7 +253,7 @@ def test_a_same_width_change_is_followed_after_max_age(
     behind the name and sends bfloat16."""
     _serve(r, vectors, "docs__b", "FLOAT16")
     clock = FakeClock()
-    encoder = QueryEncoder("docs", redis_client=r, max_age=5.0, clock=clock)
+    encoder = QueryEncoder("docs", redis_client=r, clock=clock)  # max_age: 5 s by default
     assert encoder.search("emb", query, k=1).datatype == "float16"
     _shadow(r, vectors, "docs__c", "emb__ftctl_c", "BFLOAT16")
     _cut_over(r, "docs__c")
@@ -265,8 +273,8 @@ def test_writers_switch_between_the_cut_over_and_the_end_of_the_contract(
     """encode_document_vector gives the old datatype while the old index serves and the new
     one once the encoder has seen the cut-over (max_age later, with no query needed). A
     float16 write before the cut-over is an indexing failure of the serving FLOAT32 index;
-    a float32 write after the contract is one of the final FLOAT16 index: neither document
-    can be found until it is written again in the right format."""
+    a float32 write after the contract is one of the final FLOAT16 index: such a document
+    cannot be found until it is written again in the right format."""
     _serve(r, vectors)
     clock = FakeClock()
     encoder = QueryEncoder("docs", redis_client=r, max_age=5.0, clock=clock)
@@ -292,4 +300,6 @@ def test_writers_switch_between_the_cut_over_and_the_end_of_the_contract(
     r.hset("doc:switched", "emb", encoder.encode_document_vector("emb", vector))
     assert _count(r, "docs", "doc:late") == 0
     assert _failures(r, "docs__f") == failed + 1
+    r.hset("doc:late", "emb", encoder.encode_document_vector("emb", vector))  # written again
+    assert _count(r, "docs", "doc:late") == 1
     assert _count(r, "docs", "doc:switched") == 1
