@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -303,3 +304,47 @@ def test_writers_switch_between_the_cut_over_and_the_end_of_the_contract(
     r.hset("doc:late", "emb", encoder.encode_document_vector("emb", vector))  # written again
     assert _count(r, "docs", "doc:late") == 1
     assert _count(r, "docs", "doc:switched") == 1
+
+
+@pytest.mark.parametrize("decode", [False, True], ids=["bytes", "decoded"])
+def test_any_callers_client_works_resp2_or_resp3_raw_or_decoded(
+    r: redis.Redis,
+    redis_url: str,
+    vectors: np.ndarray,
+    query: np.ndarray,
+    protocol: int,
+    decode: bool,
+) -> None:
+    """The caller's client may speak RESP2 or RESP3 and decode replies or not: the encoder
+    reads the index behind the name and follows the cut-over the same way; returned fields
+    come as the client gives them."""
+    _serve(r, vectors)
+    client = redis.Redis.from_url(redis_url, protocol=protocol, decode_responses=decode)
+    encoder = QueryEncoder("docs", redis_client=client, clock=FakeClock())
+    title = f"document {TARGET}"
+    before = encoder.search("emb", query, k=2, return_fields=["title"])
+    assert before.hits[0].id == f"doc:{TARGET}" and before.total == 2
+    assert before.hits[0].fields == {"title": title if decode else title.encode()}
+    _shadow(r, vectors, "docs__b", "emb__ftctl_t", "FLOAT16")
+    _cut_over(r, "docs__b")
+    after = encoder.search("emb", query, k=2)
+    assert (after.datatype, after.retried, after.hits[0].id) == ("float16", True, f"doc:{TARGET}")
+    client.close()
+
+
+def test_one_encoder_serves_many_threads_through_a_cut_over(
+    r: redis.Redis, vectors: np.ndarray, query: np.ndarray
+) -> None:
+    """Threads sharing one encoder (each call on a connection of the client's pool) all get
+    their result right after a cut-over, whichever of them reads the new index first."""
+    _serve(r, vectors)
+    encoder = QueryEncoder("docs", redis_client=r, clock=FakeClock())
+    encoder.search("emb", query, k=1)
+    _shadow(r, vectors, "docs__b", "emb__ftctl_t", "FLOAT16")
+    _cut_over(r, "docs__b")
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(lambda _: encoder.search("emb", query, k=1), range(32)))
+    assert {(x.index, x.datatype, x.hits[0].id) for x in results} == {
+        ("docs__b", "float16", f"doc:{TARGET}")
+    }
+    assert any(x.retried for x in results)
