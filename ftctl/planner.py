@@ -61,9 +61,8 @@ def planning_step(
     options = online or OnlineOptions(token=secrets.token_hex(4))
     named = yield from read_aliases([a for a in options.aliases if a not in snapshot.alias_targets])
     snapshot = msgspec.structs.replace(snapshot, alias_targets={**snapshot.alias_targets, **named})
-    if mode != "drop_recreate":
-        memory = yield from read_memory()
-        snapshot = msgspec.structs.replace(snapshot, memory=memory)
+    memory = yield from read_memory()  # every mode: the eviction policy concerns them all
+    snapshot = msgspec.structs.replace(snapshot, memory=memory)
     capabilities = yield from probe_capabilities()
     source, _ = resolve_source(snapshot)
     merged = merge_request(source, request)

@@ -278,6 +278,7 @@ def read_memory() -> Step[ServerMemory]:
         used_memory=int(fields.get("used_memory", "0") or 0),
         maxmemory=int(fields.get("maxmemory", "0") or 0),
         indexing_limit_percent=percent,
+        maxmemory_policy=fields.get("maxmemory_policy", ""),
     )
 
 

@@ -344,3 +344,38 @@ def test_writes_through_old_names_during_the_run_are_named(
     check = next(c for c in report.validation.checks if c.check == "old_names_unused")
     assert not check.passed and check.count == 2
     assert "doc:5" in check.detail and "item:6" in check.detail
+
+
+@pytest.mark.parametrize(
+    ("policy", "warned"),
+    [
+        ("allkeys-lru", "any document"),
+        ("volatile-ttl", "documents that have a TTL"),
+        ("noeviction", None),
+    ],
+)
+def test_plans_warn_about_an_eviction_policy_that_can_delete_documents(
+    r: redis.Redis, redis_url: str, policy: str, warned: str | None
+) -> None:
+    """With a maxmemory limit, an evicting policy is a plan warning naming the policy, what
+    it can evict and the fix; noeviction (and no limit) is not."""
+    source(r, "hash")
+    before = r.config_get("maxmemory*")
+    r.config_set("maxmemory", str(1 << 30))
+    r.config_set("maxmemory-policy", policy)
+    try:
+        for mode in ("drop_recreate", "online"):
+            made = MigrationPlanner().create_plan(
+                INDEX, redis_url=redis_url, schema_patch=F16, mode=mode
+            )
+            warnings = made.warnings
+            found = [w for w in warnings if w.startswith("Eviction policy")]
+            if warned is None:
+                assert found == []
+            else:
+                (line,) = found
+                assert f"'{policy}'" in line and warned in line and "1.00 GB" in line
+                assert "CONFIG SET maxmemory-policy noeviction" in line
+    finally:
+        r.config_set("maxmemory", before["maxmemory"])
+        r.config_set("maxmemory-policy", before["maxmemory-policy"])
