@@ -47,12 +47,7 @@ def _finish(
         write_yaml(benchmark_out, audit.benchmark_report(directory))
     report_summary(report)
     if report.result == "awaiting_cutover":
-        where = report.backup.backup_dir or str(backup_dir)
-        click.echo(
-            "The shadow index is built and verified; the source still serves. Swap it in with "
-            f"'ftctl migrate cutover --backup-dir {where}' or drop it with "
-            f"'ftctl migrate abort --backup-dir {where}'."
-        )
+        click.echo("The shadow index is built and verified; the source still serves.")
     exit_unless(report.result, "succeeded", "rolled_back", "awaiting_cutover")
 
 
