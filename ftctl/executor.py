@@ -20,11 +20,13 @@ from pathlib import Path
 
 import redis
 import redis.asyncio
+import structlog
 
-from ftctl.drivers import async_connect, connect
+from ftctl.drivers import AsyncDriver, SyncDriver, async_connect, connect
 from ftctl.drivers.connect import client_url, given_client
-from ftctl.errors import MigrationFailed, RefusedError
-from ftctl.journal.events import CutoverApproved, StepsReopened
+from ftctl.errors import MigrationFailed, RefusedError, UsageError
+from ftctl.journal import Journal
+from ftctl.journal.events import CutoverApproved, RunStarted, StepsReopened
 from ftctl.journal.report import MigrationReport
 from ftctl.plan.models import MigrationPlan, load_plan
 from ftctl.runs import (
@@ -43,7 +45,10 @@ from ftctl.runs import (
     open_for_apply,
     rolled_back,
 )
+from ftctl.steps.shape import ServerCheck, check_for_run
 from ftctl.steps.spec import run_spec
+
+log = structlog.get_logger("ftctl.executor")
 
 
 def check_plan(plan: MigrationPlan, *, accept_data_loss: bool) -> None:
@@ -71,6 +76,24 @@ def check_plan(plan: MigrationPlan, *, accept_data_loss: bool) -> None:
 
 def _plan_of(plan: MigrationPlan | str | os.PathLike[str]) -> MigrationPlan:
     return plan if isinstance(plan, MigrationPlan) else load_plan(Path(plan))
+
+
+def _journal_plan(backup_dir: str | os.PathLike[str], index: str | None) -> MigrationPlan:
+    """The plan a journal runs, read before the journal is opened (and locked)."""
+    directory = only_journal(backup_dir, index)
+    first = Journal.first_run(directory)
+    if not isinstance(first, RunStarted):
+        raise UsageError(f"{directory} holds no index migration", "pass the --backup-dir of one")
+    return load_plan(first.plan_yaml.encode())
+
+
+def _server_checked(check: ServerCheck) -> None:
+    """Say what the server check could not establish (what it refuses, it raised)."""
+    if check.unverified:
+        log.warning(
+            "ACL permissions not checked: the user may run neither MULTI nor ACL DRYRUN",
+            user=check.shape.user or None,
+        )
 
 
 # --- what each verb opens (file work only; the same for both executors) --------------------
@@ -210,6 +233,7 @@ class MigrationExecutor:
         resolved = _plan_of(plan)
         check_plan(resolved, accept_data_loss=accept_data_loss)
         with _sync_client(redis_url, given_client(redis_client, client)) as (opened, url):
+            _server_checked(SyncDriver(opened).run(check_for_run(resolved)))
             run = open_for_apply(resolved, backup_dir, url, options)
             return drive_sync(run, opened, options)
 
@@ -235,6 +259,8 @@ class MigrationExecutor:
             skip_invalid_vectors, reconnect_timeout,
         )  # fmt: skip
         with _sync_client(redis_url, given_client(redis_client, client)) as (opened, url):
+            planned = _journal_plan(backup_dir, index)
+            _server_checked(SyncDriver(opened).run(check_for_run(planned, verb="resume")))
             run = _open_resume(backup_dir, index, url, options)
             return drive_sync(run, opened, options)
 
@@ -265,6 +291,8 @@ class MigrationExecutor:
             reconnect_timeout=reconnect_timeout,
         )  # fmt: skip
         with _sync_client(redis_url, given_client(redis_client, client)) as (opened, url):
+            planned = _journal_plan(backup_dir, index)
+            _server_checked(SyncDriver(opened).run(check_for_run(planned, verb="rollback")))
             run = _open_rollback(backup_dir, index, url, options)
             return drive_sync(run, opened, options)
 
@@ -287,6 +315,8 @@ class MigrationExecutor:
             progress=progress_callback, reconnect_timeout=reconnect_timeout,
         )  # fmt: skip
         with _sync_client(redis_url, given_client(redis_client, client)) as (opened, url):
+            planned = _journal_plan(backup_dir, index)
+            _server_checked(SyncDriver(opened).run(check_for_run(planned, verb="cutover")))
             run = _open_cutover(backup_dir, index, url, options)
             return drive_sync(run, opened, options)
 
@@ -305,6 +335,8 @@ class MigrationExecutor:
         untouched. Refused (nothing changed) once the cut-over happened: use rollback."""
         options = Options(timeout=timeout, reconnect_timeout=reconnect_timeout)
         with _sync_client(redis_url, given_client(redis_client, client)) as (opened, url):
+            planned = _journal_plan(backup_dir, index)
+            _server_checked(SyncDriver(opened).run(check_for_run(planned, verb="abort")))
             run = _open_abort(backup_dir, index, url, options)
             return drive_sync(run, opened, options, abort_only=True)
 
@@ -336,6 +368,7 @@ class AsyncMigrationExecutor:
         resolved = _plan_of(plan)
         check_plan(resolved, accept_data_loss=accept_data_loss)
         async with _async_client(redis_url, given_client(redis_client, client)) as (opened, url):
+            _server_checked(await AsyncDriver(opened).run(check_for_run(resolved)))
             run = await asyncio.to_thread(open_for_apply, resolved, backup_dir, url, options)
             return await drive_async(run, opened, options)
 
@@ -361,6 +394,8 @@ class AsyncMigrationExecutor:
             skip_invalid_vectors, reconnect_timeout,
         )  # fmt: skip
         async with _async_client(redis_url, given_client(redis_client, client)) as (opened, url):
+            planned = await asyncio.to_thread(_journal_plan, backup_dir, index)
+            _server_checked(await AsyncDriver(opened).run(check_for_run(planned, verb="resume")))
             run = await asyncio.to_thread(_open_resume, backup_dir, index, url, options)
             return await drive_async(run, opened, options)
 
@@ -385,6 +420,8 @@ class AsyncMigrationExecutor:
             reconnect_timeout=reconnect_timeout,
         )  # fmt: skip
         async with _async_client(redis_url, given_client(redis_client, client)) as (opened, url):
+            planned = await asyncio.to_thread(_journal_plan, backup_dir, index)
+            _server_checked(await AsyncDriver(opened).run(check_for_run(planned, verb="rollback")))
             run = await asyncio.to_thread(_open_rollback, backup_dir, index, url, options)
             return await drive_async(run, opened, options)
 
@@ -407,6 +444,8 @@ class AsyncMigrationExecutor:
             progress=progress_callback, reconnect_timeout=reconnect_timeout,
         )  # fmt: skip
         async with _async_client(redis_url, given_client(redis_client, client)) as (opened, url):
+            planned = await asyncio.to_thread(_journal_plan, backup_dir, index)
+            _server_checked(await AsyncDriver(opened).run(check_for_run(planned, verb="cutover")))
             run = await asyncio.to_thread(_open_cutover, backup_dir, index, url, options)
             return await drive_async(run, opened, options)
 
@@ -424,6 +463,8 @@ class AsyncMigrationExecutor:
         """Drop an uncut shadow; see :meth:`MigrationExecutor.abort`."""
         options = Options(timeout=timeout, reconnect_timeout=reconnect_timeout)
         async with _async_client(redis_url, given_client(redis_client, client)) as (opened, url):
+            planned = await asyncio.to_thread(_journal_plan, backup_dir, index)
+            _server_checked(await AsyncDriver(opened).run(check_for_run(planned, verb="abort")))
             run = await asyncio.to_thread(_open_abort, backup_dir, index, url, options)
             return await drive_async(run, opened, options, abort_only=True)
 

@@ -19,12 +19,20 @@ from ftctl.drivers import AsyncDriver, SyncDriver, async_connect, connect, mask_
 from ftctl.drivers.connect import resolve_url
 from ftctl.errors import UsageError
 from ftctl.plan.build import build_plan, merge_request, resolve_source, snapshot_request
-from ftctl.plan.models import MigrationPlan, SchemaPatch, load_patch
+from ftctl.plan.models import DiffClassification, MigrationPlan, SchemaPatch, load_patch
 from ftctl.plan.online import ModeRequest, OnlineOptions
 from ftctl.schema.model import IndexSchema, load_schema
 from ftctl.steps.effects import Step
 from ftctl.steps.probe import probe_capabilities
+from ftctl.steps.shape import (
+    ServerCheck,
+    check_for_planning,
+    missing_permissions,
+    partial_indexing_problems,
+    plan_permissions,
+)
 from ftctl.steps.snapshot import read_aliases, read_memory, read_source, read_target
+from ftctl.text import printable
 from ftctl.version import ftctl_version
 
 
@@ -37,10 +45,14 @@ def planning_step(
     mode: ModeRequest = "drop_recreate",
     online: OnlineOptions | None = None,
 ) -> Step[MigrationPlan]:
-    """Snapshot, probe, merge, second snapshot round, then the pure :func:`build_plan`.
+    """Check the server's shape, snapshot, probe, merge, second snapshot round, then the
+    pure :func:`build_plan`; last, what the plan's apply will need of the server.
 
-    Unless ``mode`` is drop_recreate, also the server's memory and the named aliases.
+    Refused before any planning read (RefusedError): a server in cluster mode, a user who
+    may not send what planning sends. Unless ``mode`` is drop_recreate, also reads the
+    server's memory and the named aliases.
     """
+    server = yield from check_for_planning(index)
     snapshot = yield from read_source(index, redis_url=mask_url(redis_url))
     options = online or OnlineOptions(token=secrets.token_hex(4))
     if mode != "drop_recreate":
@@ -52,7 +64,7 @@ def planning_step(
     merged = merge_request(source, request)
     wanted = snapshot_request(source, merged)
     snapshot = yield from read_target(snapshot, wanted, merged.target, source=source)
-    return build_plan(
+    plan = build_plan(
         snapshot,
         request,
         capabilities,
@@ -61,6 +73,34 @@ def planning_step(
         ftctl_version=ftctl_version(),
         mode=mode,
         online_options=options,
+    )
+    return (yield from _server_verdicts(plan, server))
+
+
+def _server_verdicts(plan: MigrationPlan, server: ServerCheck) -> Step[MigrationPlan]:
+    """The plan with what this server means for it: blocked where PARTIAL_INDEXED_DOCS
+    breaks what it relies on; a warning when the planning user lacks a permission apply
+    needs (apply may run as another user, and checks again), or none could be checked."""
+    blocked = list(plan.diff_classification.blocked_reasons)
+    if server.shape.partial_indexed_docs:
+        blocked += [r for r in partial_indexing_problems(plan) if r not in blocked]
+    warnings = list(plan.warnings)
+    missing = yield from missing_permissions(plan_permissions(plan), server.shape.user)
+    who = f"user '{printable(server.shape.user)}'" if server.shape.user else "the planning user"
+    if missing:
+        warnings.append(
+            f"ACL: {who} lacks permissions applying this plan needs ({', '.join(missing)}); "
+            "apply refuses unless it runs as a user that has them"
+        )
+    elif missing is None:
+        warnings.append(
+            f"ACL: {who} may run neither MULTI nor ACL DRYRUN, so the permissions applying "
+            "this plan needs could not be checked"
+        )
+    return msgspec.structs.replace(
+        plan,
+        diff_classification=DiffClassification(supported=not blocked, blocked_reasons=blocked),
+        warnings=warnings,
     )
 
 

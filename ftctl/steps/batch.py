@@ -12,18 +12,21 @@ from ftctl.schema.capabilities import Capabilities
 from ftctl.steps.catalog import list_indexes
 from ftctl.steps.effects import Step
 from ftctl.steps.probe import probe_capabilities
+from ftctl.steps.shape import read_shape, refuse_cluster
 from ftctl.steps.snapshot import read_source, read_target
 
 
 def batch_snapshot_step(
     selector: dict[str, Any], patch: SchemaPatch, *, redis_url: str = ""
 ) -> Step[tuple[list[SnappedIndex], Capabilities]]:
-    """Select the indexes, probe once, then snapshot and merge each one (read-only).
+    """Refuse a server in cluster mode, select the indexes, probe once, then snapshot and
+    merge each one (read-only).
 
     ``selector`` holds the keyword arguments of :func:`~ftctl.plan.batch.select_indexes`.
     An index that cannot be read or merged is returned with its skip reason, not raised.
     ``redis_url`` is recorded in each snapshot as given: pass it masked.
     """
+    refuse_cluster((yield from read_shape()))
     live = yield from list_indexes()
     names = select_indexes(live, **selector)
     capabilities = yield from probe_capabilities()

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 import msgspec
 import numpy as np
 
-from ftctl.errors import RedisCommandError, UsageError
+from ftctl.errors import RedisCommandError, RefusedError, UsageError
 from ftctl.plan.codecs import CodecError, decode
 from ftctl.plan.live import LiveSnapshot, SnapshotRequest, VectorSample
 from ftctl.plan.online import ServerMemory
@@ -111,6 +111,13 @@ def read_source(
     replies = yield Commands(commands)
     other_schemas: list[IndexSchema] = []
     for name, reply in zip(others, replies, strict=False):
+        if isinstance(reply, ReplyError) and "no permissions" in reply.message.lower():
+            # Skipping it would skip the check that no other index reads the same keys.
+            raise RefusedError(
+                f"cannot read index '{printable(name)}' (FT.INFO: {reply.message}): planning "
+                "checks every index for keys it shares with the source",
+                "plan as a user who may run FT.INFO on every index",
+            )
         if isinstance(reply, ReplyError):
             continue  # dropped between FT._LIST and FT.INFO
         schema = parse_ft_info(reply).schema
