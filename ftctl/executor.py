@@ -28,6 +28,7 @@ from ftctl.errors import MigrationFailed, RefusedError, UsageError
 from ftctl.journal import Journal
 from ftctl.journal.events import CutoverApproved, RunStarted, StepsReopened
 from ftctl.journal.report import MigrationReport
+from ftctl.plan.integrity import derived_problems, digest_problem
 from ftctl.plan.models import MigrationPlan, load_plan
 from ftctl.runs import (
     FAULT_ENV,
@@ -40,19 +41,57 @@ from ftctl.runs import (
     drive_async,
     drive_sync,
     find_journals,
+    journal_dir,
     only_journal,
     open_existing,
     open_for_apply,
     rolled_back,
 )
-from ftctl.steps.shape import ServerCheck, check_for_run
+from ftctl.steps.shape import ServerCheck, check_for_apply, check_for_run
 from ftctl.steps.spec import run_spec
+from ftctl.text import printable
 
 log = structlog.get_logger("ftctl.executor")
 
 
-def check_plan(plan: MigrationPlan, *, accept_data_loss: bool) -> None:
-    """Refuse (exit 2, nothing changed) a plan that must not run."""
+def check_reviewed(plan: MigrationPlan, *, allow_edited_plan: bool = False) -> None:
+    """Refuse (exit 2) a plan whose content no longer matches its digest: it is not the plan
+    that was reviewed. ``allow_edited_plan`` applies it as edited (its values are still
+    re-validated by :func:`check_plan`). A plan without a digest (RedisVL's, or an earlier
+    release's) passes with a warning."""
+    if not plan.digest:
+        log.warning(
+            "the plan has no digest (written by RedisVL or an earlier ftctl): applied "
+            "without checking that it is the plan as made, nor the server it was made for",
+            index=printable(plan.index_name),
+        )
+        return
+    problem = digest_problem(plan)
+    if problem is None:
+        return
+    if not allow_edited_plan:
+        raise RefusedError(
+            problem,
+            "re-create the plan with 'ftctl migrate plan' and review it, or pass "
+            "--allow-edited-plan (allow_edited_plan=True) to apply it as edited",
+        )
+    log.warning("applying an edited plan (--allow-edited-plan)", detail=problem)
+
+
+def check_plan(plan: MigrationPlan, *, accept_data_loss: bool, revalidate: bool = True) -> None:
+    """Refuse (exit 2, nothing changed) a plan that must not run.
+
+    ``revalidate``: also refuse a plan whose derived values (supported, blocked reasons,
+    vector changes and their lossiness, online) contradict its own schemas; resume skips it
+    for a journal's plan, which was re-validated when it was applied.
+    """
+    if revalidate:
+        problems = derived_problems(plan)
+        if problems:
+            raise RefusedError(
+                f"the plan contradicts itself: {'; '.join(problems)}",
+                "re-create the plan with 'ftctl migrate plan' (derived values are never edited)",
+            )
     if not plan.supported:
         reasons = "; ".join(plan.diff_classification.blocked_reasons) or "no reason given"
         raise RefusedError(f"the plan is blocked: {reasons}", "fix the blocked changes and re-plan")
@@ -96,6 +135,38 @@ def _server_checked(check: ServerCheck) -> None:
         )
 
 
+def _new_journal(plan: MigrationPlan, backup_dir: str | os.PathLike[str]) -> bool:
+    """Whether this apply starts the plan's journal (a re-run resumes: the journal, not
+    the plan, says which server it works on)."""
+    return not Journal.exists(journal_dir(backup_dir, plan.source.index_name))
+
+
+def _apply_checked(
+    plan: MigrationPlan,
+    found: tuple[ServerCheck, str | None],
+    *,
+    identity: bool,
+    allow_other_server: bool,
+) -> None:
+    """Refuse another server than the plan's unless ``allow_other_server``."""
+    check, problem = found
+    _server_checked(check)
+    if identity and plan.server is None:
+        log.warning(
+            "the plan does not say which server it was made against: not checked",
+            index=printable(plan.index_name),
+        )
+    if problem is None:
+        return
+    if not allow_other_server:
+        raise RefusedError(
+            problem,
+            "re-plan against this server with 'ftctl migrate plan', or pass "
+            "--allow-other-server (allow_other_server=True) if it is the same data",
+        )
+    log.warning("applying on another server (--allow-other-server)", detail=problem)
+
+
 # --- what each verb opens (file work only; the same for both executors) --------------------
 
 
@@ -110,7 +181,7 @@ def _open_resume(
                 f"{directory} holds a migration that was rolled back",
                 "resume the rollback with 'ftctl migrate rollback', or apply into a new --backup-dir",
             )
-        check_plan(run.plan, accept_data_loss=options.accept_data_loss)
+        check_plan(run.plan, accept_data_loss=options.accept_data_loss, revalidate=False)
     except BaseException:
         run.journal.close()
         raise
@@ -218,6 +289,8 @@ class MigrationExecutor:
         timeout: float = 3600.0,
         skip_invalid_vectors: bool = False,
         reconnect_timeout: float = 60.0,
+        allow_edited_plan: bool = False,
+        allow_other_server: bool = False,
     ) -> MigrationReport:
         """Apply (or resume) ``plan``; returns the report (``result`` says how it ended).
 
@@ -225,15 +298,24 @@ class MigrationExecutor:
         ``accept_data_loss``, a backup dir of another plan, or a failed preflight (among its
         checks: every vector converts — ``skip_invalid_vectors`` leaves those that cannot
         untouched instead); Interrupted on Ctrl+C (at a batch boundary, resumable).
+
+        Before anything runs (RefusedError): a plan edited since it was made (its digest;
+        ``allow_edited_plan`` applies it as edited), a plan whose derived values contradict
+        its schemas, another server than the plan's (``allow_other_server``), and server
+        shapes ftctl was not built for (cluster mode, PARTIAL_INDEXED_DOCS where the plan
+        relies on re-indexing, missing ACL permissions).
         """
         options = Options(
             batch_size, num_workers, timeout, False, accept_data_loss, progress_callback,
             skip_invalid_vectors, reconnect_timeout,
         )  # fmt: skip
         resolved = _plan_of(plan)
+        check_reviewed(resolved, allow_edited_plan=allow_edited_plan)
         check_plan(resolved, accept_data_loss=accept_data_loss)
+        fresh = _new_journal(resolved, backup_dir)
         with _sync_client(redis_url, given_client(redis_client, client)) as (opened, url):
-            _server_checked(SyncDriver(opened).run(check_for_run(resolved)))
+            found = SyncDriver(opened).run(check_for_apply(resolved, identity=fresh))
+            _apply_checked(resolved, found, identity=fresh, allow_other_server=allow_other_server)
             run = open_for_apply(resolved, backup_dir, url, options)
             return drive_sync(run, opened, options)
 
@@ -359,6 +441,8 @@ class AsyncMigrationExecutor:
         timeout: float = 3600.0,
         skip_invalid_vectors: bool = False,
         reconnect_timeout: float = 60.0,
+        allow_edited_plan: bool = False,
+        allow_other_server: bool = False,
     ) -> MigrationReport:
         """Apply (or resume) ``plan``; see :meth:`MigrationExecutor.apply`."""
         options = Options(
@@ -366,9 +450,12 @@ class AsyncMigrationExecutor:
             skip_invalid_vectors, reconnect_timeout,
         )  # fmt: skip
         resolved = _plan_of(plan)
+        check_reviewed(resolved, allow_edited_plan=allow_edited_plan)
         check_plan(resolved, accept_data_loss=accept_data_loss)
+        fresh = await asyncio.to_thread(_new_journal, resolved, backup_dir)
         async with _async_client(redis_url, given_client(redis_client, client)) as (opened, url):
-            _server_checked(await AsyncDriver(opened).run(check_for_run(resolved)))
+            found = await AsyncDriver(opened).run(check_for_apply(resolved, identity=fresh))
+            _apply_checked(resolved, found, identity=fresh, allow_other_server=allow_other_server)
             run = await asyncio.to_thread(open_for_apply, resolved, backup_dir, url, options)
             return await drive_async(run, opened, options)
 
@@ -487,6 +574,7 @@ __all__ = [
     "ProgressCallback",
     "abort",
     "check_plan",
+    "check_reviewed",
     "cutover",
     "find_journals",
     "rollback",

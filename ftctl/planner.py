@@ -19,6 +19,7 @@ from ftctl.drivers import AsyncDriver, SyncDriver, async_connect, connect, mask_
 from ftctl.drivers.connect import resolve_url
 from ftctl.errors import UsageError
 from ftctl.plan.build import build_plan, merge_request, resolve_source, snapshot_request
+from ftctl.plan.integrity import seal
 from ftctl.plan.models import DiffClassification, MigrationPlan, SchemaPatch, load_patch
 from ftctl.plan.online import ModeRequest, OnlineOptions
 from ftctl.schema.model import IndexSchema, load_schema
@@ -30,6 +31,7 @@ from ftctl.steps.shape import (
     missing_permissions,
     partial_indexing_problems,
     plan_permissions,
+    read_identity,
 )
 from ftctl.steps.snapshot import read_aliases, read_memory, read_source, read_target
 from ftctl.text import printable
@@ -46,7 +48,8 @@ def planning_step(
     online: OnlineOptions | None = None,
 ) -> Step[MigrationPlan]:
     """Check the server's shape, snapshot, probe, merge, second snapshot round, then the
-    pure :func:`build_plan`; last, what the plan's apply will need of the server.
+    pure :func:`build_plan`; last, what the plan's apply will need of the server, and the
+    seal: the server's identity and the digest of the whole plan (:mod:`ftctl.plan.integrity`).
 
     Refused before any planning read (RefusedError): a server in cluster mode, a user who
     may not send what planning sends. Unless ``mode`` is drop_recreate, also reads the
@@ -74,7 +77,9 @@ def planning_step(
         mode=mode,
         online_options=options,
     )
-    return (yield from _server_verdicts(plan, server))
+    plan = yield from _server_verdicts(plan, server)
+    identity = yield from read_identity(plan.source.index_name)
+    return seal(plan, identity)
 
 
 def _server_verdicts(plan: MigrationPlan, server: ServerCheck) -> Step[MigrationPlan]:

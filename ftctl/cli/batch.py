@@ -93,6 +93,7 @@ run_options = options.compose(options.accept_data_loss, options.batch_size, opti
 @options.batch_state
 @click.option("--report-dir", default="./reports/", show_default=True, type=click.Path())
 @run_options
+@options.allow_other_server
 @pass_state
 def batch_apply_command(
     state: AppState,
@@ -103,6 +104,7 @@ def batch_apply_command(
     accept_data_loss: bool,
     batch_size: int,
     workers: int,
+    allow_other_server: bool,
 ) -> None:
     """Migrate every applicable index of a batch plan, one after another (exit 1 if any failed)."""
     report = BatchMigrationExecutor().apply(
@@ -115,6 +117,7 @@ def batch_apply_command(
         batch_size=batch_size,
         num_workers=workers,
         progress_callback=_progress,
+        allow_other_server=allow_other_server,
     )
     _finish(report)
 

@@ -93,6 +93,8 @@ def execute(use_async: bool, verb: Verb, *args: Any, **kwargs: Any) -> Migration
 @options.use_async
 @options.accept_data_loss
 @options.skip_invalid_vectors
+@options.allow_edited_plan
+@options.allow_other_server
 @pass_state
 def apply(
     state: AppState,
@@ -107,6 +109,8 @@ def apply(
     use_async: bool,
     accept_data_loss: bool,
     skip_invalid_vectors: bool,
+    allow_edited_plan: bool,
+    allow_other_server: bool,
 ) -> None:
     """Apply a plan; re-running the same command resumes from the journal."""
     plan = load_plan(plan_path)
@@ -115,6 +119,7 @@ def apply(
         use_async, "apply", plan, redis_url=state.url, backup_dir=backup_dir,
         batch_size=batch_size, num_workers=workers, accept_data_loss=accept, timeout=timeout,
         skip_invalid_vectors=skip_invalid_vectors, reconnect_timeout=reconnect_timeout,
+        allow_edited_plan=allow_edited_plan, allow_other_server=allow_other_server,
     )  # fmt: skip
     _finish(report, backup_dir, report_out, benchmark_out)
 

@@ -163,6 +163,18 @@ use_async: Decorator = click.option(
 accept_data_loss: Decorator = click.option(
     "--accept-data-loss", is_flag=True, help="Allow lossy vector conversions (required for them)."
 )
+allow_edited_plan: Decorator = click.option(
+    "--allow-edited-plan",
+    is_flag=True,
+    help="Apply a plan edited after it was made (its digest no longer matches); its values "
+    "are still re-validated against its schemas.",
+)
+allow_other_server: Decorator = click.option(
+    "--allow-other-server",
+    is_flag=True,
+    help="Apply on another server than the plan was made against (e.g. the same data "
+    "behind another address, after a restart).",
+)
 
 
 def as_json(help: str) -> Decorator:
@@ -175,6 +187,8 @@ __all__ = [
     "Command",
     "Group",
     "accept_data_loss",
+    "allow_edited_plan",
+    "allow_other_server",
     "as_json",
     "backup_dir",
     "batch_size",

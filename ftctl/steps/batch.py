@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
 from ftctl.errors import UsageError
-from ftctl.plan.batch import SnappedIndex, select_indexes
+from ftctl.plan.batch import BatchPlan, SnappedIndex, select_indexes
 from ftctl.plan.build import merge_request, resolve_source, snapshot_request
-from ftctl.plan.models import SchemaPatch
+from ftctl.plan.integrity import seal
+from ftctl.plan.models import MigrationPlan, SchemaPatch
 from ftctl.schema.capabilities import Capabilities
 from ftctl.steps.catalog import list_indexes
 from ftctl.steps.effects import Step
 from ftctl.steps.probe import probe_capabilities
-from ftctl.steps.shape import read_shape, refuse_cluster
+from ftctl.steps.shape import read_identity, read_shape, refuse_cluster
 from ftctl.steps.snapshot import read_source, read_target
 
 
@@ -53,4 +56,14 @@ def batch_snapshot_step(
     return out, capabilities
 
 
-__all__ = ["batch_snapshot_step"]
+def sealed_batch(batch: BatchPlan) -> Step[BatchPlan]:
+    """``batch`` with each per-index plan sealed like the single-index planner's: the
+    server's identity (with that index's fingerprint) and the plan's digest."""
+    plans: dict[str, MigrationPlan] = {}
+    for name, plan in batch.plans.items():
+        identity = yield from read_identity(plan.source.index_name)
+        plans[name] = seal(plan, identity)
+    return msgspec.structs.replace(batch, plans=plans)
+
+
+__all__ = ["batch_snapshot_step", "sealed_batch"]

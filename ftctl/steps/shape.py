@@ -25,7 +25,9 @@ from typing import NamedTuple
 import msgspec
 
 from ftctl.errors import RefusedError
-from ftctl.plan.models import MigrationPlan
+from ftctl.plan.integrity import identity_problem, sample_keys, source_fingerprint
+from ftctl.plan.models import MigrationPlan, ServerIdentity
+from ftctl.schema.ftinfo import parse_ft_info
 from ftctl.schema.model import IndexSchema
 from ftctl.steps.effects import Command, Commands, ReplyError, Session, Step
 from ftctl.steps.history import history_key
@@ -424,6 +426,49 @@ def refuse_missing(missing: list[str] | None, user: str, what: str) -> None:
         )
 
 
+# --- which server ----------------------------------------------------------------------------
+
+
+def _laddr(reply: object) -> str:
+    for part in _text(reply).split():
+        key, sep, value = part.partition("=")
+        if sep and key == "laddr":
+            return value
+    return ""
+
+
+def read_identity(index: str) -> Step[ServerIdentity]:
+    """The server's run_id, its own address of this connection, and the fingerprint of
+    ``index``'s definition (empty parts where the server does not say)."""
+    info, client, ft_info = yield Commands(
+        [("INFO", "server"), ("CLIENT", "INFO"), ("FT.INFO", index)]
+    )
+    run_id = "" if isinstance(info, ReplyError) else _info_field(info, "run_id") or ""
+    address = "" if isinstance(client, ReplyError) else _laddr(client)
+    if not address and not isinstance(info, ReplyError):
+        port = _info_field(info, "tcp_port")
+        address = f"port {port}" if port else ""
+    fingerprint = (
+        "" if isinstance(ft_info, ReplyError) else source_fingerprint(parse_ft_info(ft_info).schema)
+    )
+    return ServerIdentity(run_id=run_id, address=address, source_fingerprint=fingerprint)
+
+
+def identity_refusal(plan: MigrationPlan) -> Step[str | None]:
+    """Why this is not the server ``plan`` was made against (None: it is, or the plan does
+    not say which server it was made against)."""
+    planned = plan.server
+    if planned is None:
+        return None
+    live = yield from read_identity(plan.source.index_name)
+    exist = True
+    keys = sample_keys(plan)
+    if keys and planned.run_id != live.run_id:
+        (count,) = yield Commands([("EXISTS", *keys)])
+        exist = count == len(keys)
+    return identity_problem(planned, live, sampled_keys_exist=exist)
+
+
 class ServerCheck(NamedTuple):
     """What a server check found that does not refuse the run."""
 
@@ -459,20 +504,31 @@ def check_for_run(plan: MigrationPlan, *, verb: str = "apply") -> Step[ServerChe
     return ServerCheck(shape, unverified=missing is None)
 
 
+def check_for_apply(plan: MigrationPlan, *, identity: bool) -> Step[tuple[ServerCheck, str | None]]:
+    """:func:`check_for_run` for an apply, and, with ``identity`` (a new journal), why this
+    is not the server the plan was made against (None: it is, or the plan does not say)."""
+    check = yield from check_for_run(plan)
+    problem = (yield from identity_refusal(plan)) if identity else None
+    return check, problem
+
+
 __all__ = [
     "CLUSTER_PLAN",
     "Permission",
     "ServerCheck",
     "ServerShape",
     "as_fields",
+    "check_for_apply",
     "check_for_planning",
     "check_for_run",
+    "identity_refusal",
     "missing_permissions",
     "partial_indexed_docs",
     "partial_indexing_problems",
     "plan_permissions",
     "planning_permissions",
     "probe_key",
+    "read_identity",
     "read_shape",
     "refuse_cluster",
     "refuse_missing",

@@ -76,7 +76,9 @@ def test_cluster_mode_is_refused_before_apply(
     source(r, "hash")
     made = MigrationPlanner().create_plan(INDEX, redis_url=redis_url, schema_patch=ADD_TAG)
     with pytest.raises(RefusedError, match="cluster mode"):
-        MigrationExecutor().apply(made, redis_url=cluster.url, backup_dir=tmp_path / "b")
+        MigrationExecutor().apply(
+            made, redis_url=cluster.url, backup_dir=tmp_path / "b", allow_other_server=True
+        )
     assert not (tmp_path / "b").exists()
 
 
@@ -145,7 +147,9 @@ def test_apply_refuses_such_a_plan_on_a_server_with_partial_indexed_docs(
     source(other, "hash")
     before = state(other)
     with pytest.raises(RefusedError, match="PARTIAL_INDEXED_DOCS on") as refused:
-        MigrationExecutor().apply(made, redis_url=partial.url, backup_dir=tmp_path / "b")
+        MigrationExecutor().apply(
+            made, redis_url=partial.url, backup_dir=tmp_path / "b", allow_other_server=True
+        )
     assert "'title AS headline'" in refused.value.message
     assert state(other) == before
     assert not (tmp_path / "b").exists()
