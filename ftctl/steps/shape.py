@@ -30,7 +30,6 @@ from ftctl.plan.models import MigrationPlan, ServerIdentity
 from ftctl.schema.ftinfo import parse_ft_info
 from ftctl.schema.model import IndexSchema
 from ftctl.steps.effects import Command, Commands, ReplyError, Session, Step
-from ftctl.steps.history import history_key
 from ftctl.steps.index_ops import THROWAWAY_PREFIX
 from ftctl.steps.probe import PROBE_INDEX_PREFIX
 from ftctl.steps.snapshot import VALIDATION_INDEX_PREFIX
@@ -241,13 +240,13 @@ def planning_permissions(index: str) -> list[Permission]:
         Permission(("FT.DROPINDEX", probe), _index(probe)),
         Permission(_create(check), _index(check)),
         Permission(("FT.DROPINDEX", check), _index(check)),
-        Permission(("GET", history_key(index)), f"key '{printable(history_key(index))}'"),
     ]
 
 
 def plan_permissions(plan: MigrationPlan) -> list[Permission]:
     """What applying ``plan`` (and rolling it back) sends: every command family, on the
-    plan's own index names, ftctl's keys and a document key under each prefix it touches."""
+    plan's own index names and a document key under each prefix it touches. (Schema
+    history, ``ftctl:schema:*``, is advisory: a user who may not write it only loses it.)"""
     source, target = plan.source.schema_snapshot, plan.merged_target_schema
     src, dst = plan.source.index_name, target.name
     storage = source.storage_type.upper()
@@ -266,11 +265,6 @@ def plan_permissions(plan: MigrationPlan) -> list[Permission]:
         Permission(_create(check, storage), _index(check)),
         Permission(("FT.DROPINDEX", check), _index(check)),
     ]
-    for name in dict.fromkeys([src, dst]):
-        key = history_key(name)
-        shown = f"key '{printable(key)}'"
-        out += [Permission(("GET", key), shown), Permission(("SET", key, "-"), shown)]
-        out.append(Permission(("DEL", key), shown))
     if plan.mode == "online" and plan.online is not None:
         online = plan.online
         if online.strategy == "alter":

@@ -166,7 +166,6 @@ def test_permissions_name_the_plans_indexes_keys_and_command_families() -> None:
         "WATCH doc:__ftctl_acl_probe__",
         "MULTI",
         "EXEC",
-        "SET ftctl:schema:docs -",
     ]:
         assert expected in texts, expected
     reading = _texts(_plan({"add_fields": [{"name": "c", "type": "tag"}]}))
