@@ -50,10 +50,23 @@ def is_utf8(value: str) -> bool:
     return True
 
 
+def text_only(value: object) -> object:
+    """``value`` (plain data: dicts, lists, strings…) with every str that is not UTF-8 in
+    its printable form, so JSON or YAML can hold it (a name read from bytes that are not
+    UTF-8 would make the encoder raise)."""
+    if isinstance(value, str):
+        return value if is_utf8(value) else printable(value)
+    if isinstance(value, dict):
+        return {text_only(k): text_only(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [text_only(v) for v in value]
+    return value
+
+
 def wire(value: str) -> bytes:
     """``value`` as the bytes Redis knows it by (the inverse of decoding with
     ``surrogateescape``)."""
     return value.encode("utf-8", "surrogateescape")
 
 
-__all__ = ["is_utf8", "printable", "wire"]
+__all__ = ["is_utf8", "printable", "text_only", "wire"]

@@ -12,7 +12,7 @@ from ftctl.cli import options
 from ftctl.cli.render import field_summary, indexing_state
 from ftctl.cli.state import AppState, pass_state
 from ftctl.schema import schema_to_builtins
-from ftctl.text import printable
+from ftctl.text import printable, text_only
 
 
 @click.group(cls=options.Group)
@@ -44,7 +44,7 @@ def info(state: AppState, index_name: str, as_json: bool) -> None:
             "schema": schema_to_builtins(parsed.schema),
             "stats": msgspec.to_builtins(parsed.stats),
         }
-        click.echo(msgspec.json.encode(payload).decode())
+        click.echo(msgspec.json.encode(text_only(payload)).decode())
         return
     schema, stats = parsed.schema, parsed.stats
     click.echo(f"Index: {printable(parsed.index_name)}")

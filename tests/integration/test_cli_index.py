@@ -195,6 +195,9 @@ def test_listall_and_info_never_print_control_characters(r: redis.Redis, redis_u
     info = runner.invoke(cli, ["--url", redis_url, "index", "info", "--index", bad], color=True)
     assert info.exit_code == 0, info.output
     assert "Index: bad\\xffname" in info.stdout and _controls(info.stdout) == []
+    as_json = runner.invoke(cli, ["--url", redis_url, "index", "info", "--index", bad, "--json"])
+    assert as_json.exit_code == 0, as_json.output
+    assert json.loads(as_json.stdout)["index_name"] == "bad\\xffname"
     missing = runner.invoke(
         cli, ["--url", redis_url, "index", "info", "--index", "no\x1b[2J\nsuch"], color=True
     )

@@ -6,7 +6,7 @@ import pytest
 
 from ftctl.errors import UsageError
 from ftctl.steps.effects import pack
-from ftctl.text import is_utf8, printable, wire
+from ftctl.text import is_utf8, printable, text_only, wire
 
 
 @pytest.mark.parametrize(
@@ -50,3 +50,15 @@ def test_error_messages_never_carry_control_characters() -> None:
     error = UsageError("index 'a\x1b[2Jb\udcff' does not exist\nsecond line", "try\x07 again")
     assert error.message == "index 'a\\x1b[2Jb\\xff' does not exist\nsecond line"
     assert error.hint == "try\\x07 again"
+
+
+def test_text_only_makes_plain_data_encodable() -> None:
+    """Strings that are not UTF-8, anywhere in plain data, become their printable form;
+    valid text (control characters included: JSON escapes them) is left alone."""
+    bad = b"bad\xffname".decode("utf-8", "surrogateescape")
+    data = {"index_name": bad, "fields": [{"name": bad}, ("ok\x1b", 1)], bad: None}
+    assert text_only(data) == {
+        "index_name": "bad\\xffname",
+        "fields": [{"name": "bad\\xffname"}, ["ok\x1b", 1]],
+        "bad\\xffname": None,
+    }
