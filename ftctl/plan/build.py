@@ -743,7 +743,7 @@ def _mode(
 ) -> ModeDecision:
     snapshot = ctx.snapshot
     serving = snapshot.requested_name or snapshot.source.index_name
-    rewrites = _rewrites(ctx)
+    rewrites = rewrites_of(ctx)
     if blocked and requested == "auto":
         return ModeDecision(mode="drop_recreate", reason="auto: the plan is blocked")
     return choose_mode(
@@ -760,7 +760,7 @@ def _mode(
     )
 
 
-def _rewrites(ctx: Context) -> Rewrites:
+def rewrites_of(ctx: Context) -> Rewrites:
     """What the change rewrites in documents, and what keeps it from running online."""
     renames = ctx.merged.renames
     source, target = ctx.source, ctx.target

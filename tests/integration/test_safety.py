@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from helpers import DIMS, INDEX, RUNNERS, info, patch, plan, run_apply, source, state
 
 from ftctl.cli import cli
-from ftctl.errors import RefusedError, UsageError
+from ftctl.errors import RefusedError
 from ftctl.executor import MigrationExecutor, rollback
 from ftctl.journal import Journal
 from ftctl.journal.events import CheckFailed, RunFinished, VectorsRejected
@@ -108,9 +108,9 @@ def test_failed_apply_rolls_back_without_converting_again(
 @pytest.mark.parametrize(
     ("field", "value", "words"),
     [
-        ("target_datatype", "FLOAT17", "unknown vector datatype"),
-        ("target_datatype", "float64", "target_datatype float64 but the schema says"),
-        ("dims", 9, "dims 9 but the source schema says 8"),
+        ("target_datatype", "FLOAT17", "'emb' float32→FLOAT17 is not a change the plan's schemas"),
+        ("target_datatype", "float64", "'emb' float32→float64 is not a change the plan's schemas"),
+        ("dims", 9, "'emb' float32→float16 does not match the schemas \\(dims"),
     ],
 )
 def test_edited_plan_values_are_refused_before_anything(
@@ -118,7 +118,8 @@ def test_edited_plan_values_are_refused_before_anything(
 ) -> None:
     """A plan whose vector change was edited by hand to values the schemas contradict is
     refused before the journal or Redis is touched (0.1 refused with exit 2 after the drop
-    and the renames)."""
+    and the renames): for the edit (its digest), and, with allow_edited_plan, for values
+    its own schemas contradict."""
     source(r, "hash")
     raw = msgspec.yaml.decode(dump_plan(plan(redis_url, F16)))
     raw["vector_changes"][0][field] = value
@@ -126,13 +127,15 @@ def test_edited_plan_values_are_refused_before_anything(
     edited.write_bytes(msgspec.yaml.encode(raw))
     before = state(r)
 
-    with pytest.raises(UsageError, match=words):
-        MigrationExecutor().apply(
-            load_plan(edited),
-            redis_url=redis_url,
-            backup_dir=tmp_path / "b",
-            accept_data_loss=True,
-        )
+    for allowed, expected in [(False, "edited after it was made"), (True, words)]:
+        with pytest.raises(RefusedError, match=expected):
+            MigrationExecutor().apply(
+                load_plan(edited),
+                redis_url=redis_url,
+                backup_dir=tmp_path / "b",
+                accept_data_loss=True,
+                allow_edited_plan=allowed,
+            )
 
     assert state(r) == before
     assert not (tmp_path / "b").exists()
