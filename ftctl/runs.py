@@ -31,6 +31,7 @@ from ftctl.errors import (
     ConnectionFailed,
     FtctlError,
     Interrupted,
+    MigrationFailed,
     RefusedError,
     UsageError,
 )
@@ -64,6 +65,7 @@ from ftctl.journal.layout import (
 from ftctl.journal.projections import RunState, project_run, run_events
 from ftctl.journal.report import MigrationReport, project_report
 from ftctl.journal.safefs import nothing_changed
+from ftctl.plan.codecs import CodecError
 from ftctl.plan.models import MigrationPlan, dump_plan, load_plan, plan_digest
 from ftctl.steps.runner import Outcome, RunContext, run_table
 from ftctl.steps.spec import RunSpec, run_spec
@@ -89,11 +91,21 @@ FAULT_ENV = "FTCTL_FAULT"
 the process just before or after that event is appended (e.g. ``before:batch_done:quantize:1``
 is the middle of quantize batch 1: its writes are in Redis, its event is not;
 ``after:check_passed:validate`` is the middle of validation). An event without a step field
-matches the step that is running."""
+matches the step that is running. :data:`FAULT_SIGNAL_ENV` picks another signal (``SIGINT``:
+Ctrl+C); :data:`FAULT_RAISE_ENV` fails the run there with an error instead (codec, oom,
+connection, timeout, validation)."""
 
 FAULT_SIGNAL_ENV = "FTCTL_FAULT_SIGNAL"
 """The signal :data:`FAULT_ENV` sends (default ``SIGKILL``); ``SIGINT`` plays a Ctrl+C at an
 exact point of the run."""
+
+FAULT_RAISE_ENV = "FTCTL_FAULT_RAISE"
+"""With :data:`FAULT_ENV`: fail the run there the way a real failure of this kind does,
+instead of sending a signal. ``codec`` raises a CodecError, ``oom`` the MigrationFailed of a
+Redis OOM error reply, ``connection`` ConnectionFailed (the run reconnects and resumes until
+its reconnect timeout, meeting the fault again each time), ``timeout`` the MigrationFailed of
+an index wait that timed out; ``validation`` appends a failed check (``injected``) beside the
+event, so the run goes on and ends ``failed`` as after any failed check."""
 
 
 # --- the journal, seen by the drivers -------------------------------------------------------
@@ -113,6 +125,34 @@ def _fault_matches(spec: str, phase: str, event: AnyEvent, step: str) -> bool:
     return len(parts) < 4 or str(getattr(event, "batch", "")) == parts[3]
 
 
+def _injected_error(kind: str, where: str) -> FtctlError | CheckFailed:
+    """What :data:`FAULT_RAISE_ENV` ``kind`` raises (or, for ``validation``, records)."""
+    said = f"(injected by {FAULT_RAISE_ENV}={kind} at {where})"
+    match kind:
+        case "codec":
+            return CodecError(f"1 NaN or infinite values cannot be quantized {said}")
+        case "oom":
+            return MigrationFailed(
+                f"HSET failed: OOM command not allowed when used memory > 'maxmemory'. {said}"
+            )
+        case "connection":
+            return ConnectionFailed(
+                f"lost the connection to Redis: Connection reset by peer {said}",
+                "check the server; re-running the same command resumes from the journal",
+            )
+        case "timeout":
+            return MigrationFailed(
+                f"timeout waiting for index ready {said}",
+                "re-run the same command to keep waiting, or pass a larger --timeout",
+            )
+        case "validation":
+            return CheckFailed(check="injected", detail=f"a check failed {said}", count=1)
+    raise UsageError(
+        f"{FAULT_RAISE_ENV}={kind!r} is not a failure kind",
+        "use codec, oom, connection, timeout or validation",
+    )
+
+
 @dataclass
 class JournalTap:
     """The journal as the drivers see it: logs, progress, Ctrl+C at batch boundaries, faults."""
@@ -129,14 +169,17 @@ class JournalTap:
     _signal: signal.Signals = field(
         default_factory=lambda: signal.Signals[os.environ.get(FAULT_SIGNAL_ENV) or "SIGKILL"]
     )
+    _raise: str = field(default_factory=lambda: os.environ.get(FAULT_RAISE_ENV, ""))
 
     def append(self, events: Sequence[AnyEvent]) -> list[AnyEvent]:
-        self._maybe_fault("before", events)
-        stamped = self.journal.append(events)
+        injected = self._maybe_fault("before", events)
+        stamped = self.journal.append([*injected, *events])
         for event in stamped:
             if isinstance(event, StepStarted):
                 self._step = event.step
-        self._maybe_fault("after", events)
+        injected = self._maybe_fault("after", events)
+        if injected:
+            stamped += self.journal.append(injected)
         boundary = False
         for event in stamped:
             self._log(event)
@@ -191,9 +234,20 @@ class JournalTap:
                     event_tag(event).replace("_", " "), step=step_of(event) or self._step
                 )
 
-    def _maybe_fault(self, phase: str, events: Sequence[AnyEvent]) -> None:
-        if self._fault and any(_fault_matches(self._fault, phase, e, self._step) for e in events):
+    def _maybe_fault(self, phase: str, events: Sequence[AnyEvent]) -> list[AnyEvent]:
+        """Send the fault signal, raise the injected error, or return the failed check to
+        record (:data:`FAULT_RAISE_ENV` ``validation``) when ``events`` hold the fault's."""
+        if not self._fault or not any(
+            _fault_matches(self._fault, phase, e, self._step) for e in events
+        ):
+            return []
+        if not self._raise:
             os.kill(os.getpid(), self._signal)
+            return []
+        injected = _injected_error(self._raise, self._fault)
+        if isinstance(injected, CheckFailed):
+            return [injected]
+        raise injected
 
     def write_segment(self, payload: Any, *, durable: bool = True) -> Any:
         return self.journal.write_segment(payload, durable=durable)
@@ -711,6 +765,7 @@ async def drive_async(
 
 __all__ = [
     "FAULT_ENV",
+    "FAULT_RAISE_ENV",
     "FAULT_SIGNAL_ENV",
     "RUN_PROTOCOL",
     "JournalTap",
