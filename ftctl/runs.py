@@ -40,6 +40,7 @@ from ftctl.journal.events import (
     AnyEvent,
     BatchDone,
     CheckFailed,
+    CheckPassed,
     ConflictRecorded,
     KeysEnumerated,
     Note,
@@ -104,8 +105,11 @@ FAULT_RAISE_ENV = "FTCTL_FAULT_RAISE"
 instead of sending a signal. ``codec`` raises a CodecError, ``oom`` the MigrationFailed of a
 Redis OOM error reply, ``connection`` ConnectionFailed (the run reconnects and resumes until
 its reconnect timeout, meeting the fault again each time), ``timeout`` the MigrationFailed of
-an index wait that timed out; ``validation`` appends a failed check (``injected``) beside the
-event, so the run goes on and ends ``failed`` as after any failed check."""
+an index wait that timed out. ``validation`` appends a failed check beside the event (named
+after the event's check when it is one, else ``injected``), so the run goes on and ends
+``failed`` as after a validation step's failed check (it counts only inside validation: a
+validation step starting clears earlier checks); ``verification`` appends it and raises
+MigrationFailed, as a shadow that fails verification."""
 
 
 # --- the journal, seen by the drivers -------------------------------------------------------
@@ -125,8 +129,8 @@ def _fault_matches(spec: str, phase: str, event: AnyEvent, step: str) -> bool:
     return len(parts) < 4 or str(getattr(event, "batch", "")) == parts[3]
 
 
-def _injected_error(kind: str, where: str) -> FtctlError | CheckFailed:
-    """What :data:`FAULT_RAISE_ENV` ``kind`` raises (or, for ``validation``, records)."""
+def _injected_error(kind: str, where: str, check: str) -> FtctlError | CheckFailed:
+    """What :data:`FAULT_RAISE_ENV` ``kind`` raises (or, for a failed ``check``, records)."""
     said = f"(injected by {FAULT_RAISE_ENV}={kind} at {where})"
     match kind:
         case "codec":
@@ -145,11 +149,11 @@ def _injected_error(kind: str, where: str) -> FtctlError | CheckFailed:
                 f"timeout waiting for index ready {said}",
                 "re-run the same command to keep waiting, or pass a larger --timeout",
             )
-        case "validation":
-            return CheckFailed(check="injected", detail=f"a check failed {said}", count=1)
+        case "validation" | "verification":
+            return CheckFailed(check=check, detail=f"the check failed {said}", count=1)
     raise UsageError(
         f"{FAULT_RAISE_ENV}={kind!r} is not a failure kind",
-        "use codec, oom, connection, timeout or validation",
+        "use codec, oom, connection, timeout, validation or verification",
     )
 
 
@@ -244,10 +248,14 @@ class JournalTap:
         if not self._raise:
             os.kill(os.getpid(), self._signal)
             return []
-        injected = _injected_error(self._raise, self._fault)
-        if isinstance(injected, CheckFailed):
+        checks = (e.check for e in events if isinstance(e, CheckPassed | CheckFailed))
+        injected = _injected_error(self._raise, self._fault, next(checks, "injected"))
+        if not isinstance(injected, CheckFailed):
+            raise injected
+        if self._raise == "validation":
             return [injected]
-        raise injected
+        self.journal.append([injected])
+        raise MigrationFailed(f"verification failed: {injected.check}: {injected.detail}")
 
     def write_segment(self, payload: Any, *, durable: bool = True) -> Any:
         return self.journal.write_segment(payload, durable=durable)

@@ -9,7 +9,7 @@ import structlog
 
 from ftctl.errors import ConnectionFailed, MigrationFailed, UsageError
 from ftctl.journal import Journal, RunStarted
-from ftctl.journal.events import BatchDone, CheckFailed, StepStarted, event_tag
+from ftctl.journal.events import BatchDone, CheckFailed, CheckPassed, StepStarted, event_tag
 from ftctl.plan.codecs import CodecError
 from ftctl.runs import FAULT_ENV, FAULT_RAISE_ENV, JournalTap
 
@@ -82,6 +82,35 @@ def test_validation_kind_records_a_failed_check_beside_the_event(
     failed = next(e for e in stamped if isinstance(e, CheckFailed))
     assert failed.check == "injected" and failed.count == 1
     assert [e.seq for e in stamped] == [2, 3]
+
+
+@pytest.mark.parametrize("phase", ["before", "after"])
+def test_verification_kind_records_a_failed_check_then_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, phase: str
+) -> None:
+    """``verification`` journals the failed check, then raises MigrationFailed as a shadow
+    that fails verification does (``before``: the event itself is never journaled)."""
+    monkeypatch.setenv(FAULT_ENV, f"{phase}:batch_done:quantize:1")
+    monkeypatch.setenv(FAULT_RAISE_ENV, "verification")
+    tap = _tap(tmp_path)
+    with pytest.raises(MigrationFailed, match="verification failed: injected"):
+        tap.append([BATCH_1])
+    tags = ["check_failed"] if phase == "before" else ["batch_done", "check_failed"]
+    assert _tags(tap) == ["run_started", *tags]
+
+
+def test_a_failed_check_takes_the_name_of_the_check_it_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At a passed check, ``validation`` fails that very check (the latest result of a check
+    is the one that counts), as a real failure of it would."""
+    monkeypatch.setenv(FAULT_ENV, "after:check_passed:validate")
+    monkeypatch.setenv(FAULT_RAISE_ENV, "validation")
+    tap = _tap(tmp_path)
+    tap.append([StepStarted(step="validate")])
+    stamped = tap.append([CheckPassed(check="doc_count"), CheckPassed(check="knn")])
+    failed = stamped[-1]
+    assert isinstance(failed, CheckFailed) and failed.check == "doc_count"
 
 
 def test_unknown_raise_kind_is_a_usage_error(
