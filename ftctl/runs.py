@@ -52,6 +52,7 @@ from ftctl.journal.events import (
     StepFinished,
     StepName,
     StepSkipped,
+    StepsReopened,
     StepStarted,
     event_tag,
     step_of,
@@ -577,6 +578,30 @@ def _already_done(run: Run) -> MigrationReport | None:
     return None
 
 
+def _revalidate(run: Run) -> None:
+    """Reopen the closing validation of a run whose previous attempt failed its checks.
+
+    Its report says to re-run the command, and a check that failed (a count read while a
+    writer was busy, a key put back since) may pass now: without this, every re-run found
+    the validation done and repeated the stale failure. Steps inside the downtime window
+    (drop_recreate's ``wait``) stay done: running them again would stretch the recorded
+    downtime to this run.
+    """
+    events = run.events()[:-1]  # before this run's run_started
+    previous = project_run(run_events(events, run.kind), marks_for(run.plan.mode, run.kind))
+    if previous.result != "failed" or not previous.checks_failed:
+        return
+    closing: list[StepName] = []
+    for step in reversed(table_for(run_spec(run.plan), run.kind).steps):
+        if not step.validation or step.downtime:
+            break
+        closing.insert(0, step.name)
+    again = [s for s in closing if s in previous.steps_finished]
+    if again:
+        reason = "the last run failed its checks: validate again"
+        run.journal.append([StepsReopened(steps=again, reason=reason)])
+
+
 def _finish(run: Run, prepared: _Prepared, outcome: Outcome) -> MigrationReport:
     state = prepared.ctx.state
     if outcome == "awaiting":
@@ -690,6 +715,7 @@ def drive_sync(
         done = _already_done(run)
         if done is not None:
             return done
+        _revalidate(run)
         stop = threading.Event()
         reconnects = _Reconnects(options)
         while True:
@@ -733,6 +759,7 @@ async def drive_async(
         done = await asyncio.to_thread(_already_done, run)
         if done is not None:
             return done
+        await asyncio.to_thread(_revalidate, run)
         stop = threading.Event()
         reconnects = _Reconnects(options)
         while True:
