@@ -12,7 +12,7 @@ SOAK = Path(__file__).resolve().parents[2] / "bench" / "soak.py"
 def test_soak_with_two_kills_recovers_every_migration_byte_for_byte(redis_url: str) -> None:
     """Two random kills (small data, the session's server): every migration is recovered
     and its documents match the expected state byte for byte; the summary says so."""
-    argv = [sys.executable, str(SOAK), "--kills", "2", "--docs", "200", "--seed", "7"]
+    argv = [sys.executable, str(SOAK), "--kills", "2", "--docs", "100", "--seed", "7"]
     done = subprocess.run(
         [*argv, "--url", redis_url], capture_output=True, text=True, timeout=120, check=False
     )
