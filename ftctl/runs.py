@@ -95,7 +95,7 @@ is the middle of quantize batch 1: its writes are in Redis, its event is not;
 ``after:check_passed:validate`` is the middle of validation). An event without a step field
 matches the step that is running. :data:`FAULT_SIGNAL_ENV` picks another signal (``SIGINT``:
 Ctrl+C); :data:`FAULT_RAISE_ENV` fails the run there with an error instead (codec, oom,
-connection, timeout, validation)."""
+connection, timeout) or a failed check (validation, verification)."""
 
 FAULT_SIGNAL_ENV = "FTCTL_FAULT_SIGNAL"
 """The signal :data:`FAULT_ENV` sends (default ``SIGKILL``); ``SIGINT`` plays a Ctrl+C at an
@@ -240,8 +240,8 @@ class JournalTap:
                 )
 
     def _maybe_fault(self, phase: str, events: Sequence[AnyEvent]) -> list[AnyEvent]:
-        """Send the fault signal, raise the injected error, or return the failed check to
-        record (:data:`FAULT_RAISE_ENV` ``validation``) when ``events`` hold the fault's."""
+        """When ``events`` hold the fault's: send the fault signal, raise the injected error,
+        or return the failed check to record with them (:data:`FAULT_RAISE_ENV`)."""
         if not self._fault or not any(
             _fault_matches(self._fault, phase, e, self._step) for e in events
         ):
