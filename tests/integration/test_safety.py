@@ -382,3 +382,26 @@ def test_plans_warn_about_an_eviction_policy_that_can_delete_documents(
     finally:
         r.config_set("maxmemory", before["maxmemory"])
         r.config_set("maxmemory-policy", before["maxmemory-policy"])
+
+
+def test_rollback_of_an_apply_that_failed_before_changing_anything_ignores_its_segments(
+    r: redis.Redis, redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An apply that failed at its preflight changed no document: its rollback reads no
+    segment, so a damaged backup segment does not keep that journal from being rolled back
+    (it used to be refused forever)."""
+    source(r, "hash")
+    original = state(r)
+    made = plan(redis_url, F16)
+    monkeypatch.setenv("FTCTL_FAULT", "after:step_started:preflight")
+    monkeypatch.setenv("FTCTL_FAULT_RAISE", "oom")
+    failed = run_apply(RUNNERS[0], made, redis_url=redis_url, backup_dir=tmp_path)
+    monkeypatch.delenv("FTCTL_FAULT")
+    monkeypatch.delenv("FTCTL_FAULT_RAISE")
+    assert failed.result == "failed", failed.result
+    segment = sorted((tmp_path / INDEX / "segments").iterdir())[-1]
+    data = bytearray(segment.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # same size: only a read of it would notice
+    segment.write_bytes(bytes(data))
+    assert rollback(tmp_path, redis_url=redis_url).result == "rolled_back"
+    assert state(r) == original
