@@ -43,6 +43,7 @@ from ftctl.steps.effects import (
     Timing,
     VerifySegments,
     WriteSegment,
+    on_wire,
     pack,
 )
 
@@ -118,7 +119,7 @@ class AsyncDriver:
             case Commands(commands=commands):  # transaction=True
                 pipe = self.client.pipeline(transaction=True)
                 for command in commands:
-                    pipe.execute_command(*command)
+                    pipe.execute_command(*on_wire(command))
                 try:
                     async with self._wire:
                         replies = await pipe.execute(raise_on_error=False)
