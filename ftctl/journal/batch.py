@@ -43,6 +43,8 @@ from ftctl.journal.events import (
     KeysEnumerated,
     KeysGone,
     Note,
+    QueryBaseline,
+    QueryCompared,
     RunFinished,
     RunInterrupted,
     RunResult,
@@ -208,6 +210,8 @@ def project_batch(events: Iterable[AnyEvent]) -> BatchProgress:
                 | CheckPassed()
                 | CheckFailed()
                 | ConflictRecorded()
+                | QueryBaseline()
+                | QueryCompared()
                 | KeysGone()
                 | VectorsRejected()
                 | Note()

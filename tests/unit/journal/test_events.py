@@ -33,6 +33,7 @@ from ftctl.journal import (
 )
 from ftctl.journal.events import (
     STEP_NAMES,
+    BaselineQuery,
     BatchIndexEntry,
     BatchIndexFinished,
     BatchIndexInterrupted,
@@ -43,6 +44,8 @@ from ftctl.journal.events import (
     CutoverDone,
     EnumerationRestarted,
     KeysGone,
+    QueryBaseline,
+    QueryCompared,
     ServerChanged,
     ServerSeen,
     ShadowCreated,
@@ -119,6 +122,42 @@ SAMPLES: list[Event] = [
     KeysGone(seq=25, at=AT, step="quantize", keys=[b"doc:9"]),
     StepsReopened(seq=26, at=AT, steps=["restore_vectors"], reason="--force"),
     ServerChanged(seq=23, at=AT, previous="abc", current="def"),
+    QueryBaseline(
+        seq=27,
+        at=AT,
+        index="docs",
+        queries=[
+            BaselineQuery(
+                name="near 7",
+                query="*=>[KNN 3 @v $vec]",
+                target_query="*=>[KNN 3 @v $vec]",
+                k=3,
+                min_overlap=0.9,
+                vector_from_key="doc:7",
+                vector=b"\x00\x00\x80?",
+                datatype="float32",
+                ids=[b"doc:7", b"doc:\xff"],
+                scores=[0.0, 0.25],
+                total=2,
+            )
+        ],
+    ),
+    QueryCompared(
+        seq=28,
+        at=AT,
+        name="near 7",
+        index="docs__ftctl_1",
+        k=3,
+        passed=False,
+        overlap=0.5,
+        hits=1,
+        expected=2,
+        count_before=2,
+        count_after=2,
+        min_overlap=0.9,
+        missing=[b"doc:\xff"],
+        added=[b"doc:8"],
+    ),
     BatchRunStarted(
         seq=1,
         at=AT,
@@ -158,6 +197,8 @@ EXPECTED_TAGS = {
     "BatchIndexStarted": "batch_index_started",
     "BatchIndexFinished": "batch_index_finished",
     "BatchIndexInterrupted": "batch_index_interrupted",
+    "QueryBaseline": "query_baseline",
+    "QueryCompared": "query_compared",
 }
 
 
