@@ -27,6 +27,7 @@ from ftctl.journal.events import (
     StepStarted,
 )
 from ftctl.journal.projections import RunState, StepMarks
+from ftctl.plan.query_checks import UserQuery
 from ftctl.steps.effects import Commands, Parallel, Record, ReplyError, Session, Step
 from ftctl.steps.spec import RunSpec
 
@@ -53,6 +54,9 @@ class RunContext:
     """Rollback: restore vectors even where they changed after the migration wrote them."""
     abort_only: bool = False
     """Online rollback requested as ``abort``: refuse instead of cutting back."""
+    queries: Sequence[UserQuery] = ()
+    """The user's queries given to this run (a query check file's ``queries``): the
+    baseline step runs them on the source; their thresholds apply to the comparison."""
 
 
 Body: TypeAlias = Callable[[RunContext], Step[Counts]]
