@@ -12,7 +12,8 @@ Every verb takes ``redis_url=`` or an open client as ``redis_client=`` (RedisVL'
 ``apply`` takes RedisVL 0.28's arguments with their meaning: a reviewed lossy plan runs
 (the plan shows the measured recall); ``backup_dir`` may be left out (the journal then goes
 to :func:`default_backup_dir`, and ``report.backup.backup_dir`` says where);
-``query_check_file`` adds RedisVL's fetch and key checks to the validation; and
+``query_check_file`` adds RedisVL's fetch and key checks to the validation, and runs the
+user's own ``queries`` on the source before and on the target after; and
 ``progress_callback`` may be RedisVL's ``(step, detail)`` as well as ftctl's
 ``(step, done, total)``.
 """
@@ -64,6 +65,7 @@ from ftctl.steps.effects import Step
 from ftctl.steps.index_ops import live_info
 from ftctl.steps.query_checks import extra_checks_for
 from ftctl.steps.spec import run_spec
+from ftctl.steps.user_queries import check_queries
 
 
 def check_plan(plan: MigrationPlan, *, accept_data_loss: bool = True) -> None:
@@ -237,6 +239,8 @@ class _ApplyArgs:
         self.plan = _plan_of(plan)
         check_plan(self.plan)
         self.checks = _query_checks(query_check_file)
+        self.queries = tuple(self.checks.queries) if self.checks is not None else ()
+        check_queries(run_spec(self.plan), self.queries)
         self.explicit = backup_dir is not None
         given = Path(backup_dir) if backup_dir is not None else default_backup_dir(self.plan)
         self.backup_dir = given.expanduser().resolve()
@@ -387,7 +391,10 @@ class MigrationExecutor:
         ``backup_dir`` left out: the journal goes to :func:`default_backup_dir`
         (``report.backup.backup_dir`` says where). ``query_check_file``: RedisVL's YAML of
         ``fetch_ids`` / ``keys_exist``, checked with the validation (results in
-        ``report.validation.query_checks``). A lossy plan runs (``accept_data_loss`` is
+        ``report.validation.query_checks``), and ftctl's ``queries``: run on the source
+        before anything changes (journaled) and on the target after (an online plan's new
+        index before its cut-over), compared by top-k overlap and result count
+        (``report.validation.queries``); a query below its thresholds fails the run. A lossy plan runs (``accept_data_loss`` is
         accepted for compatibility; the plan's warnings show the measured recall).
 
         Raises :class:`~ftctl.errors.BackupDirError` (a ValueError) for a backup dir that
@@ -401,7 +408,7 @@ class MigrationExecutor:
         options = Options(
             batch_size, num_workers, timeout, False, accept_data_loss,
             progress_adapter(progress_callback), skip_invalid_vectors, reconnect_timeout,
-            extra_checks=extra_checks_for(args.plan, args.checks),
+            extra_checks=extra_checks_for(args.plan, args.checks), queries=args.queries,
         )  # fmt: skip
         with _sync_client(redis_url, given_client(redis_client, client)) as (opened, url):
             args.prepare()
@@ -531,7 +538,7 @@ class AsyncMigrationExecutor:
         options = Options(
             batch_size, num_workers, timeout, False, accept_data_loss,
             progress_adapter(progress_callback), skip_invalid_vectors, reconnect_timeout,
-            extra_checks=extra_checks_for(args.plan, args.checks),
+            extra_checks=extra_checks_for(args.plan, args.checks), queries=args.queries,
         )  # fmt: skip
         async with _async_client(redis_url, given_client(redis_client, client)) as (opened, url):
             await asyncio.to_thread(args.prepare)

@@ -68,12 +68,14 @@ from ftctl.journal.report import MigrationReport, project_report
 from ftctl.journal.safefs import nothing_changed
 from ftctl.logs import PROGRESS_LOGGER, get_logger
 from ftctl.plan.models import MigrationPlan, dump_plan, load_plan, plan_digest
+from ftctl.plan.query_checks import UserQuery
 from ftctl.progress import Meter
 from ftctl.steps.effects import Progress
 from ftctl.steps.query_checks import ExtraChecks, after_validation
 from ftctl.steps.runner import Outcome, RunContext, run_table
 from ftctl.steps.spec import RunSpec, run_spec
 from ftctl.steps.tables import marks_for, table_for
+from ftctl.steps.user_queries import journaled_refusal
 from ftctl.version import ftctl_version
 
 log = get_logger("ftctl.run")
@@ -399,6 +401,9 @@ class Options:
     extra_checks: ExtraChecks | None = None
     """An apply's checks after its validation: RedisVL's key sample and wildcard search,
     and the ``query_check_file``'s (see :mod:`ftctl.steps.query_checks`)."""
+    queries: tuple[UserQuery, ...] = ()
+    """The user's own queries (a query check file's ``queries``): the apply's baseline runs
+    them on the source; a journal's baseline must have measured them the same way."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -545,11 +550,33 @@ def open_for_apply(
                 f"{directory} holds a migration that was rolled back",
                 "use a new --backup-dir to apply the plan again",
             )
+        _same_queries(run, options)
         _append_opening(journal, first)
     except BaseException:
         journal.close()
         raise
     return run
+
+
+def _same_queries(run: Run, options: Options) -> None:
+    """Refuse (nothing changed) to continue a journal whose query baseline the given
+    queries do not match: a baseline is taken once, before the migration changes anything."""
+    if not options.queries:
+        return
+    applied = run.state("apply")
+    why = journaled_refusal(
+        run_spec(run.plan),
+        options.queries,
+        applied.query_baseline,
+        skipped="query_baseline" in applied.steps_skipped,
+    )
+    if why is not None:
+        raise UsageError(
+            f"{run.directory}: {why}",
+            "re-run with the query check file the migration started with, or without one "
+            "(the journaled baseline is used); validate other queries with "
+            "'ftctl migrate validate --query-check-file'",
+        )
 
 
 def open_existing(directory: Path, kind: RunKind, url: str, options: Options) -> Run:
@@ -639,7 +666,12 @@ def _prepare(run: Run, options: Options, *, abort_only: bool, stop: threading.Ev
         else project_run(run_events(events, run.kind), plan_marks(run.plan, run.kind))
     )
     ctx = RunContext(
-        spec=spec, state=state, applied=applied, force=options.force, abort_only=abort_only
+        spec=spec,
+        state=state,
+        applied=applied,
+        force=options.force,
+        abort_only=abort_only,
+        queries=options.queries,
     )
     table = table_for(spec, run.kind)
     ids = {"index": spec.source_index, "run_id": state.run_id, "kind": run.kind}
