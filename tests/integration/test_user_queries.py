@@ -342,3 +342,25 @@ def test_queries_the_plan_cannot_answer_are_refused_before_anything_runs(
             plan, redis_client=r, backup_dir=tmp_path / "b2", query_check_file=bad
         )
     assert len(r.hget("doc:7", "embedding") or b"") == 384 * 4
+
+
+def test_an_in_place_alter_compares_on_the_altered_index(demo: redis.Redis, tmp_path: Path) -> None:
+    """FT.ALTER (a field added in place): the queries run on the index itself before the
+    ALTER and after it has re-indexed. The text and tag queries keep their top 10 exactly;
+    the HNSW graph is rebuilt, so a KNN query may see a neighbour swapped (which is what the
+    check is for: thresholds of 0.5 here keep the test about where it runs)."""
+    r = demo
+    plan = _plan(r, {"add_fields": [{"name": "words", "type": "numeric"}]}, "online")
+    assert plan.online is not None and plan.online.strategy == "alter"
+    knn = {"min_overlap": 0.5}
+    queries = _query_file(
+        tmp_path / "q.yaml", **{n: knn for n in NAMES if n not in ("socket docs", "create tag")}
+    )
+    report = MigrationExecutor().apply(
+        plan, redis_client=r, backup_dir=tmp_path / "b", query_check_file=queries
+    )
+    assert report.result == "succeeded", report.error
+    rows = {q.name: q for q in report.validation.queries}
+    assert list(rows) == NAMES and {q.index for q in rows.values()} == {INDEX}
+    assert rows["socket docs"].overlap == rows["create tag"].overlap == 1.0
+    assert all(q.overlap is not None and q.overlap >= 0.5 for q in rows.values())
