@@ -6,7 +6,10 @@
   target schema, verified, swapped in with one MULTI/EXEC (DESIGN §5b);
 - their rollbacks (:func:`~ftctl.steps.runner.rollback_table`): the inverse of each step the
   journal says was started, in reverse order, then a validation of the source;
-- :data:`VALIDATE`: ``migrate validate`` (checks only).
+- :data:`VALIDATE`: ``migrate validate`` (checks only);
+- in every apply table, ``query_baseline`` first and ``query_compare`` where the target is
+  verified (after ``validate``; online before the cut-over), skipped without the user's
+  queries (:mod:`ftctl.steps.user_queries`).
 
 The one runner (:func:`~ftctl.steps.runner.run_table`) walks any of them; the marks of
 :func:`marks_for` tell the journal's projections where downtime and validation lie.

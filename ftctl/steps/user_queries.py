@@ -156,11 +156,12 @@ def search_command(
     return (*args, "LIMIT", "0", str(rows), "DIALECT", "2")
 
 
-class Results:
+class Results(NamedTuple):
     """One FT.SEARCH answer: ids in rank order, their scores, the total."""
 
-    def __init__(self, ids: list[bytes], scores: list[float], total: int) -> None:
-        self.ids, self.scores, self.total = ids, scores, total
+    ids: list[bytes]
+    scores: list[float]
+    total: int
 
 
 def _float(value: object) -> float:
