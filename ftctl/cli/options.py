@@ -174,6 +174,18 @@ query_check_file: Decorator = click.option(
     help="Query checks (YAML): RedisVL's fetch_ids and keys_exist, and your own queries, "
     "run on the source before and on the target after (top-k overlap, result count).",
 )
+allow_edited_plan: Decorator = click.option(
+    "--allow-edited-plan",
+    is_flag=True,
+    help="Apply a plan edited after it was made (its digest no longer matches); its values "
+    "are still re-validated against its schemas.",
+)
+allow_other_server: Decorator = click.option(
+    "--allow-other-server",
+    is_flag=True,
+    help="Apply on another server than the plan was made against (e.g. the same data "
+    "behind another address, after a restart).",
+)
 
 
 def as_json(help: str) -> Decorator:
@@ -187,6 +199,8 @@ __all__ = [
     "Group",
     "accept_data_loss",
     "accept_data_loss_compat",
+    "allow_edited_plan",
+    "allow_other_server",
     "as_json",
     "backup_dir",
     "batch_size",
