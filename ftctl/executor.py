@@ -12,7 +12,8 @@ Every verb takes ``redis_url=`` or an open client as ``redis_client=`` (RedisVL'
 ``apply`` takes RedisVL 0.28's arguments with their meaning: a reviewed lossy plan runs
 (the plan shows the measured recall); ``backup_dir`` may be left out (the journal then goes
 to :func:`default_backup_dir`, and ``report.backup.backup_dir`` says where);
-``query_check_file`` adds RedisVL's fetch and key checks to the validation; and
+``query_check_file`` adds RedisVL's fetch and key checks to the validation, and runs the
+user's own ``queries`` on the source before and on the target after; and
 ``progress_callback`` may be RedisVL's ``(step, detail)`` as well as ftctl's
 ``(step, done, total)``.
 """
@@ -72,6 +73,7 @@ from ftctl.steps.index_ops import live_info
 from ftctl.steps.query_checks import extra_checks_for
 from ftctl.steps.shape import ServerCheck, check_for_apply, check_for_run
 from ftctl.steps.spec import run_spec
+from ftctl.steps.user_queries import check_queries
 from ftctl.text import printable
 
 log = structlog.get_logger("ftctl.executor")
@@ -287,6 +289,8 @@ class _ApplyArgs:
         check_reviewed(self.plan, allow_edited_plan=allow_edited_plan)
         check_plan(self.plan)  # a reviewed lossy plan runs, as RedisVL's apply runs it
         self.checks = _query_checks(query_check_file)
+        self.queries = tuple(self.checks.queries) if self.checks is not None else ()
+        check_queries(run_spec(self.plan), self.queries)
         self.explicit = backup_dir is not None
         given = backup_root(backup_dir) if backup_dir is not None else default_backup_dir(self.plan)
         self.backup_dir = given.expanduser().resolve()
@@ -493,8 +497,12 @@ class MigrationExecutor:
         ``backup_dir`` left out: the journal goes to :func:`default_backup_dir`
         (``report.backup.backup_dir`` says where). ``query_check_file``: RedisVL's YAML of
         ``fetch_ids`` / ``keys_exist``, checked with the validation (results in
-        ``report.validation.query_checks``). A lossy plan runs (``accept_data_loss`` is
-        accepted for compatibility; the plan's warnings show the measured recall).
+        ``report.validation.query_checks``), and ftctl's ``queries``: run on the source
+        before anything changes (journaled) and on the target after (an online plan's new
+        index before its cut-over), compared by top-k overlap and result count
+        (``report.validation.queries``); a query below its thresholds fails the run. A lossy
+        plan runs (``accept_data_loss`` is accepted for compatibility; the plan's warnings
+        show the measured recall).
         ``pacing``: how an online plan that rewrites documents paces its writes against the
         server (:class:`~ftctl.plan.pacing.Pacing`; fields left None: the journal's, then
         the defaults). Every verb takes it; :func:`pause` / :func:`unpause` hold and
@@ -518,6 +526,7 @@ class MigrationExecutor:
             batch_size, num_workers, timeout, False, accept_data_loss,
             progress_adapter(progress_callback), skip_invalid_vectors, reconnect_timeout,
             extra_checks=extra_checks_for(args.plan, args.checks), pacing=pacing,
+            queries=args.queries,
         )  # fmt: skip
         fresh = _new_journal(args.plan, args.backup_dir)
         with _sync_client(redis_url, given_client(redis_client, client)) as (opened, url):
@@ -670,6 +679,7 @@ class AsyncMigrationExecutor:
             batch_size, num_workers, timeout, False, accept_data_loss,
             progress_adapter(progress_callback), skip_invalid_vectors, reconnect_timeout,
             extra_checks=extra_checks_for(args.plan, args.checks), pacing=pacing,
+            queries=args.queries,
         )  # fmt: skip
         fresh = await asyncio.to_thread(_new_journal, args.plan, args.backup_dir)
         async with _async_client(redis_url, given_client(redis_client, client)) as (opened, url):

@@ -76,6 +76,7 @@ from ftctl.logs import PROGRESS_LOGGER, get_logger
 from ftctl.plan.codecs import CodecError
 from ftctl.plan.models import MigrationPlan, dump_plan, load_plan, plan_digest
 from ftctl.plan.pacing import OPTION_KEYS, Pacing
+from ftctl.plan.query_checks import UserQuery
 from ftctl.progress import Meter
 from ftctl.steps.effects import Progress
 from ftctl.steps.pace import Pacer
@@ -83,6 +84,7 @@ from ftctl.steps.query_checks import ExtraChecks, after_validation
 from ftctl.steps.runner import Outcome, RunContext, run_table
 from ftctl.steps.spec import RunSpec, run_spec
 from ftctl.steps.tables import marks_for, table_for
+from ftctl.steps.user_queries import journaled_refusal
 from ftctl.version import ftctl_version
 
 log = get_logger("ftctl.run")
@@ -496,6 +498,9 @@ class Options:
     """How an online run that rewrites documents paces its writes; fields left None are
     the journal's latest run's, then the defaults (see :mod:`ftctl.plan.pacing`). Once the
     run opens its journal this holds every setting."""
+    queries: tuple[UserQuery, ...] = ()
+    """The user's own queries (a query check file's ``queries``): the apply's baseline runs
+    them on the source; a journal's baseline must have measured them the same way."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -667,11 +672,33 @@ def open_for_apply(
                 f"{directory} holds a migration that was rolled back",
                 "use a new --backup-dir to apply the plan again",
             )
+        _same_queries(run, options)
         _append_opening(journal, first)
     except BaseException:
         journal.close()
         raise
     return run
+
+
+def _same_queries(run: Run, options: Options) -> None:
+    """Refuse (nothing changed) to continue a journal whose query baseline the given
+    queries do not match: a baseline is taken once, before the migration changes anything."""
+    if not options.queries:
+        return
+    applied = run.state("apply")
+    why = journaled_refusal(
+        run_spec(run.plan),
+        options.queries,
+        applied.query_baseline,
+        skipped="query_baseline" in applied.steps_skipped,
+    )
+    if why is not None:
+        raise UsageError(
+            f"{run.directory}: {why}",
+            "re-run with the query check file the migration started with, or without one "
+            "(the journaled baseline is used); validate other queries with "
+            "'ftctl migrate validate --query-check-file'",
+        )
 
 
 def open_existing(directory: Path, kind: RunKind, url: str, options: Options) -> Run:
@@ -813,6 +840,7 @@ def _prepare(run: Run, options: Options, *, abort_only: bool, stop: threading.Ev
         force=options.force,
         abort_only=abort_only,
         pacer=pacer,
+        queries=options.queries,
     )
     table = table_for(spec, run.kind)
     ids = {"index": spec.source_index, "run_id": state.run_id, "kind": run.kind}

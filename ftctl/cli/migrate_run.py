@@ -182,14 +182,23 @@ def rollback(
 @options.plan_file
 @options.report_out
 @options.query_check_file
+@options.backup_dir(
+    required=False,
+    help="The apply's backup dir: its journaled query baseline is compared "
+    "(default: the plan's default backup dir, when the query check file has queries).",
+)
 @pass_state
 def validate(
-    state: AppState, plan_path: str, report_out: str | None, query_check_file: str | None
+    state: AppState,
+    plan_path: str,
+    report_out: str | None,
+    query_check_file: str | None,
+    backup_dir: Path | None,
 ) -> None:
     """Check the live index against the plan's target schema and counts (read-only)."""
     plan = load_plan(plan_path)
     report = MigrationValidator().validate(
-        plan, redis_url=state.url, query_check_file=query_check_file
+        plan, redis_url=state.url, query_check_file=query_check_file, backup_dir=backup_dir
     )
     _finish(report, None, report_out, None)
 

@@ -173,7 +173,8 @@ accept_data_loss_compat: Decorator = click.option(
 query_check_file: Decorator = click.option(
     "--query-check-file",
     type=click.Path(dir_okay=False, exists=True),
-    help="RedisVL's query checks (YAML: fetch_ids, keys_exist), run with the validation.",
+    help="Query checks (YAML): RedisVL's fetch_ids and keys_exist, and your own queries, "
+    "run on the source before and on the target after (top-k overlap, result count).",
 )
 allow_edited_plan: Decorator = click.option(
     "--allow-edited-plan",

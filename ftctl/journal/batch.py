@@ -44,6 +44,8 @@ from ftctl.journal.events import (
     KeysGone,
     Note,
     PaceChanged,
+    QueryBaseline,
+    QueryCompared,
     RunFinished,
     RunInterrupted,
     RunPaused,
@@ -211,6 +213,8 @@ def project_batch(events: Iterable[AnyEvent]) -> BatchProgress:
                 | CheckPassed()
                 | CheckFailed()
                 | ConflictRecorded()
+                | QueryBaseline()
+                | QueryCompared()
                 | KeysGone()
                 | VectorsRejected()
                 | Note()

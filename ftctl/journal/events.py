@@ -77,6 +77,9 @@ StepName: TypeAlias = Literal[
     "rb_final_verify",
     "rb_final_cutover",
     "rb_unexpand",
+    # the user's own queries: a baseline on the source, compared on the target
+    "query_baseline",
+    "query_compare",
 ]
 """Every step any mode's table holds (:mod:`ftctl.steps.tables`)."""
 
@@ -300,6 +303,72 @@ class ConflictRecorded(Event, frozen=True, kw_only=True, tag="conflict_recorded"
     reason: str
 
 
+# --- the user's own queries (``queries:`` of a query check file) --------------------------
+
+
+class BaselineQuery(msgspec.Struct, frozen=True, kw_only=True):
+    """One of the user's queries and what the source answered, before anything changed.
+
+    ``ids`` are the top ``k`` in rank order with their ``scores`` (the text score, or the
+    KNN distance); ``tied`` ranked below them with the k-th's score (a top k is defined up
+    to ties: either may come back after the migration), at most a window of them
+    (``tied_truncated``: more were tied). ``vector`` is the query vector as sent to the
+    source (``datatype`` its encoding), from ``vector_from_key`` or the file's ``vector``.
+    """
+
+    name: str
+    query: str
+    target_query: str
+    k: int
+    min_overlap: float
+    max_count_change: int | None = None
+    vector_from_key: str = ""
+    vector: bytes = b""
+    datatype: str = ""
+    given_vector: bool = False
+    """The vector came from the file (``vector:``), not from a stored document."""
+    ids: list[bytes] = msgspec.field(default_factory=list)
+    scores: list[float] = msgspec.field(default_factory=list)
+    tied: list[bytes] = msgspec.field(default_factory=list)
+    tied_truncated: bool = False
+    total: int = 0
+
+
+class QueryBaseline(Event, frozen=True, kw_only=True, tag="query_baseline"):
+    """The user's queries run against the source index before the migration changed
+    anything; every later comparison (a resumed run's too) is against this record."""
+
+    index: str
+    queries: list[BaselineQuery] = msgspec.field(default_factory=list)
+
+
+class QueryCompared(Event, frozen=True, kw_only=True, tag="query_compared"):
+    """One of the user's queries run against the migrated index (``index``), compared with
+    its baseline: ``hits`` of the target's top ``k`` were in the source's top k (or tied
+    with its k-th), of ``expected`` (the source's top-k size); ``overlap`` is their ratio.
+    ``baseline`` False: no baseline existed (``migrate validate`` without a journal), the
+    query only ran (``overlap`` and ``count_before`` are None). ``error``: the query failed.
+    """
+
+    name: str
+    index: str
+    k: int
+    passed: bool
+    overlap: float | None = None
+    hits: int = 0
+    expected: int = 0
+    count_before: int | None = None
+    count_after: int | None = None
+    min_overlap: float = 0.0
+    max_count_change: int | None = None
+    missing: list[bytes] = msgspec.field(default_factory=list)
+    """A sample of the source's top-k ids the target's top k lacks (final key names)."""
+    added: list[bytes] = msgspec.field(default_factory=list)
+    """A sample of the target's top-k ids the source neither ranked nor tied there."""
+    baseline: bool = True
+    error: str = ""
+
+
 # --- online mode: the shadow index's life and the cut-over instant ------------------------
 
 
@@ -471,6 +540,8 @@ AnyEvent: TypeAlias = (
     | CheckPassed
     | CheckFailed
     | ConflictRecorded
+    | QueryBaseline
+    | QueryCompared
     | KeysGone
     | VectorsRejected
     | ShadowCreated
@@ -549,6 +620,8 @@ def step_of(event: AnyEvent) -> StepName | None:
             | Note()
             | CheckPassed()
             | CheckFailed()
+            | QueryBaseline()
+            | QueryCompared()
             | BatchRunStarted()
             | BatchStarted()
             | BatchIndexStarted()

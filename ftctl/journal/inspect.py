@@ -16,6 +16,8 @@ from ftctl.journal.events import (
     KeysEnumerated,
     Note,
     PaceChanged,
+    QueryBaseline,
+    QueryCompared,
     RunFinished,
     RunPaused,
     RunResumed,
@@ -58,6 +60,18 @@ def _detail(event: AnyEvent) -> str:
             return f"{event.reason}: {shown}{more}"
         case Note():
             return event.message
+        case QueryBaseline():
+            shown = ", ".join(f"{q.name}: {q.total}" for q in event.queries)
+            return f"results on '{event.index}': {shown}"
+        case QueryCompared() if event.error:
+            return f"{event.name} on '{event.index}': {event.error}"
+        case QueryCompared():
+            overlap = "-" if event.overlap is None else f"{event.overlap:.2f}"
+            before = "-" if event.count_before is None else str(event.count_before)
+            return (
+                f"{event.name} on '{event.index}': overlap@{event.k} {overlap}, "
+                f"results {before} → {event.count_after}"
+            )
         case RunFinished():
             return event.result + (f": {event.error}" if event.error else "")
         case RunPaused():

@@ -36,6 +36,8 @@ from ftctl.journal.events import (
     Mode,
     Note,
     PaceChanged,
+    QueryBaseline,
+    QueryCompared,
     RunFinished,
     RunInterrupted,
     RunKind,
@@ -146,6 +148,9 @@ class RunState:
     checks_failed: list[FailedCheck] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     cutover_approved: bool = False
+    query_baseline: QueryBaseline | None = None
+    """The user's queries as the source answered them (the first baseline recorded: a
+    resumed run compares against it, never against a baseline taken mid-migration)."""
     server_run_id: str | None = None
     """The server the journal last saw (``server_seen``)."""
     rejected: dict[str, Rejected] = field(default_factory=dict)
@@ -289,6 +294,10 @@ class RunState:
                 self.interrupted_at = (event.step or None, event.batch)
             case CutoverApproved():
                 self.cutover_approved = True
+            case QueryBaseline():
+                self.query_baseline = self.query_baseline or event
+            case QueryCompared():
+                pass  # its check events carry the verdict; the report reads the numbers
             case ServerSeen():
                 self.server_run_id = event.run_id
             case ServerChanged():

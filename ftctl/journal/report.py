@@ -25,6 +25,7 @@ from ftctl.journal.events import (
     KeysGone,
     Mode,
     PaceChanged,
+    QueryCompared,
     RunKind,
     RunPaused,
     RunResult,
@@ -47,15 +48,42 @@ class CheckResult(msgspec.Struct, frozen=True, kw_only=True):
 
 class QueryCheckResult(msgspec.Struct, frozen=True, kw_only=True):
     """One query check in RedisVL's shape: ``fetch:<id>``, ``key:<key>`` (from a
-    ``query_check_file``) or ``functional:wildcard_search`` (always run)."""
+    ``query_check_file``), ``functional:wildcard_search`` (always run), or ftctl's
+    ``query:<name>`` (the user's own queries; their numbers are in ``validation.queries``)."""
 
     name: str
     passed: bool
     details: str | None = None
 
 
-QUERY_CHECK_PREFIXES = ("functional:", "fetch:", "key:")
-"""Check names reported in ``validation.query_checks`` (RedisVL's names)."""
+class QueryResult(msgspec.Struct, frozen=True, kw_only=True):
+    """One of the user's queries, run on the source before and on the target after.
+
+    ``overlap``: the share of the source's top ``k`` found in the target's (ties with the
+    source's k-th count); None when there was no baseline to compare with (the query only
+    ran) or it failed (``error``). ``count_before`` / ``count_after``: total results.
+    ``missing``: a sample of the source's top-k ids absent from the target's top k;
+    ``added``: of the target's top-k ids the source neither ranked nor tied there.
+    """
+
+    name: str
+    passed: bool
+    k: int
+    overlap: float | None = None
+    min_overlap: float = 0.0
+    count_before: int | None = None
+    count_after: int | None = None
+    max_count_change: int | None = None
+    index: str = ""
+    """The index the query ran on after the change (the shadow, before an online cut-over)."""
+    missing: list[str] = msgspec.field(default_factory=list)
+    added: list[str] = msgspec.field(default_factory=list)
+    error: str = ""
+
+
+QUERY_CHECK_PREFIXES = ("functional:", "fetch:", "key:", "query:")
+"""Check names reported in ``validation.query_checks`` (RedisVL's names, and ftctl's
+``query:<name>``)."""
 KEY_SAMPLE_CHECK = "key_sample"
 """The check that the plan's ``source.keyspace.key_sample`` exists under its final names."""
 
@@ -78,6 +106,8 @@ class ReportValidation(msgspec.Struct, frozen=True, kw_only=True):
     knn_self_match: bool | None = None
     concurrent_writes: int = 0
     checks: list[CheckResult] = msgspec.field(default_factory=list)
+    queries: list[QueryResult] = msgspec.field(default_factory=list)
+    """The user's own queries (``queries:`` of a query check file), compared."""
 
 
 class ReportTimings(msgspec.Struct, frozen=True, kw_only=True):
@@ -110,7 +140,7 @@ PHASE_STEPS: dict[str, tuple[str, ...]] = {
     ),
     "validation_duration_seconds": (
         "validate", "validate_source", "shadow_verify", "online_validate", "rb_shadow_verify",
-        "rb_validate",
+        "rb_validate", "query_compare",
     ),
 }  # fmt: skip
 """RedisVL's timing key → the ftctl steps (of any mode, apply or rollback) it sums."""
@@ -285,6 +315,7 @@ def _validation(events: Sequence[AnyEvent], marks: StepMarks) -> ReportValidatio
     checks); only checks recorded inside validation steps count.
     """
     latest: dict[str, CheckResult] = {}
+    queries: dict[str, QueryResult] = {}
     in_validate = False
     validated = False
     for event in events:
@@ -293,7 +324,10 @@ def _validation(events: Sequence[AnyEvent], marks: StepMarks) -> ReportValidatio
             in_validate = step in marks.validation
             if isinstance(event, StepStarted) and step in marks.validation_starts:
                 latest = {}
+                queries = {}
             validated = validated or (in_validate and isinstance(event, StepStarted))
+        if isinstance(event, QueryCompared) and in_validate:
+            queries[event.name] = _query_result(event)
         if isinstance(event, CheckPassed | CheckFailed) and in_validate:
             latest[event.check] = CheckResult(
                 check=event.check,
@@ -326,6 +360,24 @@ def _validation(events: Sequence[AnyEvent], marks: StepMarks) -> ReportValidatio
         knn_self_match=passed("knn_self"),
         concurrent_writes=writes.count if writes is not None else 0,
         checks=list(latest.values()),
+        queries=list(queries.values()),
+    )
+
+
+def _query_result(event: QueryCompared) -> QueryResult:
+    return QueryResult(
+        name=event.name,
+        passed=event.passed,
+        k=event.k,
+        overlap=event.overlap,
+        min_overlap=event.min_overlap,
+        count_before=event.count_before,
+        count_after=event.count_after,
+        max_count_change=event.max_count_change,
+        index=event.index,
+        missing=[_shown(k) for k in event.missing],
+        added=[_shown(k) for k in event.added],
+        error=event.error,
     )
 
 

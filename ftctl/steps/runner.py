@@ -27,6 +27,7 @@ from ftctl.journal.events import (
     StepStarted,
 )
 from ftctl.journal.projections import RunState, StepMarks
+from ftctl.plan.query_checks import UserQuery
 from ftctl.steps.effects import Commands, Parallel, Record, ReplyError, Session, Step
 from ftctl.steps.pace import Pacer
 from ftctl.steps.spec import RunSpec
@@ -56,6 +57,9 @@ class RunContext:
     """Online rollback requested as ``abort``: refuse instead of cutting back."""
     pacer: Pacer | None = None
     """The pace of the run's document writes (online expand runs; None: full speed)."""
+    queries: Sequence[UserQuery] = ()
+    """The user's queries given to this run (a query check file's ``queries``): the
+    baseline step runs them on the source; their thresholds apply to the comparison."""
 
 
 Body: TypeAlias = Callable[[RunContext], Step[Counts]]

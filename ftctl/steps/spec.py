@@ -88,6 +88,8 @@ class RunSpec(msgspec.Struct, frozen=True, kw_only=True):
     target_schema: IndexSchema
     prefix_change: PrefixChange | None = None
     field_renames: list[DocFieldRename] = msgspec.field(default_factory=list)
+    attribute_renames: dict[str, str] = msgspec.field(default_factory=dict)
+    """Renamed fields by index attribute name (old → new), as queries name them."""
     conversions: list[Conversion] = msgspec.field(default_factory=list)
     batch_size: int = 500
     """Keys per server call (one script call or pipeline chunk)."""
@@ -270,6 +272,7 @@ def run_spec(
         target_schema=target,
         prefix_change=prefix_change,
         field_renames=field_renames,
+        attribute_renames=new_names,
         conversions=conversions,
         batch_size=batch_size,
         timeout=timeout,

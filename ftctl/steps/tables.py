@@ -6,7 +6,10 @@
   target schema, verified, swapped in with one MULTI/EXEC (DESIGN §5b);
 - their rollbacks (:func:`~ftctl.steps.runner.rollback_table`): the inverse of each step the
   journal says was started, in reverse order, then a validation of the source;
-- :data:`VALIDATE`: ``migrate validate`` (checks only).
+- :data:`VALIDATE`: ``migrate validate`` (checks only);
+- in every apply table, ``query_baseline`` first and ``query_compare`` where the target is
+  verified (after ``validate``; online before the cut-over), skipped without the user's
+  queries (:mod:`ftctl.steps.user_queries`).
 
 The one runner (:func:`~ftctl.steps.runner.run_table`) walks any of them; the marks of
 :func:`marks_for` tell the journal's projections where downtime and validation lie.
@@ -24,6 +27,7 @@ from ftctl.journal.events import (
     CutoverDone,
     Mode,
     Note,
+    QueryCompared,
     RunKind,
     SegmentRef,
     ShadowCreated,
@@ -31,7 +35,18 @@ from ftctl.journal.events import (
     StepName,
 )
 from ftctl.journal.projections import RunState, StepMarks
-from ftctl.steps import backup, cas, expand, index_ops, online, rewrite, rollback, safety
+from ftctl.schema.model import IndexSchema
+from ftctl.steps import (
+    backup,
+    cas,
+    expand,
+    index_ops,
+    online,
+    rewrite,
+    rollback,
+    safety,
+    user_queries,
+)
 from ftctl.steps.effects import (
     Captured,
     Parallel,
@@ -76,6 +91,61 @@ def _batches(
         ]
     )
     return {"batches": len(segments)}
+
+
+# --- the user's own queries: a baseline first, compared where the target is verified ------
+
+
+def _queries_skip(ctx: RunContext) -> str | None:
+    if ctx.queries or ctx.state.query_baseline is not None:
+        return None
+    return "no queries to check"
+
+
+def _query_baseline(ctx: RunContext) -> Step[Counts]:
+    """Run the user's queries on the source, once: a baseline in the journal is reused."""
+    taken = ctx.state.query_baseline
+    if taken is None:
+        spec = ctx.spec
+        # An index still building answers with part of its documents.
+        yield from index_ops.wait_ready(spec.source_index, spec.timeout, report=False)
+        taken = yield from user_queries.take_baseline(spec, ctx.queries)
+        yield from record(ctx.state, [taken])
+    return {"queries": len(taken.queries)}
+
+
+QUERY_BASELINE = StepDef(
+    "query_baseline", _query_baseline, skip=_queries_skip, redo_on_change=False
+)
+"""The first step of every apply table: what the source answers before anything changes."""
+
+
+def _compare(
+    where: Callable[[RunContext], tuple[str, IndexSchema]], *, before_cutover: bool = False
+) -> StepDef:
+    """The comparison step, against the index ``where`` names (with its schema).
+
+    ``before_cutover``: a failed query stops the run before the cut-over (the source still
+    serves); otherwise it fails the validation.
+    """
+
+    def body(ctx: RunContext) -> Step[Counts]:
+        index, schema = where(ctx)
+        events = yield from user_queries.compare(
+            ctx.spec, ctx.state.query_baseline, ctx.queries, index=index, schema=schema
+        )
+        yield from record(ctx.state, events)
+        compared = [e for e in events if isinstance(e, QueryCompared)]
+        failed = [e.name for e in compared if not e.passed]
+        if failed and before_cutover:
+            raise VerificationFailed(
+                f"query checks failed on '{index}' ({', '.join(failed)}); it was not cut over",
+                "see the report's validation.queries; 'ftctl migrate abort' drops the new "
+                "index, or re-run apply with lower thresholds in --query-check-file to accept",
+            )
+        return {"queries": len(compared), "failed": len(failed)}
+
+    return StepDef("query_compare", body, skip=_queries_skip, validation=True)
 
 
 # --- drop_recreate ------------------------------------------------------------------------
@@ -187,6 +257,7 @@ def _unless(test: Callable[[RunSpec], object], reason: str) -> Callable[[RunCont
 DROP_RECREATE = Table(
     "drop_recreate",
     (
+        QUERY_BASELINE,
         StepDef(
             "enumerate",
             _enumerate,
@@ -225,6 +296,7 @@ DROP_RECREATE = Table(
         StepDef("create", _create, inverse=("drop_target",), downtime=True),
         StepDef("wait", _wait, downtime=True, validation=True),
         StepDef("validate", _validate, validation=True),
+        _compare(lambda ctx: (ctx.spec.target_index, ctx.spec.target_schema)),
     ),
 )
 
@@ -575,23 +647,32 @@ _CUT_BACK: tuple[StepName, ...] = (
 """Undoing a cut-over (or an FT.ALTER): build the source schema as a new index beside the
 serving one and swap it in, without downtime."""
 
+
+def _on_shadow(ctx: RunContext) -> tuple[str, IndexSchema]:
+    return ctx.spec.online_names().shadow_name, _Swap(ctx, rollback_side=False).schema
+
+
 ALTER = Table(
     "online (FT.ALTER in place)",
     (
+        QUERY_BASELINE,
         StepDef("online_preflight", _online_preflight, redo_on_change=False),
         StepDef("alter_add", _alter_add, inverse=_CUT_BACK),
         StepDef("alter_wait", _alter_wait),
         StepDef("online_validate", _online_validate, validation=True),
+        _compare(lambda ctx: (ctx.spec.source_index, ctx.spec.target_schema)),
     ),
 )
 
 SHADOW = Table(
     "online (shadow index)",
     (
+        QUERY_BASELINE,
         StepDef("online_preflight", _online_preflight, redo_on_change=False),
         StepDef("shadow_create", _shadow_create, inverse=("abort_shadow",)),
         StepDef("shadow_wait", _shadow_wait),
         StepDef("shadow_verify", _shadow_verify, validation=True),
+        _compare(_on_shadow, before_cutover=True),
         StepDef("await_cutover", _approved, skip=_cutover_postponed, gate=_cutover_gate),
         StepDef("cutover", _cutover, inverse=_CUT_BACK),
         StepDef("online_validate", _online_validate, validation=True),
@@ -856,6 +937,7 @@ layout."""
 EXPAND = Table(
     "online (expand → shadow → cut-over → contract)",
     (
+        QUERY_BASELINE,
         StepDef("online_preflight", _expand_preflight, redo_on_change=False),
         StepDef(
             "enumerate",
@@ -874,6 +956,7 @@ EXPAND = Table(
         StepDef("shadow_wait", _shadow_wait),
         StepDef("catch_up", _catch_up),
         StepDef("shadow_verify", _shadow_verify, validation=True),
+        _compare(_on_shadow, before_cutover=True),
         StepDef("await_cutover", _approved, skip=_cutover_postponed, gate=_cutover_gate),
         StepDef("cutover", _expand_cutover, inverse=_EXPAND_CUT_BACK),
         StepDef("rewrite", _rewrite, skip=_has_temp_fields, inverse=("rb_relayout",)),
@@ -1049,7 +1132,13 @@ def _validate_target(ctx: RunContext) -> Step[Counts]:
     return {"passed": int(passed)}
 
 
-VALIDATE = Table("validate", (StepDef("validate", _validate_target, validation=True),))
+VALIDATE = Table(
+    "validate",
+    (
+        StepDef("validate", _validate_target, validation=True),
+        _compare(lambda ctx: (ctx.spec.target_index, ctx.spec.target_schema)),
+    ),
+)
 
 
 # --- choosing a table ----------------------------------------------------------------------

@@ -143,11 +143,25 @@ def build_plan(client: redis.Redis, ns: str) -> MigrationPlan:
     )
 
 
+def queries(ns: str) -> bytes:
+    """The query check file every apply runs: a tag filter (all ties), a query on the field
+    the plan renames (rewritten for the target), a KNN by a stored document's vector."""
+    return f"""
+queries:
+  - {{name: tag, query: "@tag:{{a}}", k: 5, max_count_change: 0}}
+  - {{name: title, query: "@title:(title)", k: 5}}
+  - {{name: near, query: "*=>[KNN 5 @emb $vec]", vector_from_key: "{ns}doc:10", k: 5,
+      min_overlap: 0.6}}
+""".encode()
+
+
 def prepare(client: redis.Redis, ns: str, workdir: Path) -> None:
-    """Seed the namespace and write its plan to ``workdir/plan.yaml``."""
+    """Seed the namespace and write its plan to ``workdir/plan.yaml`` and its query check
+    file to ``workdir/queries.yaml``."""
     seed(client, ns)
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "plan.yaml").write_bytes(dump_plan(build_plan(client, ns)))
+    (workdir / "queries.yaml").write_bytes(queries(ns))
 
 
 def _strip(value: Any, ns: str) -> Any:
@@ -217,6 +231,7 @@ def main(argv: list[str]) -> int:
                 num_workers=workers,
                 accept_data_loss=True,
                 progress_callback=_progress,
+                query_check_file=workdir / "queries.yaml",
             )
         elif command == "apply-async":
             import asyncio
@@ -233,6 +248,7 @@ def main(argv: list[str]) -> int:
                         batch_size=batch_size,
                         num_workers=workers,
                         accept_data_loss=True,
+                        query_check_file=workdir / "queries.yaml",
                     )
                 finally:
                     await aclient.aclose()

@@ -125,11 +125,13 @@ def make_plan(client: redis.Redis, ns: str, mode: str) -> MigrationPlan:
 
 
 def prepare(client: redis.Redis, ns: str, mode: str, workdir: Path) -> MigrationPlan:
-    """Seed ``ns``, plan ``mode`` and write the plan to ``workdir/plan.yaml``."""
+    """Seed ``ns``, plan ``mode`` and write the plan to ``workdir/plan.yaml`` and the query
+    check file every apply runs (:func:`crashkit.queries`) to ``workdir/queries.yaml``."""
     seed(client, ns, mode)
     plan = make_plan(client, ns, mode)
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "plan.yaml").write_bytes(dump_plan(plan))
+    (workdir / "queries.yaml").write_bytes(crashkit.queries(ns))
     return plan
 
 
@@ -266,7 +268,7 @@ def _run(verb: str, runner: str, url: str, workdir: Path, workers: int) -> Any:
             if verb == "apply":
                 return MigrationExecutor().apply(
                     workdir / "plan.yaml", client=client, backup_dir=backup,
-                    accept_data_loss=True, **common,
+                    accept_data_loss=True, query_check_file=workdir / "queries.yaml", **common,
                 )  # fmt: skip
             return MigrationExecutor().rollback(backup, client=client, **common)
         finally:
@@ -278,7 +280,7 @@ def _run(verb: str, runner: str, url: str, workdir: Path, workers: int) -> Any:
             if verb == "apply":
                 return await AsyncMigrationExecutor().apply(
                     workdir / "plan.yaml", client=aclient, backup_dir=backup,
-                    accept_data_loss=True, **common,
+                    accept_data_loss=True, query_check_file=workdir / "queries.yaml", **common,
                 )  # fmt: skip
             return await AsyncMigrationExecutor().rollback(backup, client=aclient, **common)
         finally:

@@ -128,14 +128,27 @@ def make_plan(client: redis.Redis, ns: str, table: str, *, postpone: bool = Fals
     return plan
 
 
+def queries(ns: str) -> bytes:
+    """The query check file every apply runs: a tag filter (all ties) and a KNN by a stored
+    document's vector, compared before the cut-over."""
+    return f"""
+queries:
+  - {{name: tag, query: "@tag:{{a}}", k: 5, max_count_change: 0}}
+  - {{name: near, query: "*=>[KNN 5 @emb $vec]", vector_from_key: "{ns}doc:10", k: 5,
+      min_overlap: 0.6}}
+""".encode()
+
+
 def prepare(
     client: redis.Redis, ns: str, workdir: Path, table: str, *, postpone: bool = False
 ) -> MigrationPlan:
-    """Seed the namespace, plan ``table`` and write the plan to ``workdir/plan.yaml``."""
+    """Seed the namespace, plan ``table`` and write the plan to ``workdir/plan.yaml`` and
+    the query check file to ``workdir/queries.yaml``."""
     seed(client, ns)
     plan = make_plan(client, ns, table, postpone=postpone)
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "plan.yaml").write_bytes(dump_plan(plan))
+    (workdir / "queries.yaml").write_bytes(queries(ns))
     return plan
 
 
@@ -275,8 +288,9 @@ def _sync(verb: str, url: str, workdir: Path, workers: int) -> MigrationReport:
     try:
         if verb == "apply":
             return executor.apply(
-                workdir / "plan.yaml", client=client, backup_dir=backup, num_workers=workers
-            )
+                workdir / "plan.yaml", client=client, backup_dir=backup, num_workers=workers,
+                query_check_file=workdir / "queries.yaml",
+            )  # fmt: skip
         if verb in ("resume", "rollback", "cutover"):
             run = getattr(executor, verb)
             return run(backup, client=client, num_workers=workers)  # type: ignore[no-any-return]
@@ -294,8 +308,9 @@ async def _async(verb: str, url: str, workdir: Path, workers: int) -> MigrationR
     try:
         if verb == "apply":
             return await executor.apply(
-                workdir / "plan.yaml", client=client, backup_dir=backup, num_workers=workers
-            )
+                workdir / "plan.yaml", client=client, backup_dir=backup, num_workers=workers,
+                query_check_file=workdir / "queries.yaml",
+            )  # fmt: skip
         if verb in ("resume", "rollback", "cutover"):
             run = getattr(executor, verb)
             return await run(backup, client=client, num_workers=workers)  # type: ignore[no-any-return]

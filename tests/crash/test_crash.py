@@ -36,7 +36,9 @@ CHILD = Path(crashkit.__file__)
 PARALLEL = max(4, min(8, (os.cpu_count() or 2) * 2))
 CHILD_TIMEOUT = 60.0
 
-UNBATCHED_APPLY = ("preflight", "drop", "create", "wait", "validate")
+UNBATCHED_APPLY = (
+    "query_baseline", "preflight", "drop", "create", "wait", "validate", "query_compare",
+)  # fmt: skip
 BATCHED_APPLY = ("backup", "rename_fields", "rename_keys", "quantize")
 UNBATCHED_ROLLBACK = ("drop_target", "recreate_source", "wait_source", "validate_source")
 BATCHED_ROLLBACK = ("restore_vectors", "restore_keys", "restore_fields")

@@ -69,6 +69,7 @@ KILLED = -signal.SIGKILL
 
 POINTS: dict[str, dict[str, str]] = {
     "drop_recreate": {
+        "query_baseline": "before:step_finished:query_baseline",
         "enumerate": "before:keys_enumerated:enumerate:1",
         "backup": "before:batch_done:backup:1",
         "preflight": "before:step_finished:preflight",
@@ -79,24 +80,30 @@ POINTS: dict[str, dict[str, str]] = {
         "create": "before:step_finished:create",
         "wait": "before:step_finished:wait",
         "validate": "after:check_passed:validate",
+        "query_compare": "after:query_compared:query_compare",
     },
     "alter": {
+        "query_baseline": "before:step_finished:query_baseline",
         "online_preflight": "before:step_finished:online_preflight",
         "alter_add": "before:step_finished:alter_add",
         "alter_wait": "before:step_finished:alter_wait",
         "online_validate": "after:check_passed:online_validate",
+        "query_compare": "after:query_compared:query_compare",
     },
     "shadow": {
+        "query_baseline": "before:step_finished:query_baseline",
         "online_preflight": "before:step_finished:online_preflight",
         "shadow_create": "before:shadow_created:shadow_create",
         "shadow_wait": "before:shadow_ready:shadow_wait",
         "shadow_verify": "before:step_finished:shadow_verify",
+        "query_compare": "after:query_compared:query_compare",
         "cutover": "before:cutover_done:cutover",
         "online_validate": "after:check_passed:online_validate",
     },
 }
 """One point in the middle of each step: a batch's writes done but not journaled, a step's
-work done (the shadow built, the swap made) but not journaled, validation half recorded."""
+work done (the shadow built, the swap made, the query baseline journaled) but not journaled,
+validation half recorded (the queries compared, their step not finished)."""
 
 TABLES: dict[str, Table] = {"drop_recreate": DROP_RECREATE, "alter": ALTER, "shadow": SHADOW}
 ROLLBACK_TABLES: dict[str, Table] = {
@@ -113,13 +120,21 @@ RAISED = KINDS[2:]
 RUNNERS = ("sync", "async")
 
 VALIDATING: dict[str, dict[str, str]] = {
-    "drop_recreate": {"wait": "validation", "validate": "validation"},
-    "alter": {"online_validate": "validation"},
-    "shadow": {"shadow_verify": "verification", "online_validate": "validation"},
+    "drop_recreate": {
+        "wait": "validation",
+        "validate": "validation",
+        "query_compare": "validation",
+    },
+    "alter": {"online_validate": "validation", "query_compare": "validation"},
+    "shadow": {
+        "shadow_verify": "verification",
+        "query_compare": "verification",
+        "online_validate": "validation",
+    },
 }
 """The steps where a check can fail, and how it fails there (the ``FTCTL_FAULT_RAISE``
 kind): the validation steps record it and the run ends ``failed``; a shadow's verification
-stops the run. A check failed anywhere else is not a state a journal can be in (a
+(and a query below its threshold on the shadow) stops the run. A check failed anywhere else is not a state a journal can be in (a
 validation step starting clears earlier checks), so the matrix has no such cell."""
 
 

@@ -33,6 +33,7 @@ from ftctl.journal import (
 )
 from ftctl.journal.events import (
     STEP_NAMES,
+    BaselineQuery,
     BatchIndexEntry,
     BatchIndexFinished,
     BatchIndexInterrupted,
@@ -44,6 +45,8 @@ from ftctl.journal.events import (
     EnumerationRestarted,
     KeysGone,
     PaceChanged,
+    QueryBaseline,
+    QueryCompared,
     RunPaused,
     RunResumed,
     ServerChanged,
@@ -127,6 +130,42 @@ SAMPLES: list[Event] = [
     PaceChanged(
         seq=29, at=AT, step="contract", change="slowed", batch=10, sleep_ms=20.0, latency_ms=61.5
     ),
+    QueryBaseline(
+        seq=30,
+        at=AT,
+        index="docs",
+        queries=[
+            BaselineQuery(
+                name="near 7",
+                query="*=>[KNN 3 @v $vec]",
+                target_query="*=>[KNN 3 @v $vec]",
+                k=3,
+                min_overlap=0.9,
+                vector_from_key="doc:7",
+                vector=b"\x00\x00\x80?",
+                datatype="float32",
+                ids=[b"doc:7", b"doc:\xff"],
+                scores=[0.0, 0.25],
+                total=2,
+            )
+        ],
+    ),
+    QueryCompared(
+        seq=31,
+        at=AT,
+        name="near 7",
+        index="docs__ftctl_1",
+        k=3,
+        passed=False,
+        overlap=0.5,
+        hits=1,
+        expected=2,
+        count_before=2,
+        count_after=2,
+        min_overlap=0.9,
+        missing=[b"doc:\xff"],
+        added=[b"doc:8"],
+    ),
     BatchRunStarted(
         seq=1,
         at=AT,
@@ -169,6 +208,8 @@ EXPECTED_TAGS = {
     "RunPaused": "run_paused",
     "RunResumed": "run_resumed",
     "PaceChanged": "pace_changed",
+    "QueryBaseline": "query_baseline",
+    "QueryCompared": "query_compared",
 }
 
 

@@ -14,6 +14,8 @@ from ftctl.journal.events import (
     ConflictRecorded,
     KeysEnumerated,
     PaceChanged,
+    QueryBaseline,
+    QueryCompared,
     RunFinished,
     RunPaused,
     RunResumed,
@@ -315,3 +317,63 @@ def test_inspect_shows_pauses_and_pace_changes() -> None:
     shown = [r.detail for r in inspect_rows(_paced_events()) if r.event == "pace_changed"]
     assert shown[0] == "slowed: batch 250, sleep 0 ms, latency 80 ms, cpu 50%"
     assert shown[2].startswith("recovered: batch 500")
+
+
+def _compared(name: str, passed: bool, overlap: float, before: int, after: int) -> QueryCompared:
+    return QueryCompared(
+        name=name,
+        index="docs",
+        k=10,
+        passed=passed,
+        overlap=overlap,
+        hits=round(overlap * 10),
+        expected=10,
+        count_before=before,
+        count_after=after,
+        min_overlap=0.9,
+        missing=[b"doc:\xff"] if overlap < 1 else [],
+    )
+
+
+def test_user_queries_are_reported_from_the_latest_validation() -> None:
+    """validation.queries lists each query's latest comparison (overlap, counts, missing ids
+    shown as text); a comparison of an earlier validation attempt is superseded; the
+    query:<name> checks are in query_checks beside RedisVL's, a failed one in errors; the
+    comparison's seconds count as validation; inspect shows both query events."""
+    events = _stamp(
+        [
+            _run(),
+            StepStarted(step="query_baseline"),
+            QueryBaseline(index="docs", queries=[]),
+            StepFinished(step="query_baseline"),
+            StepStarted(step="wait"),
+            StepStarted(step="query_compare"),
+            _compared("stale", True, 1.0, 3, 3),
+            StepStarted(step="wait"),  # a resumed validation starts over
+            StepStarted(step="query_compare"),
+            _compared("near", False, 0.8, 10, 10),
+            CheckFailed(check="query:near", detail="overlap@10 0.80", count=1),
+            _compared("tag", True, 1.0, 104, 104),
+            CheckPassed(check="query:tag", detail="overlap@10 1.00"),
+            StepFinished(step="query_compare"),
+            RunFinished(result="failed", error="validation failed"),
+        ]
+    )
+    report = project_report(events, APPLY, backup_dir="/b/docs")
+    v = report.validation
+    assert [(q.name, q.passed, q.overlap) for q in v.queries] == [
+        ("near", False, 0.8),
+        ("tag", True, 1.0),
+    ]
+    near = v.queries[0]
+    assert (near.k, near.count_before, near.count_after, near.min_overlap) == (10, 10, 10, 0.9)
+    assert near.missing == ["doc:\\xff"] and near.index == "docs"
+    assert [(c.name, c.passed) for c in v.query_checks] == [
+        ("query:near", False),
+        ("query:tag", True),
+    ]
+    assert v.errors == ["query:near: overlap@10 0.80"]
+    assert report.timings.validation_duration_seconds == report.timings.steps["query_compare"] == 8
+    details = {row.event: row.detail for row in inspect_rows(events)}
+    assert details["query_baseline"] == "results on 'docs': "
+    assert details["query_compared"] == "tag on 'docs': overlap@10 1.00, results 104 → 104"

@@ -84,7 +84,10 @@ def test_index_only_change_touches_no_document() -> None:
     assert _run(_spec(), scripted, [])
     scripted.assert_done()
     skipped = {e.step for e in scripted.recorded if isinstance(e, StepSkipped)}
-    assert skipped == {"enumerate", "backup", "rename_fields", "rename_keys", "quantize"}
+    assert skipped == {
+        "query_baseline", "enumerate", "backup", "rename_fields", "rename_keys", "quantize",
+        "query_compare",
+    }  # fmt: skip
     started = [e.step for e in scripted.recorded if isinstance(e, StepStarted)]
     assert started == ["preflight", "drop", "create", "wait", "validate"]
     assert not commands_matching(scripted.sent, "SCAN *")
@@ -145,12 +148,14 @@ def test_every_step_name_belongs_to_a_table() -> None:
 
 def test_marks_come_from_the_tables() -> None:
     """Downtime runs from drop to wait (apply) and drop_target to wait_source (rollback);
-    validation starts at wait, validate_source, online_validate; online has no downtime."""
+    validation starts at wait, validate_source, online_validate; online has no downtime;
+    the user's queries are compared within validation, their baseline outside it."""
     apply = marks_for("drop_recreate", "apply")
     assert apply.downtime == {
         "drop", "rename_fields", "rename_keys", "quantize", "create", "wait",
     }  # fmt: skip
-    assert apply.validation == {"wait", "validate"}
+    assert apply.validation == {"wait", "validate", "query_compare"}
+    assert "query_baseline" not in apply.redo_on_change | apply.validation
     assert apply.validation_starts == {"wait"}
     rollback = marks_for("drop_recreate", "rollback")
     assert "drop_target" in rollback.downtime and "wait_source" in rollback.downtime
@@ -165,7 +170,8 @@ def test_marks_come_from_the_tables() -> None:
 def test_a_changed_server_redoes_the_steps_that_wrote_to_it() -> None:
     """A resumed run that finds another server (restart from an older RDB, failover) than
     the one earlier runs wrote to journals it and does every writing step again (each batch
-    is idempotent); enumeration, backup and preflight are the journal's own and stay done."""
+    is idempotent); the query baseline, enumeration, backup and preflight are the journal's
+    own and stay done."""
     done = [s for s in DROP_RECREATE.names if s != "validate"]
     earlier: list[Any] = [ServerSeen(run_id="aaaa")]
     earlier += [StepFinished(step=s) for s in done]
@@ -177,6 +183,7 @@ def test_a_changed_server_redoes_the_steps_that_wrote_to_it() -> None:
     state.fold(ServerChanged(previous="aaaa", current="bbbb"))
 
     assert [s for s in DROP_RECREATE.names if state.step_done(s)] == [
+        "query_baseline",
         "enumerate",
         "backup",
         "preflight",
