@@ -3,10 +3,10 @@
 The public API mirrors RedisVL's migrator (planners, executors, validators, batch) and adds
 what the journal makes possible (:class:`Journal`, :func:`project_state`, :func:`rollback`,
 the backup reader :class:`VectorBackup`), index management (:mod:`ftctl.indexes`:
-:func:`list_indexes`, :func:`index_info`, :func:`create_index`, :func:`delete_index`), and
-the application side of an online datatype change (:mod:`ftctl.query`:
-:class:`QueryEncoder`, :class:`AsyncQueryEncoder`). Every call that talks to Redis takes
-``redis_url=`` or an open client as ``redis_client=``.
+:func:`list_indexes`, :func:`list_public_indexes`, :func:`index_info`, :func:`describe_index`,
+:func:`create_index`, :func:`delete_index`), and the application side of an online datatype
+change (:mod:`ftctl.query`: :class:`QueryEncoder`, :class:`AsyncQueryEncoder`). Every call
+that talks to Redis takes ``redis_url=`` or an open client as ``redis_client=``.
 
 Code written against RedisVL 0.28's ``redisvl.migration`` (and ``redisvl.migration.utils``,
 ``redisvl.migration.models``) imports the same names from ``ftctl``;
@@ -24,7 +24,14 @@ from ftctl.executor import (
     unpause,
     write_migration_report,
 )
-from ftctl.indexes import create_index, delete_index, index_info, list_indexes
+from ftctl.indexes import (
+    create_index,
+    delete_index,
+    describe_index,
+    index_info,
+    list_indexes,
+    list_public_indexes,
+)
 from ftctl.journal import Journal
 from ftctl.journal.backup import VectorBackup, list_backups
 from ftctl.journal.batch import BatchReport, BatchState
@@ -109,10 +116,12 @@ __all__ = [
     "create_index",
     "default_backup_dir",
     "delete_index",
+    "describe_index",
     "index_info",
     "is_blob_size_error",
     "list_backups",
     "list_indexes",
+    "list_public_indexes",
     "load_migration_plan",
     "load_patch",
     "load_plan",

@@ -7,6 +7,10 @@ open. They run the catalog's sans-IO steps through the sync driver, like every o
 ``create_index`` records the schema it used under ``ftctl:schema:<index>`` (schema history),
 so options FT.INFO does not report survive later migrations; ``delete_index`` drops the
 definition only (never ``DD``) and refuses to drop through an alias.
+
+The history also records the aliases ftctl keeps pointing at an index (the public names of
+an online migration's generated index, ``--alias`` names): ``list_public_indexes`` and
+``describe_index`` show them (RediSearch itself cannot list aliases).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from ftctl.plan.build import resolve_source
 from ftctl.schema.ftinfo import IndexInfo
 from ftctl.schema.model import IndexSchema, load_schema
 from ftctl.steps import catalog
+from ftctl.steps.catalog import IndexDescription, PublicIndex
 from ftctl.steps.effects import Step
 from ftctl.steps.snapshot import read_source
 from ftctl.version import ftctl_version
@@ -44,6 +49,27 @@ def list_indexes(
 ) -> list[str]:
     """The names of the indexes on the server (``FT._LIST``), sorted."""
     return _run(catalog.list_indexes(), redis_url, redis_client)
+
+
+def list_public_indexes(
+    *, redis_url: str | None = None, redis_client: redis.Redis | None = None
+) -> list[PublicIndex]:
+    """Every index by the names users know, sorted by its first public name.
+
+    Each :class:`~ftctl.steps.catalog.PublicIndex` has ``index`` (the real name, FT._LIST's),
+    ``aliases`` (those ftctl's schema history records that still resolve to it), ``names``
+    (public names first, a name ftctl generated last) and ``name`` (the first of them).
+    """
+    return _run(catalog.public_indexes(), redis_url, redis_client)
+
+
+def describe_index(
+    index: str, *, redis_url: str | None = None, redis_client: redis.Redis | None = None
+) -> IndexDescription:
+    """:func:`index_info` of ``index`` (an index or an alias) as ``.info``, with ``.public``:
+    the :class:`~ftctl.steps.catalog.PublicIndex` of its real index (the aliases ftctl
+    knows for it). An unknown index raises :class:`~ftctl.errors.UsageError`."""
+    return _run(catalog.describe_index(index), redis_url, redis_client)
 
 
 def index_info(
@@ -77,14 +103,15 @@ def create_index(
 
 def delete_index(
     index: str, *, redis_url: str | None = None, redis_client: redis.Redis | None = None
-) -> None:
+) -> list[str]:
     """Drop the definition of ``index`` (``FT.DROPINDEX`` without ``DD``): documents stay.
 
     Refused (:class:`~ftctl.errors.RefusedError`, nothing changed) when ``index`` is an
     alias; an unknown index raises :class:`~ftctl.errors.UsageError`. The index's schema
-    history is forgotten.
+    history is forgotten. Returns the aliases ftctl knew for the index: RediSearch drops an
+    index's aliases with it (any alias ftctl does not know goes too; it cannot list them).
     """
-    _run(catalog.delete_keeping_documents(index), redis_url, redis_client)
+    return _run(catalog.delete_keeping_documents(index), redis_url, redis_client)
 
 
 def source_schema(
@@ -101,4 +128,14 @@ def source_schema(
     return schema
 
 
-__all__ = ["create_index", "delete_index", "index_info", "list_indexes", "source_schema"]
+__all__ = [
+    "IndexDescription",
+    "PublicIndex",
+    "create_index",
+    "delete_index",
+    "describe_index",
+    "index_info",
+    "list_indexes",
+    "list_public_indexes",
+    "source_schema",
+]

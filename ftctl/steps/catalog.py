@@ -13,7 +13,13 @@ from ftctl.schema.ftinfo import IndexInfo, parse_ft_info
 from ftctl.schema.model import IndexSchema
 from ftctl.schema.render import create_argv
 from ftctl.steps.effects import Commands, ReplyError, Step, single
-from ftctl.steps.history import decode_record, delete_history, history_key, write_history
+from ftctl.steps.history import (
+    decode_record,
+    delete_history,
+    history_key,
+    read_record,
+    write_history,
+)
 from ftctl.steps.names import resolve
 from ftctl.steps.replies import is_unknown_index, text
 from ftctl.text import printable
@@ -73,6 +79,29 @@ def public_indexes() -> Step[list[PublicIndex]]:
     return sorted(out, key=lambda p: (p.name, p.index))
 
 
+def known_aliases(index: str) -> Step[list[str]]:
+    """The aliases ftctl's schema history records for ``index`` that resolve to it now (an
+    alias someone moved or deleted is left out; RediSearch cannot list the others)."""
+    record = yield from read_record(index)
+    recorded = [] if record is None else record.aliases
+    resolved = yield from resolve(recorded)
+    return [a for a, to in zip(recorded, resolved, strict=True) if to == index]
+
+
+class IndexDescription(msgspec.Struct, frozen=True, kw_only=True):
+    """``FT.INFO`` of an index with the public names ftctl keeps for it."""
+
+    info: IndexInfo
+    public: PublicIndex
+
+
+def describe_index(name: str) -> Step[IndexDescription]:
+    """FT.INFO of ``name`` (an index or an alias) and the aliases ftctl knows for its index."""
+    info = yield from index_info(name)
+    aliases = yield from known_aliases(info.index_name)
+    return IndexDescription(info=info, public=PublicIndex(index=info.index_name, aliases=aliases))
+
+
 def index_info(name: str) -> Step[IndexInfo]:
     """FT.INFO of ``name`` parsed; an unknown index is a UsageError with a hint."""
     reply = single((yield Commands([("FT.INFO", name)])))
@@ -98,8 +127,10 @@ def create_with_history(schema: IndexSchema, *, version: str = "") -> Step[None]
     )
 
 
-def delete_keeping_documents(name: str) -> Step[None]:
-    """FT.DROPINDEX without DD; refused through an alias; forgets the schema history."""
+def delete_keeping_documents(name: str) -> Step[list[str]]:
+    """FT.DROPINDEX without DD; refused through an alias; forgets the schema history.
+
+    Returns the aliases ftctl knew for the index: RediSearch drops them with it."""
     info = yield from index_info(name)
     if info.index_name != name:
         raise RefusedError(
@@ -107,7 +138,9 @@ def delete_keeping_documents(name: str) -> Step[None]:
             "refusing to drop through an alias",
             f"run 'ftctl index delete --index {printable(info.index_name)}' to drop the index itself",
         )
+    aliases = yield from known_aliases(name)
     reply = single((yield Commands([("FT.DROPINDEX", name)])))
     if isinstance(reply, ReplyError):
         raise RedisCommandError("FT.DROPINDEX", reply.message)
     yield from delete_history(name)
+    return aliases

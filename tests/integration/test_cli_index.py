@@ -7,7 +7,7 @@ from pathlib import Path
 
 import redis
 from click.testing import CliRunner
-from helpers import run_with_closed_stdout
+from helpers import run_with_closed_stdout, source
 
 from ftctl.cli import cli
 from ftctl.cli.exits import EXIT_BROKEN_PIPE
@@ -228,3 +228,97 @@ def test_planning_beside_and_of_an_index_not_named_in_utf8(
     )
     assert refused.exception is None or isinstance(refused.exception, SystemExit)
     assert not (tmp_path / "q").exists()
+
+
+def _migrate(redis_url: str, tmp_path: Path, patch_yaml: str, *plan_args: str) -> None:
+    """Plan (with ``plan_args``) and apply ``patch_yaml`` on index docs through the CLI."""
+    patch_file, plan_file = tmp_path / "patch.yaml", tmp_path / "plan.yaml"
+    patch_file.write_text(patch_yaml)
+    runner = CliRunner()
+    planned = runner.invoke(cli, ["--url", redis_url, "migrate", "plan", "--index", "docs",
+                                  "--schema-patch", str(patch_file), "--plan-out", str(plan_file),
+                                  *plan_args])  # fmt: skip
+    assert planned.exit_code == 0, planned.output
+    applied = runner.invoke(cli, ["--url", redis_url, "migrate", "apply", "--plan",
+                                  str(plan_file), "--backup-dir", str(tmp_path / "b")])  # fmt: skip
+    assert applied.exit_code == 0, applied.output
+
+
+FLOAT16 = "version: 1\nchanges:\n  update_fields:\n    - {name: emb, attrs: {datatype: float16}}\n"
+METRIC_L2 = "version: 1\nchanges:\n  update_fields:\n    - {name: embedding, attrs: {distance_metric: l2}}\n"
+
+
+def test_listall_info_and_delete_show_the_public_names(
+    r: redis.Redis, redis_url: str, tmp_path: Path
+) -> None:
+    """After an online run that moved 'docs' and the alias 'mine' onto a generated index,
+    listall shows it by its public name ("docs (alias of docs__ftctl_…; also: mine)"),
+    info through either name shows both aliases, and delete of the real index says they
+    were dropped with it (they no longer resolve); an index without aliases stays plain."""
+    assert _run(redis_url, "create", "--schema", _schema_file(tmp_path))[0] == 0
+    r.execute_command("FT.CREATE", "plain", "PREFIX", "1", "plain:", "SCHEMA", "t", "TEXT")
+    r.execute_command("FT.ALIASADD", "mine", "docs")
+    _migrate(redis_url, tmp_path, METRIC_L2, "--mode", "online", "--alias", "mine")
+    (real,) = [n.decode() for n in r.execute_command("FT._LIST") if n != b"plain"]
+    assert real.startswith("docs__ftctl_")
+    code, out, _ = _run(redis_url, "listall")
+    assert code == 0
+    assert out.splitlines() == ["Indices:", f"1. docs (alias of {real}; also: mine)", "2. plain"]
+    for name in ("docs", "mine", real):
+        code, out, _ = _run(redis_url, "info", "--index", name)
+        assert code == 0
+        assert out.splitlines()[:2] == [f"Index: {real}", "Aliases: docs, mine"]
+    code, out, _ = _run(redis_url, "info", "--index", "mine", "--json")
+    assert json.loads(out)["aliases"] == ["docs", "mine"]
+    code, out, _ = _run(redis_url, "info", "--index", "plain")
+    assert "Aliases" not in out
+    code, out, err = _run(redis_url, "delete", "--index", "docs")
+    assert code == 2 and f"alias of index '{real}'" in err
+    code, out, _ = _run(redis_url, "delete", "--index", real)
+    assert code == 0
+    assert out.splitlines() == [
+        f"Index deleted: {real} (documents kept)",
+        "Aliases dropped with it: docs, mine",
+    ]
+    for alias in ("docs", "mine"):
+        assert _run(redis_url, "info", "--index", alias)[0] == 2
+    assert _run(redis_url, "listall")[1].splitlines() == ["Indices:", "1. plain"]
+
+
+def test_listall_shows_an_alias_kept_by_a_drop_recreate_run(
+    r: redis.Redis, redis_url: str, tmp_path: Path
+) -> None:
+    """An index that keeps its own name lists the aliases ftctl keeps for it after its name:
+    "docs (aliases: mine)"; an alias moved away by hand is no longer shown."""
+    assert _run(redis_url, "create", "--schema", _schema_file(tmp_path))[0] == 0
+    r.execute_command("FT.ALIASADD", "mine", "docs")
+    _migrate(redis_url, tmp_path, METRIC_L2, "--mode", "drop_recreate", "--alias", "mine")
+    assert _run(redis_url, "listall")[1].splitlines() == ["Indices:", "1. docs (aliases: mine)"]
+    r.execute_command("FT.CREATE", "other", "PREFIX", "1", "o:", "SCHEMA", "t", "TEXT")
+    r.execute_command("FT.ALIASUPDATE", "mine", "other")
+    assert _run(redis_url, "listall")[1].splitlines() == ["Indices:", "1. docs", "2. other"]
+
+
+def test_an_expand_run_keeps_the_public_name_recorded(
+    r: redis.Redis, redis_url: str, tmp_path: Path
+) -> None:
+    """A hash datatype change runs expand → shadow → cut-over → contract; after the cutover
+    the final index (a generated name) is still listed as 'docs': its schema history
+    records the name, and the rollback's cut-back records it for the source again."""
+    source(r, "hash", count=20)
+    _migrate(redis_url, tmp_path, FLOAT16, "--mode", "online")
+    runner = CliRunner()
+    backup = ["--backup-dir", str(tmp_path / "b")]
+    cut = runner.invoke(cli, ["--url", redis_url, "migrate", "cutover", *backup])
+    assert cut.exit_code == 0, cut.output
+    (real,) = [n.decode() for n in r.execute_command("FT._LIST")]
+    assert _run(redis_url, "listall")[1].splitlines() == ["Indices:", f"1. docs (alias of {real})"]
+    back = runner.invoke(cli, ["--url", redis_url, "migrate", "rollback", *backup])
+    assert back.exit_code == 0, back.output
+    (restored,) = [n.decode() for n in r.execute_command("FT._LIST")]
+    assert restored != real
+    listed = _run(redis_url, "listall")[1].splitlines()
+    assert listed == [
+        "Indices:",
+        "1. docs" if restored == "docs" else f"1. docs (alias of {restored})",
+    ]

@@ -71,7 +71,7 @@ def test_broken_pipe_not_on_stdout_is_not_hidden(monkeypatch: pytest.MonkeyPatch
     def broken(**_: object) -> list[str]:
         raise BrokenPipeError(32, "Broken pipe")
 
-    monkeypatch.setattr(indexes, "list_indexes", broken)
+    monkeypatch.setattr(indexes, "list_public_indexes", broken)
     result = CliRunner().invoke(cli, ["index", "listall"])
     assert result.exit_code == 1
 
