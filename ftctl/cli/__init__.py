@@ -41,7 +41,7 @@ class FtctlGroup(click.Group):
     "--log-format", type=click.Choice(["console", "json"]), default="console", show_default=True
 )
 @click.option("-v", "--verbose", count=True, help="More log output.")
-@click.option("-q", "--quiet", is_flag=True, help="Warnings and errors only.")
+@click.option("-q", "--quiet", is_flag=True, help="Errors only.")
 @click.version_option(package_name="ftctl")
 @click.pass_context
 def cli(

@@ -105,3 +105,12 @@ def test_batch_workers_have_the_single_run_bounds(workers: str) -> None:
         )
         assert result.exit_code == 2
         assert "--workers" in result.stderr and "1<=x<=64" in result.stderr
+
+
+def test_quiet_help_says_what_quiet_keeps() -> None:
+    """`-q` keeps errors only (see tests/unit/test_logs.py), and its help says so: it once
+    said "Warnings and errors only."."""
+    result = CliRunner().invoke(cli, ["--help"])
+    assert result.exit_code == 0
+    (line,) = [x for x in result.output.splitlines() if "--quiet" in x]
+    assert line.split("--quiet", 1)[1].strip() == "Errors only."
