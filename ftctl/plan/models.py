@@ -81,10 +81,14 @@ class PatchChanges(_Strict, frozen=True, kw_only=True):
         )
 
 
+PATCH_VERSION = 1
+"""The one schema patch format version ftctl reads (RedisVL's)."""
+
+
 class SchemaPatch(_Strict, frozen=True, kw_only=True):
     """What a user wants changed, not the whole target schema."""
 
-    version: int = 1
+    version: int = PATCH_VERSION
     changes: PatchChanges = msgspec.field(default_factory=PatchChanges)
 
 
@@ -253,12 +257,20 @@ def patch_from_builtins(raw: object, *, label: str = "schema patch") -> SchemaPa
     if isinstance(raw, dict) and "changes" in raw:
         raw = {**raw, "changes": _normalize_changes(raw["changes"])}
     try:
-        return msgspec.convert(raw, SchemaPatch)
+        patch = msgspec.convert(raw, SchemaPatch)
     except (msgspec.ValidationError, ValueError) as exc:
         raise UsageError(
             f"{label} is not a valid schema patch: {exc}",
             "a patch is version: 1, changes: {add_fields, remove_fields, update_fields, rename_fields, index}",
         ) from None
+    if patch.version != PATCH_VERSION:
+        where = "" if label == "schema patch" else f" ({label})"
+        raise UsageError(
+            f"schema patch version {patch.version} is not supported{where}: ftctl reads "
+            f"version {PATCH_VERSION} only",
+            f"write 'version: {PATCH_VERSION}' (RedisVL's patch format)",
+        )
+    return patch
 
 
 def load_patch(source: str | Path | bytes) -> SchemaPatch:
@@ -375,6 +387,7 @@ def plan_digest(plan: MigrationPlan) -> str:
 
 
 __all__ = [
+    "PATCH_VERSION",
     "DiffClassification",
     "FieldRename",
     "FieldUpdate",

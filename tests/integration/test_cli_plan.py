@@ -101,6 +101,10 @@ def test_blocked_plan_still_exits_zero(
         ),
         (["--index", "products", "--schema-patch", "{bad}"], "not valid YAML"),
         (["--index", "products", "--schema-patch", "{missing_field}"], "'nope'"),
+        (
+            ["--index", "products", "--schema-patch", "{version2}"],
+            "schema patch version 2 is not supported",
+        ),
     ],
 )
 def test_bad_input_exit_2_nothing_changed(
@@ -111,10 +115,12 @@ def test_bad_input_exit_2_nothing_changed(
         "patch": tmp_path / "p.yaml",
         "bad": tmp_path / "bad.yaml",
         "missing_field": tmp_path / "m.yaml",
+        "version2": tmp_path / "v2.yaml",
     }
     files["patch"].write_text("changes: {}\n")
     files["bad"].write_text("changes: [unclosed\n")
     files["missing_field"].write_text("changes:\n  remove_fields: [nope]\n")
+    files["version2"].write_text("version: 2\nchanges:\n  add_fields: [{name: c, type: tag}]\n")
     out = tmp_path / "plan.yaml"
     before = (products.dbsize(), products.execute_command("FT._LIST"))
     argv = [a.format(**{k: str(v) for k, v in files.items()}) for a in args]

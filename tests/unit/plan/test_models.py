@@ -113,6 +113,21 @@ def test_bad_patch_is_usage_error(data: bytes, needle: str) -> None:
     assert info.value.exit_code == 2
 
 
+@pytest.mark.parametrize("version", [0, 2, 3])
+def test_patch_of_another_version_is_refused(version: int) -> None:
+    """Only version 1 (RedisVL's format) is read: another version is one UsageError naming
+    the supported one, even when its changes would parse, rather than a guess at what the
+    newer format meant."""
+    data = f"version: {version}\nchanges:\n  add_fields: [{{name: c, type: tag}}]\n"
+    with pytest.raises(UsageError) as info:
+        load_patch(data.encode())
+    assert info.value.message == (
+        f"schema patch version {version} is not supported: ftctl reads version 1 only"
+    )
+    assert info.value.hint == "write 'version: 1' (RedisVL's patch format)"
+    assert load_patch(b"changes: {}\n").version == 1
+
+
 def test_bad_plan_is_usage_error(tmp_path: Path) -> None:
     """A plan missing its target schema, or an unreadable path, is a UsageError."""
     with pytest.raises(UsageError, match="not a valid migration plan"):
