@@ -9,9 +9,10 @@ import msgspec
 
 from ftctl import indexes
 from ftctl.cli import options
-from ftctl.cli.render import field_summary, indexing_state
+from ftctl.cli.render import field_summary
 from ftctl.cli.state import AppState, pass_state
 from ftctl.schema import schema_to_builtins
+from ftctl.schema.ftinfo import indexing_state
 from ftctl.text import printable, text_only
 
 

@@ -45,6 +45,7 @@ from ftctl.plan.quantization import (
 )
 from ftctl.schema.capabilities import Capabilities
 from ftctl.schema.compare import reported_differences
+from ftctl.schema.ftinfo import indexing_state
 from ftctl.schema.model import Field, IndexSchema, VectorField
 
 RECALL_K = 10
@@ -544,8 +545,8 @@ def _warnings(
         out.append(eviction)
     if stats.indexing or stats.percent_indexed < 1.0:
         out.append(
-            f"Source index '{ctx.source.name}' is still indexing "
-            f"({stats.percent_indexed:.0%} done): its document count may still change"
+            f"Source index '{ctx.source.name}' is still {indexing_state(True, stats.percent_indexed)}"
+            ": its document count may still change"
         )
     if stats.hash_indexing_failures:
         out.append(

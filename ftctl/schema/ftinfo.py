@@ -85,6 +85,23 @@ class IndexInfo(msgspec.Struct, frozen=True, kw_only=True):
     stats: IndexStats
 
 
+def indexing_state(indexing: bool, percent_indexed: float) -> str:
+    """``ready``, or ``indexing (NN%)`` while the background scan runs.
+
+    ``percent_indexed`` is the server's ratio of keys scanned to the keys the database held
+    when the scan started, so keys written during the scan push it past 1 (2.17 was seen on
+    RediSearch 2.10) while ``indexing`` is still 1. Until ``indexing`` is 0 the index is not
+    ready: the share shown is clamped to 0..99% and rounded down, and a ratio that says
+    nothing (NaN) shows no number.
+    """
+    if not indexing:
+        return "ready"
+    if math.isnan(percent_indexed):
+        return "indexing"
+    percent = min(max(math.floor(percent_indexed * 100), 0), 99)
+    return f"indexing ({percent}%)"
+
+
 _FLAGS = frozenset(
     {
         "SORTABLE",

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from ftctl.errors import MigrationFailed, RefusedError
 from ftctl.journal.events import CheckFailed, CheckPassed
 from ftctl.schema.compare import reported_differences
-from ftctl.schema.ftinfo import IndexInfo, IndexStats, parse_ft_info
+from ftctl.schema.ftinfo import IndexInfo, IndexStats, indexing_state, parse_ft_info
 from ftctl.schema.model import IndexSchema
 from ftctl.schema.render import create_argv
 from ftctl.steps.effects import Command, Commands, Progress, Record, ReplyError, Sleep, Step
@@ -170,8 +170,8 @@ def wait_ready(
             return stats
         if waited >= timeout:
             raise MigrationFailed(
-                f"timeout waiting for index ready: '{name}' is "
-                f"{info.stats.percent_indexed:.0%} indexed after {timeout:.0f}s",
+                f"timeout waiting for index ready: '{name}' is still "
+                f"{indexing_state(True, stats.percent_indexed)} after {timeout:.0f}s",
                 "re-run the same command to keep waiting, or pass a larger --timeout",
             )
         if observe is not None and waited >= observed + OBSERVE_EVERY:

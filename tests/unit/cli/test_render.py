@@ -9,7 +9,8 @@ import pytest
 
 from ftctl import logs
 from ftctl.cli import render
-from ftctl.cli.render import Progress, indexing_state
+from ftctl.cli.render import Progress
+from ftctl.schema.ftinfo import indexing_state
 
 
 class _Screen:
