@@ -322,29 +322,46 @@ def _check_rename_collisions(ctx: Context) -> Iterable[str]:
             )
 
 
+# The Search module release that brought each feature. The module, not Redis, decides:
+# Redis 8.2 can run with Search 2.10, which has neither.
+_SINCE = {"INT8": "8.0", "UINT8": "8.0", "SVS-VAMANA": "8.2"}
+
+
+def _needs(feature: str) -> str:
+    since = _SINCE.get(feature)
+    if since is None:
+        return "upgrade the Search module "
+    return (
+        f"{feature} needs the Search module {since}+ (bundled with Redis {since}+): "
+        "upgrade the Search module "
+    )
+
+
 def _check_capabilities(ctx: Context) -> Iterable[str]:
     caps = ctx.capabilities
     if not caps.search_version:
         return
+    module = caps.search_release
     for f in ctx.target.fields:
         kind = field_kind(f)
         if isinstance(f, VectorField):
             if not caps.has_vector_type(f.attrs.datatype):
                 yield (
-                    f"field '{f.name}': this server does not support vector datatype "
-                    f"{f.attrs.datatype.upper()} (capability probe); workaround: upgrade the "
-                    "server (INT8/UINT8 need Redis 8.0+) or choose another datatype"
+                    f"field '{f.name}': this server's Search module ({module}) does not "
+                    f"support vector datatype {f.attrs.datatype.upper()} (capability probe); "
+                    f"workaround: {_needs(f.attrs.datatype.upper())}or choose another datatype"
                 )
             if not caps.has_algorithm(f.attrs.algorithm):
                 yield (
-                    f"field '{f.name}': this server does not support algorithm "
-                    f"{f.attrs.algorithm.upper()} (capability probe); workaround: upgrade "
-                    "the server (SVS-VAMANA needs Redis 8.2+) or choose FLAT/HNSW"
+                    f"field '{f.name}': this server's Search module ({module}) does not "
+                    f"support algorithm {f.attrs.algorithm.upper()} (capability probe); "
+                    f"workaround: {_needs(f.attrs.algorithm.upper())}or choose FLAT/HNSW"
                 )
         elif not caps.has_field_type(kind):
             yield (
-                f"field '{f.name}': this server does not support field type {kind.upper()} "
-                "(capability probe); workaround: upgrade the server or use another type"
+                f"field '{f.name}': this server's Search module ({module}) does not support "
+                f"field type {kind.upper()} (capability probe); workaround: upgrade the "
+                "Search module or use another type"
             )
         attrs = getattr(f, "attrs", None)
         for option, attr in (
@@ -354,8 +371,9 @@ def _check_capabilities(ctx: Context) -> Iterable[str]:
         ):
             if getattr(attrs, attr, False) and option not in caps.field_options:
                 yield (
-                    f"field '{f.name}': this server does not support {option} "
-                    "(capability probe); workaround: drop the option or upgrade the server"
+                    f"field '{f.name}': this server's Search module ({module}) does not "
+                    f"support {option} (capability probe); workaround: drop the option or "
+                    "upgrade the Search module"
                 )
 
 

@@ -20,6 +20,13 @@ class Capabilities(msgspec.Struct, frozen=True, kw_only=True):
     field_options: tuple[str, ...] = ()
     """Field options accepted (INDEXMISSING, INDEXEMPTY, WITHSUFFIXTRIE)."""
 
+    @property
+    def search_release(self) -> str:
+        """The search module's version as released (``2.10.5`` for 21005; ``8.2.0`` for
+        80200), or ``"unknown"``."""
+        v = self.search_version
+        return f"{v // 10000}.{v // 100 % 100}.{v % 100}" if v else "unknown"
+
     def has_vector_type(self, datatype: str) -> bool:
         return datatype.upper() in self.vector_types
 

@@ -263,3 +263,24 @@ def test_target_schema_mode_same_schema_is_supported(snapshot: LiveSnapshot) -> 
     assert plan.rename_operations.is_empty()
     assert plan.vector_changes == []
     assert plan.requested_changes is None
+
+
+def test_capability_reasons_name_the_search_module_release() -> None:
+    """A missing datatype or algorithm names the Search module's release this server runs
+    and the one that brought the feature; a Redis version would mislead (Redis 8.2 may run
+    Search 2.10)."""
+    caps = msgspec.structs.replace(NO_SVS, vector_types=NO_INT8.vector_types)
+    assert caps.search_release == "2.10.5"
+    plan = build_plan(
+        make_snapshot(),
+        patch(update_fields=[upd("embedding", datatype="uint8", algorithm="svs-vamana")]),
+        caps,
+    )
+    assert plan.diff_classification.blocked_reasons[:2] == [
+        "field 'embedding': this server's Search module (2.10.5) does not support vector "
+        "datatype UINT8 (capability probe); workaround: UINT8 needs the Search module 8.0+ "
+        "(bundled with Redis 8.0+): upgrade the Search module or choose another datatype",
+        "field 'embedding': this server's Search module (2.10.5) does not support algorithm "
+        "SVS-VAMANA (capability probe); workaround: SVS-VAMANA needs the Search module 8.2+ "
+        "(bundled with Redis 8.2+): upgrade the Search module or choose FLAT/HNSW",
+    ]
