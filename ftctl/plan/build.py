@@ -616,8 +616,35 @@ def _warnings(
                 f"zero point, so inner products no longer rank like the floats ({recall}); "
                 "consider int8 or COSINE/L2"
             )
+    out.extend(_json_paths_on_hash(ctx))
     out.extend(_unreported_warnings(ctx, history_used, mode_patch))
     out.extend(_overlap_warnings(ctx))
+    return out
+
+
+def _json_paths_on_hash(ctx: Context) -> list[str]:
+    """A JSONPath given to a field of a hash index (the guide's patch writes ``path:
+    $.category``): RediSearch takes it as the name of a hash field, ``$.category`` itself."""
+    if ctx.target.storage_type != "hash":
+        return []
+    out: list[str] = []
+    for f in ctx.target.fields:
+        if f.path is None or not f.path.startswith("$"):
+            continue
+        old = ctx.source_field(f.name)
+        if old is not None and old.path == f.path:
+            continue  # the live index reads that hash field already; not this change's doing
+        meant = f.path[2:] if f.path.startswith("$.") else f.path.lstrip("$")
+        fix = (
+            f"remove 'path: {f.path}' (a hash index reads field '{f.name}' by its name)"
+            if meant == f.name
+            else f"write 'path: {meant}'"
+        )
+        out.append(
+            f"Field '{f.name}': on a hash index, path '{f.path}' is the name of a hash field, "
+            f"literally '{f.path}' (JSON paths apply to JSON indexes only), so documents' "
+            f"'{meant}' values will not be indexed; fix: {fix} in the patch and plan again"
+        )
     return out
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import msgspec
 import pytest
-from planfixtures import FULL_CAPS
+from planfixtures import FULL_CAPS, make_snapshot, source_schema
 
 from ftctl.plan import SchemaPatch, patch_from_builtins
 from ftctl.plan.build import build_plan
@@ -38,3 +38,41 @@ def test_a_source_still_indexing_shows_a_clamped_share(
     assert warning == (
         f"Source index 'products' is still indexing ({shown}): its document count may still change"
     )
+
+
+GUIDE_ADD = {"name": "category", "type": "tag", "path": "$.category", "attrs": {"separator": "|"}}
+
+
+def test_the_guides_json_path_on_a_hash_index_warns_with_the_fix(snapshot: LiveSnapshot) -> None:
+    """The guide's patch adds `path: $.category`; on a hash index that is a hash field named
+    '$.category' and the documents' 'category' is never indexed: the plan says so and how
+    to fix it (the plan is still made: someone may mean that field)."""
+    plan = build_plan(snapshot, patch(add_fields=[{**GUIDE_ADD, "name": "kind"}]), FULL_CAPS)
+    assert plan.diff_classification.supported
+    (warning,) = [w for w in plan.warnings if "'$.category'" in w]
+    assert warning == (
+        "Field 'kind': on a hash index, path '$.category' is the name of a hash field, "
+        "literally '$.category' (JSON paths apply to JSON indexes only), so documents' "
+        "'category' values will not be indexed; fix: write 'path: category' in the patch "
+        "and plan again"
+    )
+    renamed = build_plan(
+        snapshot, patch(add_fields=[{**GUIDE_ADD, "name": "cat"}, {"name": "x", "type": "tag",
+                                                                    "path": "$.x"}]), FULL_CAPS
+    )  # fmt: skip
+    assert any("fix: remove 'path: $.x' (a hash index reads field 'x' by its name)" in w
+               for w in renamed.warnings)  # fmt: skip
+
+
+def test_no_json_path_warning_on_json_or_for_plain_hash_fields() -> None:
+    """The same patch on a JSON index, or a hash field without a JSONPath, warns nothing."""
+    json_plan = build_plan(
+        make_snapshot(source_schema(storage_type="json")),
+        patch(add_fields=[{**GUIDE_ADD, "name": "kind"}]),
+        FULL_CAPS,
+    )
+    hash_plan = build_plan(
+        make_snapshot(), patch(add_fields=[{"name": "kind", "type": "tag"}]), FULL_CAPS
+    )
+    for plan in (json_plan, hash_plan):
+        assert not [w for w in plan.warnings if "JSON paths apply" in w]
