@@ -129,8 +129,13 @@ def report_summary(report: MigrationReport, echo: Callable[[str], None] = echo_s
             echo(f"  - {key}")
     if report.pacing is not None:
         echo(f"Pacing: {pacing_line(report.pacing)}")
-    for warning in report.warnings:
-        echo(f"Warning: {warning}")
+    if report.warnings:
+        # Every warning of a report is the plan's, printed when the plan was made.
+        count = len(report.warnings)
+        echo(
+            f"Plan warnings: {count} (reviewed when the plan was made; "
+            "listed under 'warnings' in the plan and the report)"
+        )
     for action in report.manual_actions:
         echo(f"Next: {action}")
 
