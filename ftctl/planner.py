@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -58,6 +59,7 @@ def planning_step(
     mode: ModeRequest = "drop_recreate",
     online: OnlineOptions | None = None,
     key_sample_limit: int = KEY_SAMPLE_SIZE,
+    not_renames: Sequence[tuple[str, str]] = (),
 ) -> Step[MigrationPlan]:
     """Check the server's shape, snapshot, probe, merge, second snapshot round, then the
     pure :func:`build_plan`; last, what the plan's apply will need of the server, and the
@@ -96,6 +98,7 @@ def planning_step(
             ftctl_version=ftctl_version(),
             mode=chosen,
             online_options=options,
+            not_renames=not_renames,
         )
 
     plan = build(mode)
@@ -228,6 +231,7 @@ def _planning(
     schema_patch: SchemaPatch | None,
     target_schema: IndexSchema | None,
     key_sample_limit: int = KEY_SAMPLE_SIZE,
+    not_renames: Sequence[tuple[str, str] | str] = (),
 ) -> Step[MigrationPlan]:
     """The one planning step both planners drive (arguments as ``create_plan`` takes them)."""
     online = OnlineOptions(
@@ -242,8 +246,28 @@ def _planning(
         schema_patch=schema_patch,
         target_schema=target_schema,
     )
+    pairs = [_not_a_rename(pair) for pair in not_renames]
     return planning_step(
-        index, request, redis_url=url, mode=mode, online=online, key_sample_limit=key_sample_limit
+        index, request, redis_url=url, mode=mode, online=online,
+        key_sample_limit=key_sample_limit, not_renames=pairs,
+    )  # fmt: skip
+
+
+def _not_a_rename(pair: object) -> tuple[str, str]:
+    """An ``(old, new)`` pair of ``not_renames``: a 2-tuple of names or ``"OLD:NEW"``."""
+    if isinstance(pair, str) and pair.count(":") == 1:
+        old, new = pair.split(":")
+        if old and new:
+            return old, new
+    elif (
+        isinstance(pair, tuple | list)
+        and len(pair) == 2
+        and all(isinstance(x, str) and x for x in pair)
+    ):
+        return pair[0], pair[1]
+    raise UsageError(
+        f"not a rename {pair!r}: expected OLD:NEW (two field names)",
+        "e.g. --not-a-rename color:colour (Python: not_renames=[('color', 'colour')])",
     )
 
 
@@ -282,19 +306,23 @@ class MigrationPlanner(_PlannerFiles):
         aliases: list[str] | None = None,
         keep_old_name: bool = True,
         postpone_cutover: bool | None = None,
+        not_renames: Sequence[tuple[str, str] | str] = (),
     ) -> MigrationPlan:
         """Snapshot ``index_name`` and plan the change; a blocked plan is returned, not raised.
 
         ``mode`` defaults to drop_recreate (RedisVL's behaviour); ``auto`` runs online when
         the change allows it. ``aliases``: other aliases of the source to keep (any mode:
         RediSearch cannot list aliases, and an alias nobody names is dropped with the index).
+        ``not_renames``: with a target schema, ``(old, new)`` pairs (or ``"old:new"``) of a
+        removed and an added field with the same definition that are not a rename, whatever
+        the sampled documents say (see :func:`ftctl.plan.merge.decide_renames`).
         """
         url = resolve_url(redis_url) if redis_client is None else (redis_url or "")
         step = _planning(
             index_name, url, mode, aliases, keep_old_name, postpone_cutover,
             schema_patch_path=schema_patch_path, target_schema_path=target_schema_path,
             schema_patch=schema_patch, target_schema=target_schema,
-            key_sample_limit=self.key_sample_limit,
+            key_sample_limit=self.key_sample_limit, not_renames=not_renames,
         )  # fmt: skip
         client = redis_client or connect(url)
         try:
@@ -337,19 +365,23 @@ class AsyncMigrationPlanner(_PlannerFiles):
         aliases: list[str] | None = None,
         keep_old_name: bool = True,
         postpone_cutover: bool | None = None,
+        not_renames: Sequence[tuple[str, str] | str] = (),
     ) -> MigrationPlan:
         """Snapshot ``index_name`` and plan the change; a blocked plan is returned, not raised.
 
         ``mode`` defaults to drop_recreate (RedisVL's behaviour); ``auto`` runs online when
         the change allows it. ``aliases``: other aliases of the source to keep (any mode:
         RediSearch cannot list aliases, and an alias nobody names is dropped with the index).
+        ``not_renames``: with a target schema, ``(old, new)`` pairs (or ``"old:new"``) of a
+        removed and an added field with the same definition that are not a rename, whatever
+        the sampled documents say (see :func:`ftctl.plan.merge.decide_renames`).
         """
         url = resolve_url(redis_url) if redis_client is None else (redis_url or "")
         step = _planning(
             index_name, url, mode, aliases, keep_old_name, postpone_cutover,
             schema_patch_path=schema_patch_path, target_schema_path=target_schema_path,
             schema_patch=schema_patch, target_schema=target_schema,
-            key_sample_limit=self.key_sample_limit,
+            key_sample_limit=self.key_sample_limit, not_renames=not_renames,
         )  # fmt: skip
         client = redis_client or await async_connect(url)
         try:

@@ -108,6 +108,14 @@ def _summary(plan: MigrationPlan, plan_out: str) -> None:
     "swap at once. Default: postponed when the change alters the query format (a vector "
     "datatype), immediate otherwise.",
 )
+@click.option(
+    "--not-a-rename",
+    "not_renames",
+    multiple=True,
+    metavar="OLD:NEW",
+    help="With --target-schema: field OLD is removed and NEW added, not a rename, even when "
+    "sampled documents hold OLD and not NEW (repeatable).",
+)
 @pass_state
 def plan_command(
     state: AppState,
@@ -119,8 +127,14 @@ def plan_command(
     aliases: tuple[str, ...],
     drop_old_name: bool,
     postpone_cutover: bool | None,
+    not_renames: tuple[str, ...],
 ) -> None:
-    """Write a migration plan; exits 0 when written, even if the plan is blocked."""
+    """Write a migration plan; exits 0 when written, even if the plan is blocked.
+
+    With --target-schema, a field the target removes and one it adds with the same
+    definition are planned as a rename when sampled documents hold the old field and none
+    the new one (the values still have to move); otherwise as a removal and an addition.
+    """
     request = resolve_request(schema_patch_path=schema_patch, target_schema_path=target_schema)
     planner = MigrationPlanner()
     kwargs: dict[str, Any] = {
@@ -129,6 +143,7 @@ def plan_command(
         "aliases": list(aliases),
         "keep_old_name": not drop_old_name,
         "postpone_cutover": postpone_cutover,
+        "not_renames": list(not_renames),
     }
     if isinstance(request, SchemaPatch):
         plan = planner.create_plan(index_name, schema_patch=request, **kwargs)

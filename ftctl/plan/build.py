@@ -7,7 +7,7 @@ produced; ``diff_classification.supported`` says whether ``apply`` may run it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import msgspec
@@ -16,7 +16,14 @@ import numpy as np
 from ftctl.plan.codecs import CodecError, measure_recall
 from ftctl.plan.estimate import human_bytes
 from ftctl.plan.live import LiveSnapshot, SnapshotRequest, VectorSample
-from ftctl.plan.merge import Merged, diff_target, field_kind, merge_patch
+from ftctl.plan.merge import (
+    Merged,
+    RenameEvidence,
+    decide_renames,
+    diff_target,
+    field_kind,
+    merge_patch,
+)
 from ftctl.plan.models import (
     DiffClassification,
     Keyspace,
@@ -148,8 +155,18 @@ def snapshot_request(source: IndexSchema, merged: Merged) -> SnapshotRequest:
         old = source.field(origin) if origin else None
         if isinstance(old, VectorField) and old.attrs.datatype != f.attrs.datatype:
             vectors[old.name] = source.field_path(old)
+    presence: dict[str, str] = {}
+    for suspect in merged.suspected_renames:
+        old_field, new_field = source.field(suspect.old_name), target.field(suspect.new_name)
+        if old_field is not None and new_field is not None:
+            presence[suspect.old_name] = source.field_path(old_field)
+            presence[suspect.new_name] = target.field_path(new_field)
     return SnapshotRequest(
-        names=names, prefixes=prefixes, field_paths=field_paths, vector_fields=vectors
+        names=names,
+        prefixes=prefixes,
+        field_paths=field_paths,
+        vector_fields=vectors,
+        presence=presence,
     )
 
 
@@ -238,16 +255,6 @@ def _check_server_accepts(ctx: Context) -> Iterable[str]:
 
 
 # --- rules: fields -----------------------------------------------------------------------
-
-
-def _check_suspected_renames(ctx: Context) -> Iterable[str]:
-    for r in ctx.merged.suspected_renames:
-        yield (
-            f"field '{r.old_name}' is removed and field '{r.new_name}' added with the same "
-            "definition: that is a rename, and a remove+add would leave the documents' "
-            f"'{r.old_name}' values unindexed; workaround: use a schema patch with "
-            f"rename_fields: [{{old_name: {r.old_name}, new_name: {r.new_name}}}]"
-        )
 
 
 def _check_added_fields(ctx: Context) -> Iterable[str]:
@@ -423,7 +430,6 @@ RULES: tuple[Rule, ...] = (
     _check_key_separator,
     _check_index_name,
     _check_prefix,
-    _check_suspected_renames,
     _check_added_fields,
     _check_field_changes,
     _check_rename_collisions,
@@ -875,8 +881,14 @@ def build_plan(
     merged: Merged | None = None,
     mode: ModeRequest = "drop_recreate",
     online_options: OnlineOptions | None = None,
+    not_renames: Sequence[tuple[str, str]] = (),
 ) -> MigrationPlan:
     """The plan for ``request`` against ``snapshot`` (pure; raises UsageError on bad input).
+
+    A target schema that removes a field and adds one with the same definition plans a
+    rename only when the snapshot's sampled documents say so; ``not_renames`` (``(old,
+    new)`` pairs) states a pair is a removal and an addition (see
+    :func:`~ftctl.plan.merge.decide_renames`).
 
     ``merged`` may be passed when the caller already merged (to plan the second round of
     reads); it must come from :func:`merge_request` on the same source and request.
@@ -886,6 +898,13 @@ def build_plan(
     source, history_used = resolve_source(snapshot)
     if merged is None:
         merged = merge_request(source, request)
+    evidence = RenameEvidence(
+        sample_size=snapshot.presence_sample_size,
+        holding=snapshot.field_presence,
+        num_docs=snapshot.source.stats.num_docs,
+    )
+    decided = decide_renames(merged, evidence, not_renames)
+    merged = decided.merged
     changes = vector_changes(source, merged, snapshot.vector_samples)
     ctx = Context(
         snapshot=snapshot,
@@ -894,14 +913,14 @@ def build_plan(
         capabilities=capabilities,
         vector_changes=list(changes),
     )
-    blocked: list[str] = []
+    blocked: list[str] = list(decided.blocked)
     for rule in RULES:
         for reason in rule(ctx):
             if reason not in blocked:
                 blocked.append(reason)
     stats = snapshot.source.stats
     is_patch = isinstance(request, SchemaPatch)
-    warnings = _warnings(ctx, stats, history_used, is_patch)
+    warnings = _warnings(ctx, stats, history_used, is_patch) + decided.warnings
     renames = merged.renames
     options = online_options or OnlineOptions()
     names = kept_names(snapshot, source, merged.target, options)

@@ -48,6 +48,9 @@ class SnapshotRequest(msgspec.Struct, frozen=True, kw_only=True):
     """Rename destination field → its hash field / JSON path, to sample for existing values."""
     vector_fields: dict[str, str] = msgspec.field(default_factory=dict)
     """Source vector field name → its hash field / JSON path, to sample stored vectors."""
+    presence: dict[str, str] = msgspec.field(default_factory=dict)
+    """Field name → hash field / JSON path, for both sides of each suspected rename: how
+    many sampled documents hold it decides whether it is a rename."""
 
 
 class LiveSnapshot(msgspec.Struct, frozen=True, kw_only=True):
@@ -72,6 +75,9 @@ class LiveSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     field_collisions: dict[str, list[str]] = msgspec.field(default_factory=dict)
     """Rename destination field → sampled keys that already hold it."""
     collision_sample_size: int = 0
+    field_presence: dict[str, int] = msgspec.field(default_factory=dict)
+    """Field name → sampled documents holding it (``SnapshotRequest.presence``)."""
+    presence_sample_size: int = 0
     vector_samples: dict[str, VectorSample] = msgspec.field(default_factory=dict)
     target_rejection: str | None = None
     """The server's error for the throwaway FT.CREATE of the target; None when accepted."""

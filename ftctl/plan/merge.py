@@ -7,6 +7,8 @@ is the user's mistake, raised as :class:`UsageError` before anything is planned.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -38,7 +40,8 @@ class Merged(msgspec.Struct, frozen=True, kw_only=True):
     origin: dict[str, str]
     """Target field name → source field name, for fields that exist in both (renamed or not)."""
     suspected_renames: list[FieldRename] = msgspec.field(default_factory=list)
-    """Target-schema mode: a removed and an added field identical apart from the name."""
+    """Target-schema mode: a removed and an added field identical apart from the name, not
+    yet decided (see :func:`decide_renames`)."""
 
 
 def field_kind(f: BaseField) -> str:
@@ -218,4 +221,134 @@ def diff_target(source: IndexSchema, target: IndexSchema) -> Merged:
     )
 
 
-__all__ = ["FIELD_TYPES", "Merged", "diff_target", "field_kind", "merge_patch"]
+@dataclass(frozen=True)
+class RenameEvidence:
+    """What sampled documents say about suspected renames."""
+
+    sample_size: int
+    """Documents sampled (0: none were read)."""
+    holding: dict[str, int]
+    """Field name (a suspected rename's old or new one) → sampled documents that hold it."""
+    num_docs: int = 0
+    """Documents in the source index: with none, there is nothing a rename would move."""
+
+
+@dataclass(frozen=True)
+class RenameDecision:
+    """Suspected renames decided: the merge with the renames the data shows, why, and what
+    stays undecided (blocked)."""
+
+    merged: Merged
+    warnings: list[str]
+    blocked: list[str]
+
+
+def _pair(r: FieldRename) -> str:
+    return f"{r.old_name}:{r.new_name}"
+
+
+def decide_renames(
+    merged: Merged, evidence: RenameEvidence, not_renames: Sequence[tuple[str, str]] = ()
+) -> RenameDecision:
+    """Decide each suspected rename of a target schema from the data (pure).
+
+    A removed and an added field with the same definition are a rename only when the data
+    says so: sampled documents hold the old field and none holds the new one (a real rename
+    has its values still to move). Then the plan renames the field in every document.
+    Otherwise (documents already hold the new field, or none holds the old one) they are a
+    removal and an addition, as the target schema reads. ``not_renames`` (``(old, new)``
+    pairs) states a pair is not a rename: it is a removal and an addition whatever the data
+    says. Undecidable pairs are blocked: an old field the data would rename to two new ones
+    (or the reverse), or documents that could not be sampled. A pair in ``not_renames`` that
+    is not a suspected rename is a UsageError.
+    """
+    suspected = {(r.old_name, r.new_name): r for r in merged.suspected_renames}
+    stated = set(not_renames)
+    for old, new in not_renames:
+        if (old, new) not in suspected:
+            known = ", ".join(_pair(r) for r in merged.suspected_renames)
+            raise UsageError(
+                f"not a rename '{old}:{new}': the target schema does not remove '{old}' and "
+                f"add '{new}' with the same definition, so it was never taken for a rename",
+                f"suspected renames of this plan: {known}"
+                if known
+                else "this plan suspects no rename; drop the option",
+            )
+    warnings: list[str] = []
+    blocked: list[str] = []
+    undecided: list[FieldRename] = []
+    data_says: list[FieldRename] = []
+    for (old, new), rename in suspected.items():
+        held_old, held_new = evidence.holding.get(old, 0), evidence.holding.get(new, 0)
+        if (old, new) in stated:
+            warnings.append(
+                f"Field '{old}' is removed and '{new}' added, as stated (not a rename): "
+                f"documents keep their '{old}' values, no longer indexed"
+            )
+        elif evidence.sample_size == 0 and evidence.num_docs > 0:
+            undecided.append(rename)
+            blocked.append(
+                f"field '{old}' is removed and field '{new}' added with the same definition, "
+                "and no document could be sampled to tell whether that is a rename; "
+                f"workaround: a schema patch with rename_fields: [{{old_name: {old}, "
+                f"new_name: {new}}}], or state it is not one (--not-a-rename {old}:{new})"
+            )
+        elif held_old and not held_new:
+            data_says.append(rename)
+        elif held_old and held_new:
+            warnings.append(
+                f"Field '{old}' is removed and '{new}' added with the same definition, not as "
+                f"a rename: {held_new} of {evidence.sample_size} sampled documents already "
+                f"hold '{new}'"
+            )
+    accepted: list[FieldRename] = []
+    for rename in data_says:
+        rivals = [
+            r
+            for r in data_says
+            if r is not rename and (r.old_name == rename.old_name or r.new_name == rename.new_name)
+        ]
+        if not rivals:
+            accepted.append(rename)
+            continue
+        undecided.append(rename)
+        pairs = ", ".join(sorted(_pair(r) for r in [rename, *rivals]))
+        reason = (
+            f"fields {pairs}: each pair has the same definition and sampled documents hold "
+            "the old field and not the new one, so the data cannot tell which is the rename; "
+            "workaround: a schema patch with rename_fields naming the rename, or "
+            "--not-a-rename OLD:NEW for each pair that is not one"
+        )
+        if reason not in blocked:
+            blocked.append(reason)
+    for rename in accepted:
+        old, new = rename.old_name, rename.new_name
+        warnings.append(
+            f"Field '{old}' is planned as a rename to '{new}': the target schema removes "
+            f"'{old}' and adds '{new}' with the same definition, and "
+            f"{evidence.holding.get(old, 0)} of {evidence.sample_size} sampled documents hold "
+            f"'{old}' while none holds '{new}', so every document's '{old}' value moves to "
+            f"'{new}'; if they are different fields, plan again with --not-a-rename {old}:{new}"
+        )
+    origin = dict(merged.origin)
+    for rename in accepted:
+        origin[rename.new_name] = rename.old_name
+    renames = msgspec.structs.replace(
+        merged.renames, rename_fields=[*merged.renames.rename_fields, *accepted]
+    )
+    decided = msgspec.structs.replace(
+        merged, renames=renames, origin=origin, suspected_renames=undecided
+    )
+    return RenameDecision(merged=decided, warnings=warnings, blocked=blocked)
+
+
+__all__ = [
+    "FIELD_TYPES",
+    "Merged",
+    "RenameDecision",
+    "RenameEvidence",
+    "decide_renames",
+    "diff_target",
+    "field_kind",
+    "merge_patch",
+]

@@ -8,7 +8,8 @@ Two rounds, both sans-IO steps:
 2. :func:`read_target` — what the target schema makes relevant (a
    :class:`~ftctl.plan.live.SnapshotRequest`): whether a rename destination name exists,
    keys already under a new prefix (counted with a prefix-scoped SCAN), sampled documents
-   that already hold a rename destination field, sampled stored vectors of re-encoded
+   that already hold a rename destination field, how many sampled documents hold each side
+   of a suspected rename (target-schema mode), sampled stored vectors of re-encoded
    fields, and the server's verdict on the target schema from a throwaway ``FT.CREATE`` on a
    prefix no key matches, dropped again at once (:func:`validate_schema`).
 """
@@ -216,6 +217,16 @@ def _holds(schema: IndexSchema, reply: object) -> bool:
     return bool(reply)
 
 
+def _holding(schema: IndexSchema, path: str, keys: list[bytes]) -> Step[list[bytes]]:
+    """The ``keys`` whose document holds hash field / JSON path ``path``."""
+    if schema.storage_type == "json":
+        commands: list[Command] = [("JSON.TYPE", k, _json_path(path)) for k in keys]
+    else:
+        commands = [("HEXISTS", k, path) for k in keys]
+    replies = yield Commands(commands)
+    return [k for k, r in zip(keys, replies, strict=True) if _holds(schema, r)]
+
+
 def read_target(
     snapshot: LiveSnapshot,
     request: SnapshotRequest,
@@ -226,7 +237,8 @@ def read_target(
     collision_sample_size: int = COLLISION_SAMPLE_SIZE,
     token: str | None = None,
 ) -> Step[LiveSnapshot]:
-    """Round 2: rename destinations, new-prefix key counts, samples, target validation."""
+    """Round 2: rename destinations, new-prefix key counts, samples (vectors, documents
+    holding a rename's destination or either side of a suspected rename), target validation."""
     schema = source or snapshot.source.schema
     taken: list[str] = []
     if request.names:
@@ -240,7 +252,7 @@ def read_target(
     keys: list[bytes] = []
     wanted = max(
         vector_sample_size if request.vector_fields else 0,
-        collision_sample_size if request.field_paths else 0,
+        collision_sample_size if request.field_paths or request.presence else 0,
     )
     if wanted:
         (reply,) = yield Commands([_sample_keys(snapshot.source.index_name, wanted)])
@@ -248,16 +260,12 @@ def read_target(
     collisions: dict[str, list[str]] = {}
     collision_keys = keys[:collision_sample_size]
     for new_name, path in request.field_paths.items() if collision_keys else ():
-        if schema.storage_type == "json":
-            commands: list[Command] = [("JSON.TYPE", k, _json_path(path)) for k in collision_keys]
-        else:
-            commands = [("HEXISTS", k, path) for k in collision_keys]
-        replies = yield Commands(commands)
-        hits = [
-            shown_key(k) for k, r in zip(collision_keys, replies, strict=True) if _holds(schema, r)
-        ]
+        hits = yield from _holding(schema, path, collision_keys)
         if hits:
-            collisions[new_name] = hits
+            collisions[new_name] = [shown_key(k) for k in hits]
+    presence: dict[str, int] = {}
+    for name, path in request.presence.items() if collision_keys else ():
+        presence[name] = len((yield from _holding(schema, path, collision_keys)))
     samples: dict[str, VectorSample] = {}
     for name, path in request.vector_fields.items():
         f = schema.field(name)
@@ -270,6 +278,8 @@ def read_target(
         prefix_key_counts=counts,
         field_collisions=collisions,
         collision_sample_size=len(collision_keys),
+        field_presence=presence,
+        presence_sample_size=len(collision_keys) if request.presence else 0,
         vector_samples=samples,
         target_rejection=rejection,
         target_validated=True,
