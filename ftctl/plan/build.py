@@ -53,7 +53,13 @@ from ftctl.plan.quantization import (
 from ftctl.schema.capabilities import Capabilities
 from ftctl.schema.compare import reported_differences
 from ftctl.schema.ftinfo import indexing_state
-from ftctl.schema.model import Field, IndexSchema, VectorField
+from ftctl.schema.model import (
+    HNSW_DEFAULT_EF_RUNTIME,
+    VECTOR_DEFAULT_EPSILON,
+    Field,
+    IndexSchema,
+    VectorField,
+)
 
 RECALL_K = 10
 DOWNTIME_WARNING = "Index downtime is required"
@@ -167,6 +173,7 @@ def snapshot_request(source: IndexSchema, merged: Merged) -> SnapshotRequest:
         field_paths=field_paths,
         vector_fields=vectors,
         presence=presence,
+        unreported=[p for p in source.unreported if _option(p)[1] in _READABLE],
     )
 
 
@@ -548,9 +555,7 @@ def eviction_warning(memory: ServerMemory) -> str:
     )
 
 
-def _warnings(
-    ctx: Context, stats: StatsSnapshot, history_used: bool, mode_patch: bool
-) -> list[str]:
+def _warnings(ctx: Context, stats: StatsSnapshot) -> list[str]:
     out: list[str] = []
     renames = ctx.merged.renames
     rewrites = (
@@ -623,7 +628,6 @@ def _warnings(
                 "consider int8 or COSINE/L2"
             )
     out.extend(_json_paths_on_hash(ctx))
-    out.extend(_unreported_warnings(ctx, history_used, mode_patch))
     out.extend(_overlap_warnings(ctx))
     return out
 
@@ -654,33 +658,75 @@ def _json_paths_on_hash(ctx: Context) -> list[str]:
     return out
 
 
+def _option(path: str) -> tuple[str, str]:
+    """``fields.<name>.attrs.<attr>`` → (name, attr); ``index.<attr>`` → ("", attr)."""
+    if path.startswith("fields.") and ".attrs." in path:
+        name, attr = path[len("fields.") :].rsplit(".attrs.", 1)
+        return name, attr
+    return "", path.rsplit(".", 1)[-1]
+
+
 def _unreported_value(schema: IndexSchema, path: str) -> object:
-    parts = path.split(".")
-    if parts[0] == "index" and len(parts) == 2:
-        return getattr(schema.index, parts[1], None)
-    if parts[0] == "fields" and len(parts) >= 4:
-        f = schema.field(parts[1])
-        return getattr(getattr(f, "attrs", None), parts[-1], None)
-    return None
+    name, attr = _option(path)
+    if not name:
+        return getattr(schema.index, attr, None)
+    return getattr(getattr(schema.field(name), "attrs", None), attr, None)
 
 
-def _unreported_warnings(ctx: Context, history_used: bool, mode_patch: bool) -> list[str]:
+# Options FT.INFO does not report whose reset cannot change a query's results: the key
+# separator is client-side, a migration's new index scans every document whatever
+# SKIPINITIALSCAN said, INITIAL_CAP and BLOCK_SIZE only size allocations.
+_HARMLESS = frozenset({"key_separator", "skip_initial_scan", "initial_cap", "block_size"})
+_READABLE = frozenset({"ef_runtime", "epsilon", "phonetic_matcher"})
+"""Unreported options whose live value the planner reads another way (see
+:func:`ftctl.steps.snapshot.read_unreported`)."""
+_DEFAULTS: dict[str, float | bool] = {
+    "ef_runtime": HNSW_DEFAULT_EF_RUNTIME,
+    "epsilon": VECTOR_DEFAULT_EPSILON,
+    "phonetic_matcher": False,
+}
+
+
+def _unreported_warnings(ctx: Context, history_used: bool) -> list[str]:
+    """What a recreated index would lose of the options FT.INFO does not report: only an
+    option set to something else than its default (read another way where the server
+    allows), or one nobody could read that can change what queries return."""
     if history_used:
         return []
-    lost: list[str] = []
+    out: list[str] = []
+    unknown: list[str] = []
+    read = ctx.snapshot.unreported_values
     for path in ctx.snapshot.source.schema.unreported:
-        if path == "index.key_separator":
-            continue  # client-side only; FT.CREATE never sees it
-        if not mode_patch and _unreported_value(ctx.target, path) not in (None, False):
-            continue  # the target schema sets it explicitly
-        lost.append(path)
-    if not lost:
-        return []
-    return [
-        "Options this server's FT.INFO does not report will be reset to their defaults "
-        f"unless the target schema sets them: {', '.join(lost)} (no ftctl schema history "
-        "matches this index)"
-    ]
+        name, attr = _option(path)
+        if attr in _HARMLESS:
+            continue
+        if _unreported_value(ctx.target, path) not in (None, False):
+            continue  # the patch or target schema sets it (the parsed source cannot)
+        if path not in read:
+            unknown.append(path)
+        elif attr == "phonetic_matcher" and read[path]:
+            out.append(
+                f"Field '{name}' matches phonetically on the live index, which FT.INFO does "
+                "not report (nor the matcher): the new index would not; set it in the patch: "
+                f"update_fields: [{{name: {name}, attrs: {{phonetic_matcher: 'dm:en'}}}}] "
+                "(or dm:fr, dm:pt, dm:es)"
+            )
+        elif attr != "phonetic_matcher" and read[path] != _DEFAULTS.get(attr):
+            value = read[path]
+            shown = f"{value:g}" if isinstance(value, float) else str(value)
+            out.append(
+                f"Field '{name}' has {attr.upper()} {shown} on the live index, which FT.INFO "
+                f"does not report: the new index would get the default {_DEFAULTS[attr]:g}; "
+                f"set it in the patch: update_fields: [{{name: {name}, attrs: {{{attr}: "
+                f"{shown}}}}}]"
+            )
+    if unknown:
+        out.append(
+            "Options FT.INFO does not report, which this server did not let ftctl read "
+            f"either, get their defaults unless the patch sets them: {', '.join(unknown)} "
+            "(no ftctl schema history matches this index)"
+        )
+    return out
 
 
 def _overlap_warnings(ctx: Context) -> list[str]:
@@ -919,8 +965,7 @@ def build_plan(
             if reason not in blocked:
                 blocked.append(reason)
     stats = snapshot.source.stats
-    is_patch = isinstance(request, SchemaPatch)
-    warnings = _warnings(ctx, stats, history_used, is_patch) + decided.warnings
+    warnings = _warnings(ctx, stats) + decided.warnings
     renames = merged.renames
     options = online_options or OnlineOptions()
     names = kept_names(snapshot, source, merged.target, options)
@@ -932,6 +977,8 @@ def build_plan(
     if decision.refusal is not None:
         blocked.append(decision.refusal)
     warnings = _mode_warnings(decision, warnings, _names_warning(names, snapshot.source.index_name))
+    if decision.online is None or decision.online.strategy != "alter":
+        warnings += _unreported_warnings(ctx, history_used)  # FT.ALTER keeps them
     return MigrationPlan(
         mode=decision.mode,
         mode_reason=decision.reason,

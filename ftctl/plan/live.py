@@ -48,6 +48,9 @@ class SnapshotRequest(msgspec.Struct, frozen=True, kw_only=True):
     """Rename destination field → its hash field / JSON path, to sample for existing values."""
     vector_fields: dict[str, str] = msgspec.field(default_factory=dict)
     """Source vector field name → its hash field / JSON path, to sample stored vectors."""
+    unreported: list[str] = msgspec.field(default_factory=list)
+    """Option paths FT.INFO does not report whose live value can be read another way
+    (``fields.<name>.attrs.ef_runtime|epsilon|phonetic_matcher``)."""
     presence: dict[str, str] = msgspec.field(default_factory=dict)
     """Field name → hash field / JSON path, for both sides of each suspected rename: how
     many sampled documents hold it decides whether it is a rename."""
@@ -75,6 +78,9 @@ class LiveSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     field_collisions: dict[str, list[str]] = msgspec.field(default_factory=dict)
     """Rename destination field → sampled keys that already hold it."""
     collision_sample_size: int = 0
+    unreported_values: dict[str, float | bool] = msgspec.field(default_factory=dict)
+    """Live values of ``SnapshotRequest.unreported`` options that could be read
+    (``FT.DEBUG VECSIM_INFO``, ``FT.EXPLAIN``); phonetic matching as on/off."""
     field_presence: dict[str, int] = msgspec.field(default_factory=dict)
     """Field name → sampled documents holding it (``SnapshotRequest.presence``)."""
     presence_sample_size: int = 0

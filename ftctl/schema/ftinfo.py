@@ -102,6 +102,31 @@ def indexing_state(indexing: bool, percent_indexed: float) -> str:
     return f"indexing ({percent}%)"
 
 
+def vecsim_search_params(reply: object) -> dict[str, float]:
+    """``ef_runtime`` and ``epsilon`` of a vector index, from ``FT.DEBUG VECSIM_INFO``
+    (RESP2 or RESP3; a tiered index keeps them in its ``BACKEND_INDEX``). FT.INFO does not
+    report them; absent keys are left out."""
+    info = _pairs(reply) if isinstance(reply, list | dict) else {}
+    backend = info.get("BACKEND_INDEX")
+    if isinstance(backend, list | dict):
+        info = {**info, **_pairs(backend)}
+    out: dict[str, float] = {}
+    for key, attr in (("EF_RUNTIME", "ef_runtime"), ("EPSILON", "epsilon")):
+        if info.get(key) is not None:
+            try:
+                out[attr] = _float(info[key])
+            except ValueError:
+                continue
+    return out
+
+
+def explains_phonetic(reply: object) -> bool:
+    """Whether an ``FT.EXPLAIN`` of a one-term query on a text field expands the term
+    phonetically (a ``<CODE(expanded)`` branch): the field has PHONETIC, which FT.INFO does
+    not report."""
+    return ":<" in _text(reply) if isinstance(reply, bytes | str) else False
+
+
 _FLAGS = frozenset(
     {
         "SORTABLE",

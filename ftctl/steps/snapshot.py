@@ -26,7 +26,12 @@ from ftctl.errors import RedisCommandError, RefusedError, UsageError
 from ftctl.plan.codecs import CodecError, decode
 from ftctl.plan.live import LiveSnapshot, SnapshotRequest, VectorSample
 from ftctl.plan.online import ServerMemory
-from ftctl.schema.ftinfo import IndexInfo, parse_ft_info
+from ftctl.schema.ftinfo import (
+    IndexInfo,
+    explains_phonetic,
+    parse_ft_info,
+    vecsim_search_params,
+)
 from ftctl.schema.model import IndexSchema, VectorField
 from ftctl.steps.effects import Command, Commands, ReplyError, Step
 from ftctl.steps.enumerate import count_keys, glob_escape
@@ -217,6 +222,43 @@ def _holds(schema: IndexSchema, reply: object) -> bool:
     return bool(reply)
 
 
+PROBE_TERM = "hello"
+"""The term whose FT.EXPLAIN shows whether a text field expands phonetically."""
+
+
+def _query_escape(name: str) -> str:
+    return "".join(c if c.isalnum() or c == "_" else f"\\{c}" for c in name)
+
+
+def read_unreported(index: str, paths: list[str]) -> Step[dict[str, float | bool]]:
+    """Live values of options FT.INFO does not report, read another way (read-only):
+    ``ef_runtime``/``epsilon`` from ``FT.DEBUG VECSIM_INFO``, phonetic matching (on/off)
+    from ``FT.EXPLAIN`` of a one-term query. A server that refuses either leaves them out."""
+    fields = list(dict.fromkeys(path.rsplit(".attrs.", 1)[0][len("fields.") :] for path in paths))
+    if not fields:
+        return {}
+    wanted = {f: [p.rsplit(".", 1)[1] for p in paths if p.startswith(f"fields.{f}.attrs.")]
+              for f in fields}  # fmt: skip
+    commands: list[Command] = [
+        ("FT.EXPLAIN", index, f"@{_query_escape(f)}:{PROBE_TERM}")
+        if "phonetic_matcher" in wanted[f]
+        else ("FT.DEBUG", "VECSIM_INFO", index, f)
+        for f in fields
+    ]
+    replies = yield Commands(commands)
+    out: dict[str, float | bool] = {}
+    for f, reply in zip(fields, replies, strict=True):
+        if isinstance(reply, ReplyError):
+            continue
+        if "phonetic_matcher" in wanted[f]:
+            out[f"fields.{f}.attrs.phonetic_matcher"] = explains_phonetic(reply)
+            continue
+        for attr, value in vecsim_search_params(reply).items():
+            if attr in wanted[f]:
+                out[f"fields.{f}.attrs.{attr}"] = value
+    return out
+
+
 def _holding(schema: IndexSchema, path: str, keys: list[bytes]) -> Step[list[bytes]]:
     """The ``keys`` whose document holds hash field / JSON path ``path``."""
     if schema.storage_type == "json":
@@ -271,6 +313,7 @@ def read_target(
         f = schema.field(name)
         if isinstance(f, VectorField):
             samples[name] = yield from read_vectors(schema, f, path, keys[:vector_sample_size])
+    values = yield from read_unreported(snapshot.source.index_name, request.unreported)
     rejection = yield from validate_schema(target, token)
     return msgspec.structs.replace(
         snapshot,
@@ -279,6 +322,7 @@ def read_target(
         field_collisions=collisions,
         collision_sample_size=len(collision_keys),
         field_presence=presence,
+        unreported_values=values,
         presence_sample_size=len(collision_keys) if request.presence else 0,
         vector_samples=samples,
         target_rejection=rejection,
@@ -351,6 +395,7 @@ __all__ = [
     "read_memory",
     "read_source",
     "read_target",
+    "read_unreported",
     "read_vectors",
     "shown_key",
     "validate_schema",

@@ -170,15 +170,28 @@ def test_unknown_index_is_usage_error(r: redis.Redis, redis_url: str) -> None:
     assert r.dbsize() == 0 and r.execute_command("FT._LIST") == []
 
 
+UNREPORTED = "FT.INFO does not report"
+
+
 def test_history_restores_unreported_options(products: redis.Redis, redis_url: str) -> None:
-    """A matching schema history restores EF_RUNTIME (unreported) and drops the reset warning."""
+    """Options FT.INFO does not report warn only when they differ from the default: an index
+    at the defaults plans without that warning; one with EF_RUNTIME 42 names it, its value
+    and the fix, until a matching schema history restores it into the plan."""
     plan = MigrationPlanner().create_plan("products", redis_url=redis_url, schema_patch=_patch())
-    assert any("reset to their defaults" in w for w in plan.warnings)
-    schema = plan.source.schema_snapshot
-    emb = schema.field("embedding")
-    assert emb is not None
+    assert not any(UNREPORTED in w for w in plan.warnings), plan.warnings
+    products.execute_command(
+        "FT.CREATE", "tuned", "ON", "HASH", "PREFIX", "1", "tuned:", "SCHEMA",
+        "title", "TEXT", "category", "TAG", "embedding", "VECTOR", "HNSW", "8", "TYPE", "FLOAT32",
+        "DIM", str(DIMS), "DISTANCE_METRIC", "COSINE", "EF_RUNTIME", "42",
+    )  # fmt: skip
+    plan = MigrationPlanner().create_plan("tuned", redis_url=redis_url, schema_patch=_patch())
+    assert [w for w in plan.warnings if UNREPORTED in w] == [
+        "Field 'embedding' has EF_RUNTIME 42 on the live index, which FT.INFO does not report: "
+        "the new index would get the default 10; set it in the patch: update_fields: "
+        "[{name: embedding, attrs: {ef_runtime: 42}}]"
+    ]
     raw = {
-        "index": {"name": "products", "prefix": "doc:"},
+        "index": {"name": "tuned", "prefix": "tuned:"},
         "fields": [
             {"name": "title", "type": "text"},
             {"name": "category", "type": "tag"},
@@ -190,12 +203,54 @@ def test_history_restores_unreported_options(products: redis.Redis, redis_url: s
             },
         ],
     }  # fmt: skip
-    products.set(history_key("products"), encode_history(from_builtins(raw)))
-    plan = MigrationPlanner().create_plan("products", redis_url=redis_url, schema_patch=_patch())
+    products.set(history_key("tuned"), encode_history(from_builtins(raw)))
+    plan = MigrationPlanner().create_plan("tuned", redis_url=redis_url, schema_patch=_patch())
     assert plan.schema_history_used
-    assert not any("reset to their defaults" in w for w in plan.warnings)
+    assert not any(UNREPORTED in w for w in plan.warnings)
     target = plan.merged_target_schema.field("embedding")
     assert target is not None and getattr(target.attrs, "ef_runtime", None) == 42
+
+
+def test_unreported_options_read_another_way_or_listed_when_refused(
+    r: redis.Redis, redis_url: str
+) -> None:
+    """PHONETIC and EPSILON are read with FT.EXPLAIN and FT.DEBUG VECSIM_INFO and named when
+    set; a user the server refuses both commands gets the options that could change query
+    results listed instead (never the harmless ones: SKIPINITIALSCAN, INITIAL_CAP); a plan
+    that only adds fields (FT.ALTER keeps the index) warns about none of them."""
+    r.execute_command(
+        "FT.CREATE", "notes", "ON", "HASH", "PREFIX", "1", "note:", "SCHEMA",
+        "body", "TEXT", "PHONETIC", "dm:fr",
+        "emb", "VECTOR", "HNSW", "8", "TYPE", "FLOAT32", "DIM", str(DIMS),
+        "DISTANCE_METRIC", "L2", "EPSILON", "0.5",
+    )  # fmt: skip
+    sortable = _patch(update_fields=[{"name": "body", "attrs": {"sortable": True}}])
+    plan = MigrationPlanner().create_plan("notes", redis_client=r, schema_patch=sortable)
+    found = [w for w in plan.warnings if UNREPORTED in w]
+    assert len(found) == 2
+    assert found[0].startswith("Field 'body' matches phonetically on the live index")
+    assert found[1].startswith("Field 'emb' has EPSILON 0.5 on the live index")
+    r.execute_command("ACL", "SETUSER", "limited", "on", ">pw", "~*", "&*", "+@all",
+                      "-ft.debug", "-ft.explain")  # fmt: skip
+    limited = redis_url.replace("redis://", "redis://limited:pw@", 1)
+    try:
+        refused = MigrationPlanner().create_plan("notes", redis_url=limited, schema_patch=sortable)
+        added = MigrationPlanner().create_plan(
+            "notes",
+            redis_url=limited,
+            schema_patch=_patch(add_fields=[{"name": "c", "type": "tag"}]),
+            mode="auto",
+        )
+    finally:
+        r.execute_command("ACL", "DELUSER", "limited")
+    assert [w for w in refused.warnings if UNREPORTED in w] == [
+        "Options FT.INFO does not report, which this server did not let ftctl read either, get "
+        "their defaults unless the patch sets them: fields.body.attrs.phonetic_matcher, "
+        "fields.emb.attrs.ef_runtime, fields.emb.attrs.epsilon (no ftctl schema history "
+        "matches this index)"
+    ]
+    assert added.online is not None and added.online.strategy == "alter"
+    assert not any(UNREPORTED in w for w in added.warnings)
 
 
 async def test_async_planner_same_plan(products: redis.Redis, redis_url: str) -> None:

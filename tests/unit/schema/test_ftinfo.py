@@ -129,3 +129,30 @@ def test_malformed_reply_is_usage_error(reply: object) -> None:
     """A reply that is not an FT.INFO reply raises UsageError, not a crash."""
     with pytest.raises(UsageError, match=r"FT\.INFO"):
         parse_ft_info(reply)
+
+
+def test_vecsim_search_params_read_a_tiered_hnsw_in_both_protocols() -> None:
+    """EF_RUNTIME and EPSILON, which FT.INFO does not report, come out of FT.DEBUG
+    VECSIM_INFO: from the tiered index's BACKEND_INDEX, RESP2 strings or RESP3 numbers; a
+    FLAT index has neither."""
+    from ftctl.schema.ftinfo import vecsim_search_params
+
+    backend = [b"ALGORITHM", b"HNSW", b"M", 16, b"EF_RUNTIME", 20, b"EPSILON", b"0.05"]
+    resp2 = [b"ALGORITHM", b"TIERED", b"FRONTEND_INDEX", [b"BLOCK_SIZE", 1024],
+             b"BACKEND_INDEX", backend]  # fmt: skip
+    assert vecsim_search_params(resp2) == {"ef_runtime": 20.0, "epsilon": 0.05}
+    resp3 = {b"ALGORITHM": b"TIERED", b"BACKEND_INDEX": {b"EF_RUNTIME": 10, b"EPSILON": 0.01}}
+    assert vecsim_search_params(resp3) == {"ef_runtime": 10.0, "epsilon": 0.01}
+    assert vecsim_search_params([b"ALGORITHM", b"FLAT", b"BLOCK_SIZE", 1024]) == {}
+    assert vecsim_search_params(b"garbage") == {}
+
+
+def test_explains_phonetic_sees_the_phonetic_branch_only() -> None:
+    """FT.EXPLAIN of a term on a PHONETIC field has a ``<CODE(expanded)`` branch; a plain
+    field only the stemming one."""
+    from ftctl.schema.ftinfo import explains_phonetic
+
+    phonetic = b"@t:UNION {\n  @t:hello\n  @t:<HL(expanded)\n  @t:+hello(expanded)\n}\n"
+    plain = "@t:UNION {\n  @t:hello\n  @t:+hello(expanded)\n}\n"
+    assert explains_phonetic(phonetic) and not explains_phonetic(plain)
+    assert not explains_phonetic(None)
