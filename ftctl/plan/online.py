@@ -141,6 +141,15 @@ def added_only(source: IndexSchema, target: IndexSchema) -> list[str]:
     return [f.name for f in added]
 
 
+def _datatype_changes(source: IndexSchema, target: IndexSchema) -> bool:
+    """Whether a vector field keeps its name and changes its datatype."""
+    for f in target.vector_fields():
+        old = source.field(f.name)
+        if isinstance(old, VectorField) and old.attrs.datatype != f.attrs.datatype:
+            return True
+    return False
+
+
 def _vector_ratio(source: IndexSchema, target: IndexSchema) -> float:
     ratio = 1.0
     for f in target.vector_fields():
@@ -247,8 +256,9 @@ def choose_mode(
     temps = {name: f"{name}__ftctl_{options.token}" for name in rewrites.converted_in_place}
     postpone = options.postpone_cutover
     if postpone is None:
-        # A datatype change changes the query blob format: clients switch at the gate.
-        postpone = strategy == "expand" and bool(rewrites.converted)
+        # A datatype change changes the query blob format (HASH and JSON alike): clients
+        # switch at the gate.
+        postpone = bool(rewrites.converted) or _datatype_changes(source, target)
     online = OnlinePlan(
         strategy=strategy,
         serving_name=serving_name,

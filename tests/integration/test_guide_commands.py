@@ -10,9 +10,9 @@ documents: exit code, output, and what changed in Redis or on disk.
 Where ftctl does differently on purpose, the README's "Differences, and why" says so and the
 case checks that behaviour instead:
 
-- ``migrate plan`` plans ``--mode auto``: online where it can. A hash vector datatype
-  change then stops at the operator gate (``apply`` ends ``awaiting_cutover``;
-  ``migrate cutover`` finishes). A plan made with ``--mode drop_recreate`` (the plan the
+- ``migrate plan`` plans ``--mode auto``: online where it can. A vector datatype change
+  (hash or JSON) then stops at the operator gate, because the query format changes with it
+  (``apply`` ends ``awaiting_cutover``; ``migrate cutover`` finishes). A plan made with ``--mode drop_recreate`` (the plan the
   guide shows) replaces the index in one go, as the guide's apply does; both are checked.
 - ``migrate rollback`` also recreates the source index, so the guide's follow-up
   ``index create --schema original_schema.yaml`` is refused (the index exists); after
@@ -501,21 +501,30 @@ def _patched(g: Guide) -> None:
     assert found(g.r, "myindex", "@category:{sports}") == FEW // 2
 
 
+def _cut_over(g: Guide, backups: Path) -> None:
+    """``migrate cutover`` of the online apply waiting at the gate in ``backups``."""
+    cut = g.ftctl("migrate", "cutover", "--backup-dir", str(backups))
+    assert cut.exit_code == 0, cut.stdout
+    assert "Result: succeeded" in cut.stdout
+
+
 @case("step4-apply")
 def _step4_apply(g: Guide, c: GuideCommand) -> None:
-    """Applies Step 2's plan: the index has the patched schema, and the report (with the
-    guide's timing keys) and benchmark report are written."""
+    """Applies Step 2's plan (online: the float16 change waits at the cut-over gate, the
+    source still serving); after ``migrate cutover`` the index has the patched schema, and
+    the report (with the guide's timing keys) and benchmark report are written."""
     json_myindex(g.r)
     g.ok("step2b-plan")
     out = g.run(c.id)
     assert out.exit_code == 0, out.stderr
-    assert "Result: succeeded" in out.lines
+    assert "Result: awaiting_cutover" in out.lines
+    assert vector_field(g.r, "myindex").attrs.datatype == "float32"
+    assert report("benchmark_report.yaml")
+    _cut_over(g, g.work / "migration_backups")
     _patched(g)
     written = report("migration_report.yaml")
-    assert written["result"] == "succeeded"
-    assert written["validation"]["schema_match"] is True
+    assert written["result"] == "awaiting_cutover"  # the apply's report; cutover's is printed
     assert "total_migration_duration_seconds" in written["timings"]
-    assert report("benchmark_report.yaml")
 
 
 @case("async-apply")
@@ -525,7 +534,8 @@ def _async_apply(g: Guide, c: GuideCommand) -> None:
     g.ok("step2b-plan")
     out = g.run(c.id)
     assert out.exit_code == 0, out.stderr
-    assert "Result: succeeded" in out.lines
+    assert "Result: awaiting_cutover" in out.lines
+    _cut_over(g, g.work / "migration_backups")
     _patched(g)
 
 
@@ -636,6 +646,7 @@ def _step5_validate(g: Guide, c: GuideCommand) -> None:
     json_myindex(g.r)
     g.ok("step2b-plan")
     g.ok("step4-apply")
+    _cut_over(g, g.work / "migration_backups")
     out = g.run(c.id)
     assert out.exit_code == 0, out.stdout
     written = report("migration_report.yaml")

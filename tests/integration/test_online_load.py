@@ -32,6 +32,7 @@ def _migrate_under_load(
         redis_client=r,
         schema_patch=patch_from_builtins(patch),
         mode=mode,  # type: ignore[arg-type]
+        postpone_cutover=False,  # the reader switches its query encoding itself
     )
     assert plan.mode == mode and plan.supported, plan.diff_classification
     with tempfile.TemporaryDirectory() as backup, Load(url, storage, DOCS) as load:

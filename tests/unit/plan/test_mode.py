@@ -116,3 +116,33 @@ def test_expand_memory_counts_the_copied_vectors() -> None:
     tight = ServerMemory(used_memory=100 * MB, maxmemory=101 * MB)
     fallback = _choose(_schema(), rewrites=rewrites, memory=tight)
     assert fallback.mode == "drop_recreate" and "exceeds" in fallback.reason
+
+
+def test_a_json_datatype_change_waits_at_the_gate_too() -> None:
+    """A JSON vector datatype change rewrites no document (a shadow index reads the same
+    arrays) but changes the query blob format all the same: its cut-over waits for the
+    operator unless asked otherwise; an algorithm change does not wait."""
+    json_f16 = from_builtins(
+        {
+            "index": {"name": "docs", "prefix": "doc:", "storage_type": "json"},
+            "fields": [
+                {"name": "title", "type": "text"},
+                {
+                    "name": "emb",
+                    "type": "vector",
+                    "attrs": {
+                        "algorithm": "flat",
+                        "dims": 4,
+                        "datatype": "float16",
+                        "distance_metric": "cosine",
+                    },
+                },
+            ],
+        }
+    )
+    decision = _choose(json_f16)
+    assert decision.online is not None and decision.online.strategy == "shadow"
+    assert decision.online.postpone_cutover
+    assert not _choose(json_f16, postpone=False).online.postpone_cutover  # type: ignore[union-attr]
+    hnsw = _choose(_schema(algorithm="hnsw"))
+    assert hnsw.online is not None and not hnsw.online.postpone_cutover
