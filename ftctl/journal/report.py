@@ -470,6 +470,12 @@ def _next_actions(state: RunState, kind: RunKind, result: str, where: str) -> li
             f"'ftctl migrate cutover --backup-dir {where}' swaps the new index in; "
             f"'ftctl migrate abort --backup-dir {where}' drops it"
         )
+    elif result == "failed" and kind == "validate":
+        out.append(
+            "the live index is not the plan's target (yet): an online apply waiting at its "
+            "cut-over gate needs 'ftctl migrate cutover --backup-dir <its backup dir>' first; "
+            "an apply that failed or was interrupted continues when re-run"
+        )
     elif result in ("failed", "interrupted", "in_progress"):
         if kind == "rollback":
             out.append(f"re-run 'ftctl migrate rollback --backup-dir {where}' to continue it")

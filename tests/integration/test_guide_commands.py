@@ -601,6 +601,8 @@ def _crashsafe_apply(g: Guide, c: GuideCommand) -> None:
     early = g.run("step5-validate")
     assert early.exit_code == 1
     assert "attrs.datatype expected 'float16', found 'float32'" in early.stdout
+    assert "needs 'ftctl migrate cutover --backup-dir" in early.stdout
+    assert "re-run the same apply" not in early.stdout
     cut = g.ftctl("migrate", "cutover", "--backup-dir", str(backups))
     assert cut.exit_code == 0, cut.stdout
     assert vector_field(g.r, "myindex").attrs.datatype == "float16"
