@@ -34,7 +34,7 @@ from ftctl.plan.codecs import convert_rows
 from ftctl.plan.quantization import element_size
 from ftctl.schema.model import IndexSchema, VectorField
 from ftctl.steps.cas import DIGEST_SIZE, digest
-from ftctl.steps.effects import Arg, Command, Commands, Offload, Session, Step
+from ftctl.steps.effects import Arg, Command, Commands, Offload, Progress, Session, Step
 from ftctl.steps.enumerate import SCAN_COUNT, count_keys, glob_escape
 from ftctl.steps.replies import ok
 from ftctl.steps.spec import Conversion, DocFieldRename, PrefixChange, RunSpec
@@ -48,7 +48,8 @@ where it belongs, the old one (renamed fields, temporary fields, old keys) remov
 is there, so no document ever loses its only copy."""
 
 GROUP = 50
-"""Keys per WATCH group (Redis' WATCH cost grows with the square of the keys watched)."""
+"""Most keys per WATCH group (Redis' WATCH cost grows with the square of the keys watched);
+a smaller batch size makes smaller groups."""
 RETRIES = 8
 """Times a group whose EXEC failed (a key written meanwhile) is read and decided again."""
 
@@ -472,17 +473,20 @@ def sync_keys(
     missing_only: bool = False,
 ) -> Step[Synced]:
     """Bring ``keys`` (old names) in line: their new representation written where it is
-    missing or stale (``contract``: and their old representation removed).
+    missing or stale (``contract``: and their old representation removed), one WATCH group
+    of at most ``spec.batch_size`` keys at a time, each reported as progress.
 
     ``originals``: for a rollback, the original bytes of vectors the migration converted
     (used where the converted bytes are unchanged). ``missing_only``: write only what is
     missing, never correct what exists (after the keys that have originals were done).
     """
     total = Synced()
-    for start in range(0, len(keys), GROUP):
-        group = keys[start : start + GROUP]
+    size = max(1, min(GROUP, spec.batch_size))
+    for start in range(0, len(keys), size):
+        group = keys[start : start + size]
         done: Synced = yield Session(_group(spec, group, phase, originals or {}, missing_only))
         total += done
+        yield Progress(advance=len(group))
     return total
 
 
