@@ -630,12 +630,21 @@ def leftovers(spec: RunSpec) -> Step[int]:
                 hit = {
                     k
                     for k, r in zip([k for k in keys for _ in stale], replies, strict=True)
-                    if r == 1 or (isinstance(r, list) and any(x is not None for x in r))
+                    if _present(r)
                 }
                 found += len(hit)
             if cursor == 0:
                 break
     return found
+
+
+def _present(reply: object) -> bool:
+    """Whether an HEXISTS reply (1) or a JSON.TYPE reply says the field is there: JSON.TYPE
+    answers ``[type]`` in RESP2 and ``[[type]]`` in RESP3, with no type where the path
+    matches nothing."""
+    if isinstance(reply, list):
+        return any(_present(x) if isinstance(x, list) else x is not None for x in reply)
+    return reply == 1
 
 
 __all__ = [
