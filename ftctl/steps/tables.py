@@ -396,6 +396,9 @@ class _Swap:
             self.schema = spec.source_schema
             if names.strategy == "expand" and _rewritten(ctx):
                 self.schema = expand.rollback_schema(spec)
+            if names.strategy == "expand" and spec.prefix_change:
+                # the cut-back index reads the documents under their old keys again
+                self.rename = expand.reverse(spec).final_key
             self.names = [
                 names.serving_name,
                 *[a for a in names.aliases if a != names.serving_name],
@@ -1079,6 +1082,8 @@ __all__ = [
     "ALTER_ROLLBACK",
     "DROP_RECREATE",
     "DROP_RECREATE_ROLLBACK",
+    "EXPAND",
+    "EXPAND_ROLLBACK",
     "SHADOW",
     "SHADOW_ROLLBACK",
     "TABLES",

@@ -23,11 +23,13 @@ from ftctl.journal.projections import project_run
 from ftctl.schema.ftinfo import parse_ft_info
 from ftctl.steps.effects import ReplyError
 from ftctl.steps.runner import RunContext, run_table
-from ftctl.steps.spec import PrefixChange, RunSpec
+from ftctl.steps.spec import OnlineSpec, PrefixChange, RunSpec
 from ftctl.steps.tables import (
     ALTER_ROLLBACK,
     DROP_RECREATE,
     DROP_RECREATE_ROLLBACK,
+    EXPAND,
+    EXPAND_ROLLBACK,
     SHADOW,
     SHADOW_ROLLBACK,
     TABLES,
@@ -197,3 +199,46 @@ def test_the_runner_journals_the_server_it_sees() -> None:
     reply = scripted.reply_to(first.commands[0])
     recorded = runner.send([reply])
     assert [type(e) for e in recorded.events] == [ServerChanged, ServerSeen]
+
+
+def _hits(*keys: bytes) -> dict[bytes, Any]:
+    return {b"total_results": len(keys), b"results": [{b"id": k} for k in keys]}
+
+
+def test_the_cut_back_of_a_prefix_change_is_verified_under_the_old_keys() -> None:
+    """Rolling back an expand prefix change, the cut-back index (old prefix) is verified
+    against the serving one (new prefix) with each sampled document under its old key: the
+    same documents, moved back (comparing the keys as they are failed every rollback)."""
+    source = parse_ft_info(ft_info_reply()).schema
+    target = msgspec.structs.replace(
+        source, index=msgspec.structs.replace(source.index, prefix="item:")
+    )
+    spec = RunSpec(
+        source_index="docs",
+        target_index="docs",
+        storage_type="hash",
+        source_schema=source,
+        target_schema=target,
+        prefix_change=PrefixChange(old="doc:", new="item:"),
+        online=OnlineSpec(serving_name="docs", shadow_name="docs__s", strategy="expand"),
+    )
+    state = project_run([StepFinished(step="cutover")], EXPAND.marks())
+    back = "docs__ftctl_rb0"
+    scripted = ScriptedRedis(
+        [
+            (f"FT.INFO {back}", ft_info_reply(back)),
+            ("FT.INFO docs__s", ft_info_reply("docs__s", prefixes=["item:"])),
+            (f"FT.INFO {back}", ft_info_reply(back)),
+            ("FT.SEARCH docs__s * NOCONTENT LIMIT 0 50 DIALECT 2", _hits(b"item:1", b"item:2")),
+            ("FT.SEARCH docs__s * INKEYS 2 item:1 item:2 *", _hits(b"item:1", b"item:2")),
+            (f"FT.SEARCH {back} * INKEYS 2 doc:1 doc:2 *", _hits(b"doc:1", b"doc:2")),
+        ]
+    )
+    verify = dict(zip(EXPAND_ROLLBACK.names, EXPAND_ROLLBACK.steps, strict=True))[
+        "rb_shadow_verify"
+    ]
+
+    assert scripted.run(verify.body(RunContext(spec, project_run([], EXPAND.marks()), state)))
+    scripted.assert_done()
+    failed = [e.check for e in scripted.recorded if isinstance(e, CheckFailed)]
+    assert failed == []
