@@ -22,6 +22,7 @@ from ftctl.journal.events import (
 from ftctl.journal.projections import project_run
 from ftctl.schema.ftinfo import parse_ft_info
 from ftctl.steps.effects import ReplyError
+from ftctl.steps.history import decode_record
 from ftctl.steps.runner import RunContext, run_table
 from ftctl.steps.spec import OnlineSpec, PrefixChange, RunSpec
 from ftctl.steps.tables import (
@@ -242,3 +243,47 @@ def test_the_cut_back_of_a_prefix_change_is_verified_under_the_old_keys() -> Non
     scripted.assert_done()
     failed = [e.check for e in scripted.recorded if isinstance(e, CheckFailed)]
     assert failed == []
+
+
+def test_the_index_on_the_final_layout_keeps_the_public_names_in_its_history() -> None:
+    """After the second cut-over of an in-place conversion, the schema history of the index
+    on the final layout lists the public names it answers (as the first cut-over's does),
+    so a later plan against them still knows the alias."""
+    schema = parse_ft_info(ft_info_reply()).schema
+    spec = RunSpec(
+        source_index="docs",
+        target_index="docs",
+        storage_type="hash",
+        source_schema=schema,
+        target_schema=schema,
+        online=OnlineSpec(
+            serving_name="docs",
+            aliases=["docs_alias"],
+            shadow_name="docs__s",
+            final_name="docs__sf",
+            strategy="expand",
+        ),
+    )
+    scripted = ScriptedRedis(
+        [
+            ("SCAN 0 MATCH doc:* *", [b"0", []]),
+            ("FT.INFO docs__s", ft_info_reply("docs__s")),
+            ("FT.INFO docs__sf", ft_info_reply("docs__sf")),
+            ("FT.INFO docs", ft_info_reply("docs__s")),
+            ("FT.INFO docs_alias", ft_info_reply("docs__s")),
+            ("FT.DROPINDEX docs__s", b"OK"),
+            ("FT.ALIASUPDATE docs docs__sf", b"OK"),
+            ("FT.ALIASUPDATE docs_alias docs__sf", b"OK"),
+            ("SET ftctl:schema:docs__sf *", b"OK"),
+            ("DEL ftctl:schema:docs__s", 1),
+        ]
+    )
+    steps = dict(zip(EXPAND.names, EXPAND.steps, strict=True))
+    state = project_run([], EXPAND.marks())
+
+    scripted.run(steps["final_cutover"].body(RunContext(spec, state, state)))
+
+    scripted.assert_done()
+    (record,) = commands_matching(scripted.sent, "SET ftctl:schema:docs__sf *")
+    found = decode_record(record[2])
+    assert found is not None and found.aliases == ["docs", "docs_alias"]
