@@ -36,7 +36,7 @@ from ftctl.schema.model import IndexSchema, VectorField
 from ftctl.steps.cas import DIGEST_SIZE, digest
 from ftctl.steps.effects import Arg, Command, Commands, Offload, Progress, Session, Step
 from ftctl.steps.enumerate import SCAN_COUNT, count_keys, glob_escape
-from ftctl.steps.replies import ok
+from ftctl.steps.replies import field_present, ok
 from ftctl.steps.spec import Conversion, DocFieldRename, PrefixChange, RunSpec
 
 Phase = Literal["expand", "rewrite", "contract", "discard"]
@@ -630,21 +630,12 @@ def leftovers(spec: RunSpec) -> Step[int]:
                 hit = {
                     k
                     for k, r in zip([k for k in keys for _ in stale], replies, strict=True)
-                    if _present(r)
+                    if field_present(r)
                 }
                 found += len(hit)
             if cursor == 0:
                 break
     return found
-
-
-def _present(reply: object) -> bool:
-    """Whether an HEXISTS reply (1) or a JSON.TYPE reply says the field is there: JSON.TYPE
-    answers ``[type]`` in RESP2 and ``[[type]]`` in RESP3, with no type where the path
-    matches nothing."""
-    if isinstance(reply, list):
-        return any(_present(x) if isinstance(x, list) else x is not None for x in reply)
-    return reply == 1
 
 
 __all__ = [
