@@ -42,7 +42,7 @@ from ftctl.steps.effects import (
     TakeCaptured,
 )
 from ftctl.steps.enumerate import count_keys, enumerate_keys
-from ftctl.steps.history import record_history
+from ftctl.steps.history import delete_history, record_history
 from ftctl.steps.names import point_names
 from ftctl.steps.runner import (
     Counts,
@@ -388,10 +388,15 @@ class _Swap:
         spec, names = ctx.spec, ctx.spec.online_names()
         self.ctx = ctx
         self.rename: Callable[[bytes], bytes] | None = None
+        self.forward: tuple[str, ...] = ()
+        """The indexes an expand apply built: the cut-back replaces the one serving and drops
+        the other (a second cut-over killed before or after its swap leaves both)."""
         if rollback_side:
             self.current = spec.source_index if names.strategy == "alter" else names.shadow_name
             if names.final_name and "final_cutover" in ctx.applied.steps_started:
                 self.current = names.final_name
+            if names.strategy == "expand":
+                self.forward = tuple(n for n in (names.shadow_name, names.final_name) if n)
             self.new = rollback_name(ctx)
             self.schema = spec.source_schema
             if names.strategy == "expand" and _rewritten(ctx):
@@ -431,34 +436,48 @@ class _Swap:
         yield from record(self.ctx.state, [ready])
         return {"num_docs": stats.num_docs}
 
+    def _serving(self) -> Step[str]:
+        """The index being replaced: of an expand's two, the one the serving name resolves
+        to (the journal cannot tell whether a killed second cut-over swapped)."""
+        if not self.forward:
+            return self.current
+        live = yield from index_ops.live_info(self.ctx.spec.online_names().serving_name)
+        if live is not None and live.index_name in self.forward:
+            return live.index_name
+        return self.current
+
     def verify(self, step: StepName) -> Step[Counts]:
+        current = yield from self._serving()
         passed = yield from online.verify_shadow(
             self.ctx.spec,
-            current=self.current,
+            current=current,
             new=self.new,
             schema=self.schema,
             rename=self.rename,
         )
         if not passed:
             raise VerificationFailed(
-                f"shadow index '{self.new}' failed verification; '{self.current}' still serves",
+                f"shadow index '{self.new}' failed verification; '{current}' still serves",
                 "see the journal (ftctl migrate journal inspect); re-run to verify again, "
                 "or 'ftctl migrate abort' to drop the shadow",
             )
         return {"passed": 1}
 
     def swap(self, step: StepName) -> Step[Counts]:
-        did = yield from online.cutover(self.current, self.new, self.names)
-        yield from record_history(
-            named(self.schema, self.new), forget=self.current, aliases=self.names
-        )
+        current = yield from self._serving()
+        did = yield from online.cutover(current, self.new, self.names)
+        for other in self.forward:
+            if other != current:
+                yield from online.drop_shadow(other, self.ctx.spec.online_names().serving_name)
+                yield from delete_history(other)
+        yield from record_history(named(self.schema, self.new), forget=current, aliases=self.names)
         state = self.ctx.state
         (done,) = yield from record(
             state,
             [
                 CutoverDone(
                     step=step,
-                    dropped=self.current,
+                    dropped=current,
                     index=self.new,
                     names=self.names,
                     recovered=not did,
@@ -470,7 +489,7 @@ class _Swap:
         note = Note(
             message=(
                 f"cut-over: '{self.new}' answers {', '.join(self.names) or '(its own name)'} "
-                f"since {at or '?'}; '{self.current}' dropped; shadow built in {built:.3f}s"
+                f"since {at or '?'}; '{current}' dropped; shadow built in {built:.3f}s"
             ),
             data={"cutover_at": at, "shadow_build_seconds": built, "recovered": not did},
         )

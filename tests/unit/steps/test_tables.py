@@ -13,6 +13,7 @@ from ftctl.journal.events import (
     BatchDone,
     CheckFailed,
     ConflictRecorded,
+    CutoverDone,
     ServerChanged,
     ServerSeen,
     StepFinished,
@@ -227,6 +228,7 @@ def test_the_cut_back_of_a_prefix_change_is_verified_under_the_old_keys() -> Non
     back = "docs__ftctl_rb0"
     scripted = ScriptedRedis(
         [
+            ("FT.INFO docs", ft_info_reply("docs__s", prefixes=["item:"])),
             (f"FT.INFO {back}", ft_info_reply(back)),
             ("FT.INFO docs__s", ft_info_reply("docs__s", prefixes=["item:"])),
             (f"FT.INFO {back}", ft_info_reply(back)),
@@ -287,3 +289,54 @@ def test_the_index_on_the_final_layout_keeps_the_public_names_in_its_history() -
     (record,) = commands_matching(scripted.sent, "SET ftctl:schema:docs__sf *")
     found = decode_record(record[2])
     assert found is not None and found.aliases == ["docs", "docs_alias"]
+
+
+def test_the_cut_back_replaces_the_serving_index_and_drops_the_other() -> None:
+    """An in-place conversion killed in its second cut-over (started, not swapped) leaves
+    the first shadow serving and the final index beside it: the cut-back replaces the index
+    the names resolve to (not the one the journal guesses) and drops the other, so the
+    rollback leaves one index (it once left the first shadow, or the final index)."""
+    schema = parse_ft_info(ft_info_reply()).schema
+    spec = RunSpec(
+        source_index="docs",
+        target_index="docs",
+        storage_type="hash",
+        source_schema=schema,
+        target_schema=schema,
+        online=OnlineSpec(
+            serving_name="docs",
+            aliases=["docs_alias"],
+            shadow_name="docs__s",
+            final_name="docs__sf",
+            strategy="expand",
+        ),
+    )
+    applied = project_run([StepStarted(step="final_cutover")], EXPAND.marks())
+    back = "docs__ftctl_rb0"
+    scripted = ScriptedRedis(
+        [
+            ("FT.INFO docs", ft_info_reply("docs__s")),
+            ("FT.INFO docs__s", ft_info_reply("docs__s")),
+            (f"FT.INFO {back}", ft_info_reply(back)),
+            ("FT.INFO docs", ft_info_reply("docs__s")),
+            ("FT.INFO docs_alias", ft_info_reply("docs__s")),
+            ("FT.DROPINDEX docs__s", b"OK"),
+            (f"FT.ALIASUPDATE docs {back}", b"OK"),
+            (f"FT.ALIASUPDATE docs_alias {back}", b"OK"),
+            ("FT.INFO docs__sf", ft_info_reply("docs__sf")),
+            ("FT.INFO docs", ft_info_reply(back)),
+            ("FT.DROPINDEX docs__sf", b"OK"),
+            ("DEL ftctl:schema:docs__sf", 0),
+            (f"SET ftctl:schema:{back} *", b"OK"),
+            ("DEL ftctl:schema:docs__s", 1),
+        ]
+    )
+    steps = dict(zip(EXPAND_ROLLBACK.names, EXPAND_ROLLBACK.steps, strict=True))
+
+    scripted.run(
+        steps["rb_cutover"].body(RunContext(spec, project_run([], EXPAND.marks()), applied))
+    )
+
+    scripted.assert_done()
+    (done,) = [e for e in scripted.recorded if isinstance(e, CutoverDone)]
+    assert (done.dropped, done.index) == ("docs__s", back)
