@@ -629,11 +629,15 @@ def _cut_back_skip(ctx: RunContext) -> Step[str | None]:
     if not (yield from _cut_over(ctx)):
         return "never cut over: nothing to cut back"
     if ctx.abort_only:
-        raise RefusedError(
-            f"'{ctx.spec.online_names().serving_name}' was already cut over to the new index",
-            "undo it with 'ftctl migrate rollback --backup-dir ...' (cuts back online)",
-        )
+        raise _abort_refused(ctx)
     return None
+
+
+def _abort_refused(ctx: RunContext) -> RefusedError:
+    return RefusedError(
+        f"'{ctx.spec.online_names().serving_name}' was already cut over to the new index",
+        "undo it with 'ftctl migrate rollback --backup-dir ...' (cuts back online)",
+    )
 
 
 def _abort_skip(ctx: RunContext) -> Step[str | None]:
@@ -897,7 +901,11 @@ def _in_place(ctx: RunContext) -> bool:
 
 
 def _relayout_skip(ctx: RunContext) -> Step[str | None]:
+    # The first step of an expand rollback: an abort after the cut-over is refused here,
+    # before the old layout is written back.
     if _rewritten(ctx) or (yield from _cut_over(ctx)):
+        if ctx.abort_only:
+            raise _abort_refused(ctx)
         return None
     return "never cut over and the old layout is intact"
 

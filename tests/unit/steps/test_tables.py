@@ -6,8 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
+import pytest
 from helpers import ft_info_reply
 
+from ftctl.errors import RefusedError
 from ftctl.journal.events import (
     STEP_NAMES,
     BatchDone,
@@ -25,7 +27,7 @@ from ftctl.schema.ftinfo import parse_ft_info
 from ftctl.steps.effects import ReplyError
 from ftctl.steps.history import decode_record
 from ftctl.steps.runner import RunContext, run_table
-from ftctl.steps.spec import OnlineSpec, PrefixChange, RunSpec
+from ftctl.steps.spec import DocFieldRename, OnlineSpec, PrefixChange, RunSpec
 from ftctl.steps.tables import (
     ALTER_ROLLBACK,
     DROP_RECREATE,
@@ -340,3 +342,29 @@ def test_the_cut_back_replaces_the_serving_index_and_drops_the_other() -> None:
     scripted.assert_done()
     (done,) = [e for e in scripted.recorded if isinstance(e, CutoverDone)]
     assert (done.dropped, done.index) == ("docs__s", back)
+
+
+def test_abort_after_an_expand_cut_over_is_refused_before_anything_is_written() -> None:
+    """``abort`` once the names were swapped to the shadow (even by a cut-over killed
+    before it journaled the swap) is refused by the expand rollback's first step, before the
+    old layout is written back: nothing is sent but the look at what the name resolves to
+    (it used to rewrite every document, then fail)."""
+    schema = parse_ft_info(ft_info_reply()).schema
+    spec = RunSpec(
+        source_index="docs",
+        target_index="docs",
+        storage_type="hash",
+        source_schema=schema,
+        target_schema=schema,
+        field_renames=[DocFieldRename(old="title", new="headline")],
+        online=OnlineSpec(serving_name="docs", shadow_name="docs__s", strategy="expand"),
+    )
+    applied = project_run([StepStarted(step="cutover")], EXPAND.marks())
+    scripted = ScriptedRedis([SERVER, ("FT.INFO docs", ft_info_reply("docs__s"))])
+    state = project_run([], EXPAND_ROLLBACK.marks())
+
+    with pytest.raises(RefusedError, match="already cut over"):
+        scripted.run(run_table(EXPAND_ROLLBACK, RunContext(spec, state, applied, abort_only=True)))
+
+    scripted.assert_done()
+    assert not [e for e in scripted.recorded if isinstance(e, StepStarted)]
