@@ -498,7 +498,14 @@ def _scan_page(prefix: str, cursor: int, key_type: str) -> Command:
 
 
 def reconcile(spec: RunSpec, phase: Phase, *, missing_only: bool = False) -> Step[Synced]:
-    """:func:`sync_keys` over every document under the source prefixes (a full pass)."""
+    """:func:`sync_keys` over every document under the source prefixes (a full pass); in
+    the ``expand`` and ``discard`` phases of a prefix change, also over every copy whose old
+    key is gone (removed: the document was deleted through its old name).
+
+    Such a delete, made while no capture ran (the run was down), is seen only from the
+    copy: the pass over the old prefix cannot find it. ``missing_only`` (a rollback writing
+    the old layout back) never removes anything.
+    """
     key_type = "ReJSON-RL" if spec.storage_type == "json" else "hash"
     total = Synced()
     for prefix in spec.source_schema.prefixes or [""]:
@@ -514,7 +521,32 @@ def reconcile(spec: RunSpec, phase: Phase, *, missing_only: bool = False) -> Ste
                 total += done
             if cursor == 0:
                 break
+    if spec.prefix_change is not None and phase in ("expand", "discard") and not missing_only:
+        total += yield from _follow_deletes(spec, spec.prefix_change, key_type)
     return total
+
+
+def _follow_deletes(spec: RunSpec, change: PrefixChange, key_type: str) -> Step[Synced]:
+    """Copies under the new prefix whose old key is gone, removed. Only where the old layout
+    is the truth: before the contract (from then on a missing old key may be one the
+    contract moved itself), or in a rollback's discard (never cut over, or every copy was
+    written back to its old key first)."""
+    back = PrefixChange(old=change.new, new=change.old)
+    total = Synced()
+    cursor = 0
+    while True:
+        (reply,) = yield Commands([_scan_page(change.new, cursor, key_type)])
+        page = ok(reply, "SCAN")
+        assert isinstance(page, list | tuple)
+        cursor = int(page[0])
+        olds = [back.rename(k) for k in page[1] if isinstance(k, bytes)]
+        if olds:
+            exists = yield Commands([("EXISTS", old) for old in olds])
+            gone = [old for old, n in zip(olds, exists, strict=True) if n == 0]
+            if gone:
+                total += yield from sync_keys(spec, gone, "expand")
+        if cursor == 0:
+            return total
 
 
 def rollback_temp(temp: str) -> str:

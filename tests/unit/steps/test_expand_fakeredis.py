@@ -155,3 +155,25 @@ def test_groups_follow_the_batch_size_and_report_progress(store: FakeStore) -> N
     assert done.written == 5
     assert [p.advance for p in progressed] == [2, 2, 1]
     assert store.r.hget("doc:4", "headline") == b"t4"
+
+
+def test_a_full_pass_follows_deletes_made_while_no_capture_ran(store: FakeStore) -> None:
+    """A document deleted through its old name while the run was down is seen only from
+    its copy: the expand pass (and a rollback's discard) removes the copy whose old key is
+    gone; a rollback writing the old layout back (missing only) removes nothing."""
+    v0, v1 = vectors(2)
+    store.r.hset("doc:0", mapping={"emb": v0, "title": "zero"})
+    store.r.hset("doc:1", mapping={"emb": v1, "title": "one"})
+    run = _online(spec(prefix=("doc:", "item:")))
+    store.run(expand.reconcile(run, "expand"))
+    store.r.delete("doc:1")
+
+    store.run(expand.reconcile(expand.reverse(run), "expand", missing_only=True))
+    assert sorted(store.r.keys("*")) == [b"doc:0", b"item:0", b"item:1"]
+    done = store.run(expand.reconcile(run, "expand"))
+
+    assert done.deleted == 1
+    assert sorted(store.r.keys("*")) == [b"doc:0", b"item:0"]
+    store.r.hset("item:1", mapping={"emb": v1, "title": "one"})  # a stale copy again
+    store.run(expand.reconcile(run, "discard"))
+    assert sorted(store.r.keys("*")) == [b"doc:0"]
