@@ -750,7 +750,11 @@ def _catch_up(ctx: RunContext) -> Step[Counts]:
 
 def _expand_cutover(ctx: RunContext) -> Step[Counts]:
     unseen = yield from _capture(ctx)
-    yield from _drain(ctx, "expand", unseen=unseen)
+    # A last catch-up while the old layout is still the truth; once swapped (a resumed
+    # run), documents under the new layout are served and may be new ones: the contract
+    # catches up from there.
+    if not (yield from _cut_over(ctx)):
+        yield from _drain(ctx, "expand", unseen=unseen)
     return (yield from _cutover(ctx))
 
 

@@ -368,3 +368,42 @@ def test_abort_after_an_expand_cut_over_is_refused_before_anything_is_written() 
 
     scripted.assert_done()
     assert not [e for e in scripted.recorded if isinstance(e, StepStarted)]
+
+
+def test_a_cutover_resumed_after_its_swap_does_not_catch_up_in_the_old_layout() -> None:
+    """Resumed after its swap, the expand cut-over does not reconcile as if the old keys
+    were still the truth (that pass removes copies whose old key is gone, and a document
+    created under the new prefix since the swap has none): it finds the swap done and
+    journals it."""
+    source = parse_ft_info(ft_info_reply()).schema
+    target = msgspec.structs.replace(
+        source, index=msgspec.structs.replace(source.index, prefix="item:")
+    )
+    spec = RunSpec(
+        source_index="docs",
+        target_index="docs",
+        storage_type="hash",
+        source_schema=source,
+        target_schema=target,
+        prefix_change=PrefixChange(old="doc:", new="item:"),
+        online=OnlineSpec(serving_name="docs", shadow_name="docs__s", strategy="expand"),
+    )
+    state = project_run([StepStarted(step="cutover")], EXPAND.marks())
+    moved = ft_info_reply("docs__s", prefixes=["item:"])
+    scripted = ScriptedRedis(
+        [
+            ("FT.INFO docs", moved),
+            ("FT.INFO docs", moved),
+            ("FT.INFO docs__s", moved),
+            ("FT.INFO docs", moved),
+            ("SET ftctl:schema:docs__s *", b"OK"),
+            ("DEL ftctl:schema:docs", 1),
+        ]
+    )
+    steps = dict(zip(EXPAND.names, EXPAND.steps, strict=True))
+
+    counts = scripted.run(steps["cutover"].body(RunContext(spec, state, state)))
+
+    scripted.assert_done()
+    assert counts == {"swapped": 0}
+    assert not commands_matching(scripted.sent, "SCAN *")
