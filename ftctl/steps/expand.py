@@ -45,7 +45,9 @@ vectors in place (the fields keep their names; the temporary fields still mirror
 the index that reads those). ``contract``: the final layout — the new representation
 where it belongs, the old one (renamed fields, temporary fields, old keys) removed.
 ``discard`` (a rollback's last pass): the new representation removed wherever the old one
-is there, so no document ever loses its only copy."""
+is there, so no document ever loses its only copy (a full pass also removes a prefix
+change's copies whose old key was deleted: by then the rollback wrote every copy it found
+back to its old key, or the old keys served all along)."""
 
 GROUP = 50
 """Most keys per WATCH group (Redis' WATCH cost grows with the square of the keys watched);
