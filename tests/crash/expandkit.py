@@ -221,26 +221,38 @@ def _schema(info: Any, ns: str) -> Any:
 
 def keys_of(client: redis.Redis, ns: str) -> dict[str, Any]:
     """Every key of the namespace: type, content (hash fields and bytes, JSON text), key
-    expiry and hash field expiry; names normalised, bytes exact."""
+    expiry and hash field expiry; names normalised, bytes exact (two pipelines)."""
+    keys = sorted(client.scan_iter(match=f"{ns}*", count=1000))
+    pipe = client.pipeline(transaction=False)
+    for key in keys:
+        pipe.type(key)
+        pipe.hgetall(key)  # an error reply for a JSON key, kept in the list
+        pipe.pexpiretime(key)
+    first = pipe.execute(raise_on_error=False)
+    pipe = client.pipeline(transaction=False)
+    for i, key in enumerate(keys):
+        kind, fields = _text(first[3 * i]), first[3 * i + 1]
+        if kind == "hash":
+            names = sorted(fields)
+            pipe.execute_command("HPEXPIRETIME", key, "FIELDS", len(names), *names)
+        else:
+            pipe.execute_command("JSON.GET", key, "$")
+    second = pipe.execute()
     out: dict[str, Any] = {}
-    for key in sorted(client.scan_iter(match=f"{ns}*", count=1000)):
-        kind = _text(client.type(key))
+    for i, key in enumerate(keys):
+        kind, fields, expiry = _text(first[3 * i]), first[3 * i + 1], first[3 * i + 2]
         content: Any
         expiries: dict[str, int] = {}
         if kind == "hash":
-            fields = client.hgetall(key)
             names = sorted(fields)
-            times = client.execute_command("HPEXPIRETIME", key, "FIELDS", len(names), *names)
             content = {normal(_text(n), ns): fields[n] for n in names}
-            expiries = {normal(_text(n), ns): t for n, t in zip(names, times, strict=True)}
-        elif kind == "ReJSON-RL":
-            content = _text(client.execute_command("JSON.GET", key, "$"))
+            expiries = {normal(_text(n), ns): t for n, t in zip(names, second[i], strict=True)}
         else:
-            content = client.get(key)
+            content = _text(second[i])
         out[normal(_text(key), ns)] = {
             "type": kind,
             "content": content,
-            "pexpiretime": client.pexpiretime(key),
+            "pexpiretime": expiry,
             "field_expiry": expiries,
         }
     return out
