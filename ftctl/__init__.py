@@ -2,9 +2,11 @@
 
 The public API mirrors RedisVL's migrator (planners, executors, validators, batch) and adds
 what the journal makes possible (:class:`Journal`, :func:`project_state`, :func:`rollback`,
-the backup reader :class:`VectorBackup`), and index management (:mod:`ftctl.indexes`:
-:func:`list_indexes`, :func:`index_info`, :func:`create_index`, :func:`delete_index`).
-Every call that talks to Redis takes ``redis_url=`` or an open client as ``redis_client=``.
+the backup reader :class:`VectorBackup`), index management (:mod:`ftctl.indexes`:
+:func:`list_indexes`, :func:`index_info`, :func:`create_index`, :func:`delete_index`), and
+the application side of an online datatype change (:mod:`ftctl.query`:
+:class:`QueryEncoder`, :class:`AsyncQueryEncoder`). Every call that talks to Redis takes
+``redis_url=`` or an open client as ``redis_client=``.
 
 Code written against RedisVL 0.28's ``redisvl.migration`` (and ``redisvl.migration.utils``,
 ``redisvl.migration.models``) imports the same names from ``ftctl``;
@@ -36,7 +38,15 @@ from ftctl.journal.report import (
 )
 from ftctl.plan.batch import BatchPlan, OverlapError
 from ftctl.plan.models import MigrationPlan, SchemaPatch, load_patch, load_plan
+from ftctl.plan.quantization import QuantizationParams
 from ftctl.planner import AsyncMigrationPlanner, MigrationPlanner, write_plan
+from ftctl.query import (
+    AsyncQueryEncoder,
+    QueryEncoder,
+    SearchResult,
+    is_blob_size_error,
+    quantization_params,
+)
 from ftctl.schema.compare import schemas_equal
 from ftctl.schema.model import IndexSchema, load_schema
 from ftctl.validator import AsyncMigrationValidator, MigrationValidator
@@ -56,6 +66,7 @@ __all__ = [
     "AsyncMigrationExecutor",
     "AsyncMigrationPlanner",
     "AsyncMigrationValidator",
+    "AsyncQueryEncoder",
     "BackupDirError",
     "BackupInfo",
     "BatchMigrationExecutor",
@@ -78,11 +89,14 @@ __all__ = [
     "MigrationValidation",
     "MigrationValidator",
     "OverlapError",
+    "QuantizationParams",
     "QueryCheckResult",
+    "QueryEncoder",
     "RefusedError",
     "ReportTimings",
     "ReportValidation",
     "SchemaPatch",
+    "SearchResult",
     "UsageError",
     "ValidationReport",
     "VectorBackup",
@@ -90,6 +104,7 @@ __all__ = [
     "default_backup_dir",
     "delete_index",
     "index_info",
+    "is_blob_size_error",
     "list_backups",
     "list_indexes",
     "load_migration_plan",
@@ -97,6 +112,7 @@ __all__ = [
     "load_plan",
     "load_schema",
     "project_state",
+    "quantization_params",
     "rollback",
     "schemas_equal",
     "write_migration_report",

@@ -81,7 +81,7 @@ from ftctl.plan.models import (
     plan_digest,
 )
 from ftctl.runs import RUN_PROTOCOL, journal_dir, note_recovered, report_of
-from ftctl.steps.batch import batch_snapshot_step
+from ftctl.steps.batch import batch_snapshot_step, sealed_batch
 from ftctl.version import ftctl_version
 
 BatchProgressCallback = Callable[[str, int, int, str], None]
@@ -190,20 +190,21 @@ class BatchMigrationPlanner:
             snapped, capabilities = SyncDriver(client).run(
                 batch_snapshot_step(selector, patch, redis_url=mask_url(url))
             )
+            now = datetime.now(UTC)
+            batch = classify(
+                snapped,
+                patch,
+                capabilities,
+                batch_id=batch_id or new_batch_id(now),
+                failure_policy=failure_policy,
+                created_at=now.isoformat(timespec="seconds").replace("+00:00", "Z"),
+                ftctl_version=ftctl_version(),
+                redis_url=mask_url(url),
+            )
+            batch = SyncDriver(client).run(sealed_batch(batch))
         finally:
             if redis_client is None:
                 client.close()
-        now = datetime.now(UTC)
-        batch = classify(
-            snapped,
-            patch,
-            capabilities,
-            batch_id=batch_id or new_batch_id(now),
-            failure_policy=failure_policy,
-            created_at=now.isoformat(timespec="seconds").replace("+00:00", "Z"),
-            ftctl_version=ftctl_version(),
-            redis_url=mask_url(url),
-        )
         if plan_out is not None:
             batch = write_batch_plan(batch, plan_out)
         return batch
@@ -341,6 +342,7 @@ class _Settings:
     timeout: float
     retry_failed: bool
     progress: BatchProgressCallback | None
+    allow_other_server: bool = False
 
 
 def _resolve_plan(entry: IndexProgress, backup_dir: Path) -> MigrationPlan:
@@ -466,6 +468,7 @@ def _run_indexes(
                     num_workers=settings.num_workers,
                     accept_data_loss=settings.accept_data_loss,
                     timeout=settings.timeout,
+                    allow_other_server=settings.allow_other_server,
                 )
                 result, error = report.result, report.error
             except Interrupted as exc:
@@ -633,6 +636,7 @@ class BatchMigrationExecutor:
         num_workers: int = 1,
         timeout: float = 3600.0,
         progress_callback: BatchProgressCallback | None = None,
+        allow_other_server: bool = False,
     ) -> BatchReport:
         """Run every applicable index's reviewed plan, one after another.
 
@@ -644,6 +648,8 @@ class BatchMigrationExecutor:
         RefusedError (a ValueError; nothing changed) when a per-index plan no longer matches
         its digest, a lossy plan is refused, or the backup dir holds another batch plan;
         Interrupted on Ctrl+C. Failed indexes are in the returned report (``status``).
+        Each index's apply refuses another server than the one the batch was planned on
+        (recorded as a refused index) unless ``allow_other_server``.
         """
         if backup_dir is not None:
             backup_root(backup_dir)  # an empty one would mean the current directory
@@ -661,6 +667,7 @@ class BatchMigrationExecutor:
             num_workers=num_workers,
             timeout=timeout,
             progress_callback=progress_callback,
+            allow_other_server=allow_other_server,
         )
 
     def _start(
@@ -679,6 +686,7 @@ class BatchMigrationExecutor:
         progress_callback: BatchProgressCallback | None,
         imported: Sequence[AnyEvent] = (),
         retry_failed: bool = False,
+        allow_other_server: bool = False,
     ) -> BatchReport:
         """Open (or create) the batch journal of ``batch`` in ``root`` and run it.
 
@@ -731,6 +739,7 @@ class BatchMigrationExecutor:
             timeout,
             retry_failed,
             progress_callback,
+            allow_other_server,
         )
         url = redis_url or client_url(opened)
         first = _batch_run_started(batch, url, _options(state_path, report_dir, settings))
@@ -777,6 +786,7 @@ class BatchMigrationExecutor:
         num_workers: int = 1,
         timeout: float = 3600.0,
         progress_callback: BatchProgressCallback | None = None,
+        allow_other_server: bool = False,
     ) -> BatchReport:
         """Continue the batch recorded by ``state_path`` (its journal is the truth).
 
@@ -808,6 +818,7 @@ class BatchMigrationExecutor:
                     progress_callback=progress_callback,
                     imported=imported,
                     retry_failed=retry_failed,
+                    allow_other_server=allow_other_server,
                 )
         else:
             directory = find_batch_journal(state_path, backup_dir)
@@ -831,6 +842,7 @@ class BatchMigrationExecutor:
             timeout,
             retry_failed,
             progress_callback,
+            allow_other_server,
         )
         previous_reports = str(recorded.options.get("report_dir", "reports"))
         try:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import redis
 
 from ftctl import audit
 from ftctl.drivers import SyncDriver, connect
@@ -80,11 +81,19 @@ class RolledBack:
 DemoStage = Loaded | Planned | Applied | Audited | RolledBack
 
 
+def fixtures_present(fixtures: str | os.PathLike[str]) -> bool:
+    """Whether ``fixtures`` holds the sentence embeddings (else the demo uses random vectors)."""
+    embeddings = Path(fixtures) / "embeddings"
+    return (embeddings / "minilm-384-3000.npy").exists() and (
+        embeddings / "minilm-384-3000.txt"
+    ).exists()
+
+
 def load_documents(fixtures: Path, limit: int) -> tuple[list[str], np.ndarray]:
     """Up to ``limit`` texts and their float32 embeddings (seeded random ones without fixtures)."""
     vectors_file = fixtures / "embeddings" / "minilm-384-3000.npy"
     texts_file = fixtures / "embeddings" / "minilm-384-3000.txt"
-    if vectors_file.exists() and texts_file.exists():
+    if fixtures_present(fixtures):
         vectors = np.load(vectors_file)[:limit].astype(np.float32)
         texts = texts_file.read_text(encoding="utf-8").splitlines()[:limit]
         return texts, vectors
@@ -138,6 +147,28 @@ def _vector_bytes(key: str) -> Step[int]:
     return len(reply) if isinstance(reply, bytes) else 0
 
 
+def load_demo(
+    *,
+    fixtures: str | os.PathLike[str],
+    docs: int = 3000,
+    redis_url: str | None = None,
+    redis_client: redis.Redis | None = None,
+) -> Loaded:
+    """Create the demo index from ``fixtures`` and load ``docs`` documents into it.
+
+    Refused (:class:`~ftctl.errors.RefusedError`, nothing written) when the index exists.
+    """
+    root = Path(fixtures)
+    client = redis_client if redis_client is not None else connect(redis_url)
+    try:
+        schema = create_index(root / "schemas" / "demo_docs.yaml", redis_client=client)
+        texts, vectors = load_documents(root, docs)
+        return Loaded(schema.name, SyncDriver(client).run(_write_documents(texts, vectors)))
+    finally:
+        if redis_client is None:
+            client.close()
+
+
 def run_demo(
     redis_url: str,
     *,
@@ -156,14 +187,13 @@ def run_demo(
     client = connect(redis_url)
     driver = SyncDriver(client)
     try:
-        schema = create_index(root / "schemas" / "demo_docs.yaml", redis_client=client)
-        texts, vectors = load_documents(root, docs)
-        loaded = driver.run(_write_documents(texts, vectors))
-        yield Loaded(schema.name, loaded)
+        loaded = load_demo(fixtures=root, docs=docs, redis_client=client)
+        yield loaded
+        index = loaded.index
         before = driver.run(_documents())
 
         patch = load_patch(root / "patches" / "demo_quantize_add_field.yaml")
-        plan = MigrationPlanner().create_plan(schema.name, redis_client=client, schema_patch=patch)
+        plan = MigrationPlanner().create_plan(index, redis_client=client, schema_patch=patch)
         yield Planned(plan)
         if not plan.supported:
             reasons = "; ".join(plan.diff_classification.blocked_reasons)
@@ -177,7 +207,7 @@ def run_demo(
         if report.result != "succeeded":
             raise MigrationFailed("the demo migration failed")
 
-        (timeline,) = audit.inspect(backup_dir, index=schema.name)
+        (timeline,) = audit.inspect(backup_dir, index=index)
         yield Audited(timeline.rows)
 
         undone = MigrationExecutor().rollback(backup_dir, redis_client=client)
@@ -196,6 +226,8 @@ __all__ = [
     "Loaded",
     "Planned",
     "RolledBack",
+    "fixtures_present",
+    "load_demo",
     "load_documents",
     "run_demo",
 ]

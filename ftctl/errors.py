@@ -11,6 +11,8 @@ them, so code written against ``redisvl.migration`` that catches ``ValueError`` 
 
 from __future__ import annotations
 
+from ftctl.text import printable
+
 EXIT_FAILED = 1
 """The migration ran and failed (validation, timeout, Redis error); a report is still written."""
 EXIT_REFUSED = 2
@@ -24,6 +26,11 @@ class FtctlError(Exception):
     exit_code: int = EXIT_REFUSED
 
     def __init__(self, message: str, hint: str = "", *, exit_code: int | None = None) -> None:
+        # Messages quote names from Redis and from the user: a control character or an
+        # escape sequence in one must not reach a terminal, nor bytes that are not UTF-8 a
+        # journal or a report (see ftctl.text.printable). Line breaks and tabs stay (whitespace,
+        # folded into one line where the message is one).
+        message, hint = printable(message, keep="\n\t"), printable(hint, keep="\n\t")
         super().__init__(message)
         self.message = message
         self.hint = hint

@@ -31,15 +31,18 @@ from pathlib import Path
 import msgspec
 import redis
 import redis.asyncio
+import structlog
 
 from ftctl.drivers import AsyncDriver, SyncDriver, async_connect, connect
 from ftctl.drivers.connect import client_url, given_client
-from ftctl.errors import MigrationFailed, RefusedError, UsageError
+from ftctl.errors import BackupDirError, MigrationFailed, RefusedError, UsageError
 from ftctl.journal import Journal
 from ftctl.journal.backup import VectorBackup, default_backup_root, ensure_backup_dir
-from ftctl.journal.events import CutoverApproved, StepsReopened
+from ftctl.journal.events import CutoverApproved, RunStarted, StepsReopened
+from ftctl.journal.layout import backup_root
 from ftctl.journal.projections import project_run, run_events
 from ftctl.journal.report import MigrationReport
+from ftctl.plan.integrity import derived_problems, digest_problem
 from ftctl.plan.models import MigrationPlan, load_plan, plan_digest
 from ftctl.plan.query_checks import QueryChecks, load_query_checks
 from ftctl.runs import (
@@ -63,16 +66,57 @@ from ftctl.schema.compare import reported_differences
 from ftctl.steps.effects import Step
 from ftctl.steps.index_ops import live_info
 from ftctl.steps.query_checks import extra_checks_for
+from ftctl.steps.shape import ServerCheck, check_for_apply, check_for_run
 from ftctl.steps.spec import run_spec
+from ftctl.text import printable
+
+log = structlog.get_logger("ftctl.executor")
 
 
-def check_plan(plan: MigrationPlan, *, accept_data_loss: bool = True) -> None:
+def check_reviewed(plan: MigrationPlan, *, allow_edited_plan: bool = False) -> None:
+    """Refuse (exit 2) a plan whose content no longer matches its digest: it is not the plan
+    that was reviewed. ``allow_edited_plan`` applies it as edited (its values are still
+    re-validated by :func:`check_plan`). A plan without a digest (RedisVL's, or an earlier
+    release's) passes with a warning."""
+    if not plan.digest:
+        log.warning(
+            "the plan has no digest (written by RedisVL or an earlier ftctl): applied "
+            "without checking that it is the plan as made, nor the server it was made for",
+            index=printable(plan.index_name),
+        )
+        return
+    problem = digest_problem(plan)
+    if problem is None:
+        return
+    if not allow_edited_plan:
+        raise RefusedError(
+            problem,
+            "re-create the plan with 'ftctl migrate plan' and review it, or pass "
+            "--allow-edited-plan (allow_edited_plan=True) to apply it as edited",
+        )
+    log.warning("applying an edited plan (--allow-edited-plan)", detail=problem)
+
+
+def check_plan(
+    plan: MigrationPlan, *, accept_data_loss: bool = True, revalidate: bool = True
+) -> None:
     """Refuse (exit 2, nothing changed) a plan that must not run.
 
     ``accept_data_loss=False`` also refuses a lossy plan (``batch-apply`` without
     ``--accept-data-loss``, as the guide's batch flags say); a single-index apply runs a
     reviewed lossy plan, as RedisVL's does.
+
+    ``revalidate``: also refuse a plan whose derived values (supported, blocked reasons,
+    vector changes and their lossiness, online) contradict its own schemas; resume skips it
+    for a journal's plan, which was re-validated when it was applied.
     """
+    if revalidate:
+        problems = derived_problems(plan)
+        if problems:
+            raise RefusedError(
+                f"the plan contradicts itself: {'; '.join(problems)}",
+                "re-create the plan with 'ftctl migrate plan' (derived values are never edited)",
+            )
     if not plan.supported:
         reasons = "; ".join(plan.diff_classification.blocked_reasons) or "no reason given"
         raise RefusedError(f"the plan is blocked: {reasons}", "fix the blocked changes and re-plan")
@@ -233,12 +277,14 @@ class _ApplyArgs:
         plan: MigrationPlan | str | os.PathLike[str],
         backup_dir: str | os.PathLike[str] | None,
         query_check_file: str | os.PathLike[str] | None,
+        allow_edited_plan: bool = False,
     ) -> None:
         self.plan = _plan_of(plan)
-        check_plan(self.plan)
+        check_reviewed(self.plan, allow_edited_plan=allow_edited_plan)
+        check_plan(self.plan)  # a reviewed lossy plan runs, as RedisVL's apply runs it
         self.checks = _query_checks(query_check_file)
         self.explicit = backup_dir is not None
-        given = Path(backup_dir) if backup_dir is not None else default_backup_dir(self.plan)
+        given = backup_root(backup_dir) if backup_dir is not None else default_backup_dir(self.plan)
         self.backup_dir = given.expanduser().resolve()
 
     def prepare(self) -> None:
@@ -256,6 +302,59 @@ class _ApplyArgs:
         self.backup_dir = ensure_backup_dir(_fresh_default_dir(self.plan))
 
 
+def _journal_plan(backup_dir: str | os.PathLike[str], index: str | None) -> MigrationPlan:
+    """The plan a journal runs, read before the journal is opened (and locked)."""
+    directory = only_journal(backup_dir, index)
+    first = Journal.first_run(directory)
+    if not isinstance(first, RunStarted):
+        raise UsageError(f"{directory} holds no index migration", "pass the --backup-dir of one")
+    return load_plan(first.plan_yaml.encode())
+
+
+def _server_checked(check: ServerCheck) -> None:
+    """Say what the server check could not establish (what it refuses, it raised)."""
+    if check.unverified:
+        log.warning(
+            "ACL permissions not checked: the user may run neither MULTI nor ACL DRYRUN",
+            user=check.shape.user or None,
+        )
+
+
+def _new_journal(plan: MigrationPlan, backup_dir: str | os.PathLike[str]) -> bool:
+    """Whether this apply starts the plan's journal (a re-run resumes: the journal, not
+    the plan, says which server it works on)."""
+    try:
+        return not Journal.exists(journal_dir(backup_dir, plan.source.index_name))
+    except BackupDirError:
+        return True  # creating the backup dir says what is wrong with it
+
+
+def _apply_checked(
+    plan: MigrationPlan,
+    found: tuple[ServerCheck, str | None],
+    *,
+    identity: bool,
+    allow_other_server: bool,
+) -> None:
+    """Refuse another server than the plan's unless ``allow_other_server``."""
+    check, problem = found
+    _server_checked(check)
+    if identity and plan.server is None:
+        log.warning(
+            "the plan does not say which server it was made against: not checked",
+            index=printable(plan.index_name),
+        )
+    if problem is None:
+        return
+    if not allow_other_server:
+        raise RefusedError(
+            problem,
+            "re-plan against this server with 'ftctl migrate plan', or pass "
+            "--allow-other-server (allow_other_server=True) if it is the same data",
+        )
+    log.warning("applying on another server (--allow-other-server)", detail=problem)
+
+
 # --- what each verb opens (file work only; the same for both executors) --------------------
 
 
@@ -270,7 +369,7 @@ def _open_resume(
                 f"{directory} holds a migration that was rolled back",
                 "resume the rollback with 'ftctl migrate rollback', or apply into a new --backup-dir",
             )
-        check_plan(run.plan, accept_data_loss=options.accept_data_loss)
+        check_plan(run.plan, accept_data_loss=options.accept_data_loss, revalidate=False)
     except BaseException:
         run.journal.close()
         raise
@@ -381,6 +480,8 @@ class MigrationExecutor:
         skip_invalid_vectors: bool = False,
         reconnect_timeout: float = 60.0,
         query_check_file: str | os.PathLike[str] | None = None,
+        allow_edited_plan: bool = False,
+        allow_other_server: bool = False,
     ) -> MigrationReport:
         """Apply (or resume) ``plan``; returns the report (``result`` says how it ended).
 
@@ -396,14 +497,23 @@ class MigrationExecutor:
         that the live index contradicts), or a failed preflight (among its checks: every
         vector converts — ``skip_invalid_vectors`` leaves those that cannot untouched
         instead); Interrupted on Ctrl+C (at a batch boundary, resumable).
+
+        Also refused before anything runs: a plan edited since it was made (its digest;
+        ``allow_edited_plan`` applies it as edited), a plan whose derived values contradict
+        its schemas, another server than the plan's (``allow_other_server``), and server
+        shapes ftctl was not built for (cluster mode, PARTIAL_INDEXED_DOCS where the plan
+        relies on re-indexing, missing ACL permissions).
         """
-        args = _ApplyArgs(plan, backup_dir, query_check_file)
+        args = _ApplyArgs(plan, backup_dir, query_check_file, allow_edited_plan)
         options = Options(
             batch_size, num_workers, timeout, False, accept_data_loss,
             progress_adapter(progress_callback), skip_invalid_vectors, reconnect_timeout,
             extra_checks=extra_checks_for(args.plan, args.checks),
         )  # fmt: skip
+        fresh = _new_journal(args.plan, args.backup_dir)
         with _sync_client(redis_url, given_client(redis_client, client)) as (opened, url):
+            found = SyncDriver(opened).run(check_for_apply(args.plan, identity=fresh))
+            _apply_checked(args.plan, found, identity=fresh, allow_other_server=allow_other_server)
             args.prepare()
             if _finished(args.plan, args.backup_dir):
                 args.retarget(SyncDriver(opened).run(reverted_step(args.plan)))
@@ -432,6 +542,8 @@ class MigrationExecutor:
             progress_adapter(progress_callback), skip_invalid_vectors, reconnect_timeout,
         )  # fmt: skip
         with _sync_client(redis_url, given_client(redis_client, client)) as (opened, url):
+            planned = _journal_plan(backup_dir, index)
+            _server_checked(SyncDriver(opened).run(check_for_run(planned, verb="resume")))
             run = _open_resume(backup_dir, index, url, options)
             return drive_sync(run, opened, options)
 
@@ -462,6 +574,8 @@ class MigrationExecutor:
             reconnect_timeout=reconnect_timeout,
         )  # fmt: skip
         with _sync_client(redis_url, given_client(redis_client, client)) as (opened, url):
+            planned = _journal_plan(backup_dir, index)
+            _server_checked(SyncDriver(opened).run(check_for_run(planned, verb="rollback")))
             run = _open_rollback(backup_dir, index, url, options)
             return drive_sync(run, opened, options)
 
@@ -484,6 +598,8 @@ class MigrationExecutor:
             progress=progress_adapter(progress_callback), reconnect_timeout=reconnect_timeout,
         )  # fmt: skip
         with _sync_client(redis_url, given_client(redis_client, client)) as (opened, url):
+            planned = _journal_plan(backup_dir, index)
+            _server_checked(SyncDriver(opened).run(check_for_run(planned, verb="cutover")))
             run = _open_cutover(backup_dir, index, url, options)
             return drive_sync(run, opened, options)
 
@@ -502,6 +618,8 @@ class MigrationExecutor:
         untouched. Refused (nothing changed) once the cut-over happened: use rollback."""
         options = Options(timeout=timeout, reconnect_timeout=reconnect_timeout)
         with _sync_client(redis_url, given_client(redis_client, client)) as (opened, url):
+            planned = _journal_plan(backup_dir, index)
+            _server_checked(SyncDriver(opened).run(check_for_run(planned, verb="abort")))
             run = _open_abort(backup_dir, index, url, options)
             return drive_sync(run, opened, options, abort_only=True)
 
@@ -525,15 +643,22 @@ class AsyncMigrationExecutor:
         skip_invalid_vectors: bool = False,
         reconnect_timeout: float = 60.0,
         query_check_file: str | os.PathLike[str] | None = None,
+        allow_edited_plan: bool = False,
+        allow_other_server: bool = False,
     ) -> MigrationReport:
         """Apply (or resume) ``plan``; see :meth:`MigrationExecutor.apply`."""
-        args = await asyncio.to_thread(_ApplyArgs, plan, backup_dir, query_check_file)
+        args = await asyncio.to_thread(
+            _ApplyArgs, plan, backup_dir, query_check_file, allow_edited_plan
+        )
         options = Options(
             batch_size, num_workers, timeout, False, accept_data_loss,
             progress_adapter(progress_callback), skip_invalid_vectors, reconnect_timeout,
             extra_checks=extra_checks_for(args.plan, args.checks),
         )  # fmt: skip
+        fresh = await asyncio.to_thread(_new_journal, args.plan, args.backup_dir)
         async with _async_client(redis_url, given_client(redis_client, client)) as (opened, url):
+            found = await AsyncDriver(opened).run(check_for_apply(args.plan, identity=fresh))
+            _apply_checked(args.plan, found, identity=fresh, allow_other_server=allow_other_server)
             await asyncio.to_thread(args.prepare)
             if await asyncio.to_thread(_finished, args.plan, args.backup_dir):
                 reverted = await AsyncDriver(opened).run(reverted_step(args.plan))
@@ -563,6 +688,8 @@ class AsyncMigrationExecutor:
             progress_adapter(progress_callback), skip_invalid_vectors, reconnect_timeout,
         )  # fmt: skip
         async with _async_client(redis_url, given_client(redis_client, client)) as (opened, url):
+            planned = await asyncio.to_thread(_journal_plan, backup_dir, index)
+            _server_checked(await AsyncDriver(opened).run(check_for_run(planned, verb="resume")))
             run = await asyncio.to_thread(_open_resume, backup_dir, index, url, options)
             return await drive_async(run, opened, options)
 
@@ -587,6 +714,8 @@ class AsyncMigrationExecutor:
             reconnect_timeout=reconnect_timeout,
         )  # fmt: skip
         async with _async_client(redis_url, given_client(redis_client, client)) as (opened, url):
+            planned = await asyncio.to_thread(_journal_plan, backup_dir, index)
+            _server_checked(await AsyncDriver(opened).run(check_for_run(planned, verb="rollback")))
             run = await asyncio.to_thread(_open_rollback, backup_dir, index, url, options)
             return await drive_async(run, opened, options)
 
@@ -609,6 +738,8 @@ class AsyncMigrationExecutor:
             progress=progress_adapter(progress_callback), reconnect_timeout=reconnect_timeout,
         )  # fmt: skip
         async with _async_client(redis_url, given_client(redis_client, client)) as (opened, url):
+            planned = await asyncio.to_thread(_journal_plan, backup_dir, index)
+            _server_checked(await AsyncDriver(opened).run(check_for_run(planned, verb="cutover")))
             run = await asyncio.to_thread(_open_cutover, backup_dir, index, url, options)
             return await drive_async(run, opened, options)
 
@@ -626,6 +757,8 @@ class AsyncMigrationExecutor:
         """Drop an uncut shadow; see :meth:`MigrationExecutor.abort`."""
         options = Options(timeout=timeout, reconnect_timeout=reconnect_timeout)
         async with _async_client(redis_url, given_client(redis_client, client)) as (opened, url):
+            planned = await asyncio.to_thread(_journal_plan, backup_dir, index)
+            _server_checked(await AsyncDriver(opened).run(check_for_run(planned, verb="abort")))
             run = await asyncio.to_thread(_open_abort, backup_dir, index, url, options)
             return await drive_async(run, opened, options, abort_only=True)
 
@@ -665,6 +798,7 @@ __all__ = [
     "ProgressCallback",
     "abort",
     "check_plan",
+    "check_reviewed",
     "cutover",
     "default_backup_dir",
     "find_journals",

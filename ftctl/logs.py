@@ -26,6 +26,8 @@ from typing import Any, Literal, cast
 
 import structlog
 
+from ftctl.text import printable
+
 LogFormat = Literal["console", "json"]
 
 PROGRESS_LOGGER = "ftctl.progress"
@@ -163,6 +165,14 @@ class _StderrHandler(logging.Handler):
             self.handleError(record)
 
 
+def _printable_values(
+    _logger: object, _name: str, event: structlog.typing.EventDict
+) -> structlog.typing.EventDict:
+    """Text values with terminal control characters escaped: a console line carries index
+    names and keys, which anyone who can write to Redis chooses (JSON escapes them itself)."""
+    return {k: printable(v) if isinstance(v, str | bytes) else v for k, v in event.items()}
+
+
 def configure(fmt: LogFormat = "console", verbosity: int = 0) -> None:
     """Route every log record to stderr as ``fmt``; safe to call again (it replaces itself).
 
@@ -177,7 +187,7 @@ def configure(fmt: LogFormat = "console", verbosity: int = 0) -> None:
     if fmt == "json":
         rendering = [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
     else:
-        rendering = [structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())]
+        rendering = [_printable_values, structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())]
     handler = _StderrHandler()
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(

@@ -21,11 +21,21 @@ from ftctl.drivers.connect import resolve_url
 from ftctl.errors import UsageError
 from ftctl.logs import get_logger
 from ftctl.plan.build import build_plan, merge_request, resolve_source, snapshot_request
-from ftctl.plan.models import MigrationPlan, SchemaPatch, dump_plan, load_patch
+from ftctl.plan.integrity import seal
+from ftctl.plan.models import DiffClassification, MigrationPlan, SchemaPatch, dump_plan, load_patch
 from ftctl.plan.online import ModeRequest, OnlineOptions
 from ftctl.schema.model import IndexSchema, load_schema
 from ftctl.steps.effects import Step
 from ftctl.steps.probe import probe_capabilities
+from ftctl.steps.shape import (
+    CAPTURE_PERMISSION,
+    ServerCheck,
+    check_for_planning,
+    missing_permissions,
+    partial_indexing_problems,
+    plan_permissions,
+    read_identity,
+)
 from ftctl.steps.snapshot import (
     KEY_SAMPLE_SIZE,
     read_aliases,
@@ -33,6 +43,7 @@ from ftctl.steps.snapshot import (
     read_source,
     read_target,
 )
+from ftctl.text import printable
 from ftctl.version import ftctl_version
 
 log = get_logger("ftctl.planner")
@@ -48,39 +59,95 @@ def planning_step(
     online: OnlineOptions | None = None,
     key_sample_limit: int = KEY_SAMPLE_SIZE,
 ) -> Step[MigrationPlan]:
-    """Snapshot, probe, merge, second snapshot round, then the pure :func:`build_plan`.
+    """Check the server's shape, snapshot, probe, merge, second snapshot round, then the
+    pure :func:`build_plan`; last, what the plan's apply will need of the server, and the
+    seal: the server's identity and the digest of the whole plan (:mod:`ftctl.plan.integrity`).
 
-    Where every alias the user named resolves (any mode: they are kept); unless ``mode`` is
-    drop_recreate, also the server's memory. ``key_sample_limit``: keys recorded in
-    ``source.keyspace.key_sample`` (validation checks that each still exists under its final
-    name).
+    Where every alias the user named resolves (any mode: they are kept), and the server's
+    memory. ``key_sample_limit``: keys recorded in ``source.keyspace.key_sample``
+    (validation checks that each still exists under its final name).
+
+    Refused before any planning read (RefusedError): a server in cluster mode, a user who
+    may not send what planning sends.
     """
+    server = yield from check_for_planning(index)
     snapshot = yield from read_source(
         index, key_sample_size=key_sample_limit, redis_url=mask_url(redis_url)
     )
     options = online or OnlineOptions(token=secrets.token_hex(4))
     named = yield from read_aliases([a for a in options.aliases if a not in snapshot.alias_targets])
     snapshot = msgspec.structs.replace(snapshot, alias_targets={**snapshot.alias_targets, **named})
-    if mode != "drop_recreate":
-        memory = yield from read_memory()
-        snapshot = msgspec.structs.replace(snapshot, memory=memory)
+    memory = yield from read_memory()  # every mode: the eviction policy concerns them all
+    snapshot = msgspec.structs.replace(snapshot, memory=memory)
     capabilities = yield from probe_capabilities()
     source, _ = resolve_source(snapshot)
     merged = merge_request(source, request)
     wanted = snapshot_request(source, merged)
     snapshot = yield from read_target(snapshot, wanted, merged.target, source=source)
-    plan = build_plan(
-        snapshot,
-        request,
-        capabilities,
-        merged=merged,
-        created_at=created_at or datetime.now(UTC).isoformat(timespec="seconds"),
-        ftctl_version=ftctl_version(),
-        mode=mode,
-        online_options=options,
-    )
+    made_at = created_at or datetime.now(UTC).isoformat(timespec="seconds")
+
+    def build(chosen: ModeRequest) -> MigrationPlan:
+        return build_plan(
+            snapshot,
+            request,
+            capabilities,
+            merged=merged,
+            created_at=made_at,
+            ftctl_version=ftctl_version(),
+            mode=chosen,
+            online_options=options,
+        )
+
+    plan = build(mode)
+    if mode == "auto" and plan.online is not None and plan.online.strategy == "expand":
+        problems = partial_indexing_problems(plan) if server.shape.partial_indexed_docs else []
+        if (yield from missing_permissions([CAPTURE_PERMISSION], server.shape.user)):
+            who = f"user '{printable(server.shape.user)}'" if server.shape.user else "this user"
+            problems.append(
+                f"following concurrent writes needs CLIENT TRACKING, which {who} may not run"
+            )
+        if problems:
+            plan = _fallback(build("drop_recreate"), problems)
+    plan = yield from _server_verdicts(plan, server)
+    identity = yield from read_identity(plan.source.index_name)
+    plan = seal(plan, identity)
     _log_decisions(plan, mode)
     return plan
+
+
+def _fallback(plan: MigrationPlan, problems: list[str]) -> MigrationPlan:
+    """The drop_recreate plan ``--mode auto`` falls back to, saying why online cannot run."""
+    why = f"auto: online mode is not possible: {'; '.join(problems)}"
+    return msgspec.structs.replace(
+        plan, mode_reason=why, warnings=[*plan.warnings, f"drop_recreate chosen: {why}"]
+    )
+
+
+def _server_verdicts(plan: MigrationPlan, server: ServerCheck) -> Step[MigrationPlan]:
+    """The plan with what this server means for it: blocked where PARTIAL_INDEXED_DOCS
+    breaks what it relies on; a warning when the planning user lacks a permission apply
+    needs (apply may run as another user, and checks again), or none could be checked."""
+    blocked = list(plan.diff_classification.blocked_reasons)
+    if server.shape.partial_indexed_docs:
+        blocked += [r for r in partial_indexing_problems(plan) if r not in blocked]
+    warnings = list(plan.warnings)
+    missing = yield from missing_permissions(plan_permissions(plan), server.shape.user)
+    who = f"user '{printable(server.shape.user)}'" if server.shape.user else "the planning user"
+    if missing:
+        warnings.append(
+            f"ACL: {who} lacks permissions applying this plan needs ({', '.join(missing)}); "
+            "apply refuses unless it runs as a user that has them"
+        )
+    elif missing is None:
+        warnings.append(
+            f"ACL: {who} may run neither MULTI nor ACL DRYRUN, so the permissions applying "
+            "this plan needs could not be checked"
+        )
+    return msgspec.structs.replace(
+        plan,
+        diff_classification=DiffClassification(supported=not blocked, blocked_reasons=blocked),
+        warnings=warnings,
+    )
 
 
 def _log_decisions(plan: MigrationPlan, requested: ModeRequest) -> None:

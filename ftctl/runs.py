@@ -32,6 +32,7 @@ from ftctl.errors import (
     FtctlError,
     Interrupted,
     JournalLockedError,
+    MigrationFailed,
     RefusedError,
     UsageError,
 )
@@ -52,6 +53,7 @@ from ftctl.journal.events import (
     StepFinished,
     StepName,
     StepSkipped,
+    StepsReopened,
     StepStarted,
     event_tag,
     step_of,
@@ -67,6 +69,7 @@ from ftctl.journal.projections import RunState, StepMarks, project_run, run_even
 from ftctl.journal.report import MigrationReport, project_report
 from ftctl.journal.safefs import nothing_changed
 from ftctl.logs import PROGRESS_LOGGER, get_logger
+from ftctl.plan.codecs import CodecError
 from ftctl.plan.models import MigrationPlan, dump_plan, load_plan, plan_digest
 from ftctl.progress import Meter
 from ftctl.steps.effects import Progress
@@ -111,11 +114,24 @@ FAULT_ENV = "FTCTL_FAULT"
 the process just before or after that event is appended (e.g. ``before:batch_done:quantize:1``
 is the middle of quantize batch 1: its writes are in Redis, its event is not;
 ``after:check_passed:validate`` is the middle of validation). An event without a step field
-matches the step that is running."""
+matches the step that is running. :data:`FAULT_SIGNAL_ENV` picks another signal (``SIGINT``:
+Ctrl+C); :data:`FAULT_RAISE_ENV` fails the run there with an error instead (codec, oom,
+connection, timeout) or a failed check (validation, verification)."""
 
 FAULT_SIGNAL_ENV = "FTCTL_FAULT_SIGNAL"
 """The signal :data:`FAULT_ENV` sends (default ``SIGKILL``); ``SIGINT`` plays a Ctrl+C at an
 exact point of the run."""
+
+FAULT_RAISE_ENV = "FTCTL_FAULT_RAISE"
+"""With :data:`FAULT_ENV`: fail the run there the way a real failure of this kind does,
+instead of sending a signal. ``codec`` raises a CodecError, ``oom`` the MigrationFailed of a
+Redis OOM error reply, ``connection`` ConnectionFailed (the run reconnects and resumes until
+its reconnect timeout, meeting the fault again each time), ``timeout`` the MigrationFailed of
+an index wait that timed out. ``validation`` appends a failed check beside the event (named
+after the event's check when it is one, else ``injected``), so the run goes on and ends
+``failed`` as after a validation step's failed check (it counts only inside validation: a
+validation step starting clears earlier checks); ``verification`` appends it and raises
+MigrationFailed, as a shadow that fails verification."""
 
 
 # --- the journal, seen by the drivers -------------------------------------------------------
@@ -133,6 +149,34 @@ def _fault_matches(spec: str, phase: str, event: AnyEvent, step: str) -> bool:
     if parts[1] != event_tag(event) or parts[2] != (step_of(event) or step):
         return False
     return len(parts) < 4 or str(getattr(event, "batch", "")) == parts[3]
+
+
+def _injected_error(kind: str, where: str, check: str) -> FtctlError | CheckFailed:
+    """What :data:`FAULT_RAISE_ENV` ``kind`` raises (or, for a failed ``check``, records)."""
+    said = f"(injected by {FAULT_RAISE_ENV}={kind} at {where})"
+    match kind:
+        case "codec":
+            return CodecError(f"1 NaN or infinite values cannot be quantized {said}")
+        case "oom":
+            return MigrationFailed(
+                f"HSET failed: OOM command not allowed when used memory > 'maxmemory'. {said}"
+            )
+        case "connection":
+            return ConnectionFailed(
+                f"lost the connection to Redis: Connection reset by peer {said}",
+                "check the server; re-running the same command resumes from the journal",
+            )
+        case "timeout":
+            return MigrationFailed(
+                f"timeout waiting for index ready {said}",
+                "re-run the same command to keep waiting, or pass a larger --timeout",
+            )
+        case "validation" | "verification":
+            return CheckFailed(check=check, detail=f"the check failed {said}", count=1)
+    raise UsageError(
+        f"{FAULT_RAISE_ENV}={kind!r} is not a failure kind",
+        "use codec, oom, connection, timeout, validation or verification",
+    )
 
 
 @dataclass
@@ -175,6 +219,7 @@ class JournalTap:
     _signal: signal.Signals = field(
         default_factory=lambda: signal.Signals[os.environ.get(FAULT_SIGNAL_ENV) or "SIGKILL"]
     )
+    _raise: str = field(default_factory=lambda: os.environ.get(FAULT_RAISE_ENV, ""))
 
     @property
     def step(self) -> str:
@@ -182,13 +227,15 @@ class JournalTap:
         return self._step
 
     def append(self, events: Sequence[AnyEvent]) -> list[AnyEvent]:
-        self._maybe_fault("before", events)
-        stamped = self.journal.append(events)
+        injected = self._maybe_fault("before", events)
+        stamped = self.journal.append([*injected, *events])
         for event in stamped:
             if isinstance(event, StepStarted):
                 self._step = event.step
                 self._begin(event.step)
-        self._maybe_fault("after", events)
+        injected = self._maybe_fault("after", events)
+        if injected:
+            stamped += self.journal.append(injected)
         boundary = False
         counted: dict[StepName, int] = {}
         for event in stamped:
@@ -317,9 +364,24 @@ class JournalTap:
                     event_tag(event).replace("_", " "), step=step_of(event) or self._step
                 )
 
-    def _maybe_fault(self, phase: str, events: Sequence[AnyEvent]) -> None:
-        if self._fault and any(_fault_matches(self._fault, phase, e, self._step) for e in events):
+    def _maybe_fault(self, phase: str, events: Sequence[AnyEvent]) -> list[AnyEvent]:
+        """When ``events`` hold the fault's: send the fault signal, raise the injected error,
+        or return the failed check to record with them (:data:`FAULT_RAISE_ENV`)."""
+        if not self._fault or not any(
+            _fault_matches(self._fault, phase, e, self._step) for e in events
+        ):
+            return []
+        if not self._raise:
             os.kill(os.getpid(), self._signal)
+            return []
+        checks = (e.check for e in events if isinstance(e, CheckPassed | CheckFailed))
+        injected = _injected_error(self._raise, self._fault, next(checks, "injected"))
+        if not isinstance(injected, CheckFailed):
+            raise injected
+        if self._raise == "validation":
+            return [injected]
+        self.journal.append([injected])
+        raise MigrationFailed(f"verification failed: {injected.check}: {injected.detail}")
 
     def write_segment(self, payload: Any, *, durable: bool = True) -> Any:
         return self.journal.write_segment(payload, durable=durable)
@@ -645,9 +707,10 @@ def _prepare(run: Run, options: Options, *, abort_only: bool, stop: threading.Ev
     ids = {"index": spec.source_index, "run_id": state.run_id, "kind": run.kind}
     bound = log.bind(**ids)
     this_run = next(e for e in reversed(events) if isinstance(e, RunStarted))
+    first = next((s.name for s in table.steps if not state.step_done(s.name)), None)
     bound.info(
         "run started",
-        step=next((s.name for s in table.steps if not state.step_done(s.name)), None),
+        step=first,
         mode=run.plan.mode,
         table=table.name,
         resumed=bool(state.steps_started),
@@ -664,6 +727,7 @@ def _prepare(run: Run, options: Options, *, abort_only: bool, stop: threading.Ev
         baseline=_documents_done(run_events(events, run.kind)),
         progress_log=progress_log.bind(**ids),
     )
+    tap._step = first or ""  # what the lines before the first step_started belong to
     step = run_table(table, ctx)
     if options.extra_checks is not None and run.kind == "apply":
         step = after_validation(step, state, options.extra_checks)
@@ -700,6 +764,30 @@ def _already_done(run: Run) -> MigrationReport | None:
         run.journal.append([RunFinished(result=done, error="")])
         return run.report()
     return None
+
+
+def _revalidate(run: Run) -> None:
+    """Reopen the closing validation of a run whose previous attempt failed its checks.
+
+    Its report says to re-run the command, and a check that failed (a count read while a
+    writer was busy, a key put back since) may pass now: without this, every re-run found
+    the validation done and repeated the stale failure. Steps inside the downtime window
+    (drop_recreate's ``wait``) stay done: running them again would stretch the recorded
+    downtime to this run.
+    """
+    events = run.events()[:-1]  # before this run's run_started
+    previous = project_run(run_events(events, run.kind), marks_for(run.plan.mode, run.kind))
+    if previous.result != "failed" or not previous.checks_failed:
+        return
+    closing: list[StepName] = []
+    for step in reversed(table_for(run_spec(run.plan), run.kind).steps):
+        if not step.validation or step.downtime:
+            break
+        closing.insert(0, step.name)
+    again = [s for s in closing if s in previous.steps_finished]
+    if again:
+        reason = "the last run failed its checks: validate again"
+        run.journal.append([StepsReopened(steps=again, reason=reason)])
 
 
 def _finish(run: Run, prepared: _Prepared, outcome: Outcome) -> MigrationReport:
@@ -819,6 +907,7 @@ def drive_sync(
         done = _already_done(run)
         if done is not None:
             return done
+        _revalidate(run)
         stop = threading.Event()
         reconnects = _Reconnects(options)
         while True:
@@ -863,6 +952,7 @@ async def drive_async(
         done = await asyncio.to_thread(_already_done, run)
         if done is not None:
             return done
+        await asyncio.to_thread(_revalidate, run)
         stop = threading.Event()
         reconnects = _Reconnects(options)
         while True:
@@ -904,6 +994,7 @@ async def drive_async(
 
 __all__ = [
     "FAULT_ENV",
+    "FAULT_RAISE_ENV",
     "FAULT_SIGNAL_ENV",
     "PROGRESS_INTERVAL_ENV",
     "RUN_PROTOCOL",

@@ -14,6 +14,7 @@ import importlib.util
 import os
 import signal
 import socket
+import stat
 import subprocess
 import tempfile
 import time
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-from ftctl.errors import ServerUnavailable
+from ftctl.errors import RefusedError, ServerUnavailable
 
 _MISSING_EXTRA_HINT = "install the server extra: pip install 'ftctl[server]'"
 _PR_SET_PDEATHSIG = 1
@@ -87,6 +88,11 @@ class EmbeddedServer:
     persistence: bool = False
     tie_to_parent: bool = True
     startup_timeout: float = 20.0
+    search_args: tuple[str, ...] = ()
+    """Arguments of the Search module (``("PARTIAL_INDEXED_DOCS", "1")``), to try ftctl on
+    a server configured like yours."""
+    server_args: tuple[str, ...] = ()
+    """More ``redis-server`` arguments (``("--cluster-enabled", "yes")``)."""
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
     _tmp: tempfile.TemporaryDirectory[str] | None = field(default=None, init=False)
 
@@ -108,12 +114,12 @@ class EmbeddedServer:
             "--dir", str(self.directory),
             "--logfile", str(self.logfile),
             "--protected-mode", "yes",
-            "--loadmodule", str(binaries.search_module),
+            "--loadmodule", str(binaries.search_module), *self.search_args,
             "--loadmodule", str(binaries.json_module),
         ]  # fmt: skip
         if not self.persistence:
             argv += ["--save", "", "--appendonly", "no"]
-        return argv
+        return argv + list(self.server_args)
 
     def start(self) -> EmbeddedServer:
         """Start the server and wait until PING works and MODULE LIST shows ``search``."""
@@ -238,8 +244,48 @@ class ServerRecord:
         return f"redis://127.0.0.1:{self.port}"
 
 
+STATE_DIR_ENV = "FTCTL_SERVER_DIR"
+
+
 def default_state_dir() -> Path:
-    return Path(os.environ.get("FTCTL_SERVER_DIR", Path(tempfile.gettempdir()) / "ftctl-server"))
+    """Where the detached server keeps its pidfile and data, private to this user.
+
+    ``$FTCTL_SERVER_DIR`` when set, else ``$XDG_RUNTIME_DIR/ftctl-server`` (a per-user
+    directory the login session owns), else ``<tmp>/ftctl-server-<uid>``: never a directory
+    that every user of the machine shares, where another user could plant a pidfile.
+    """
+    configured = os.environ.get(STATE_DIR_ENV)
+    if configured:
+        return Path(configured)
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime and Path(runtime).is_absolute() and Path(runtime).is_dir():
+        return Path(runtime) / "ftctl-server"
+    return Path(tempfile.gettempdir()) / f"ftctl-server-{os.getuid()}"
+
+
+def private_dir(directory: Path) -> Path:
+    """``directory``, created 0700 if missing; refused unless it is a real directory of
+    this user that no one else can write to (a pidfile there names the process to stop)."""
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        info = directory.lstat()
+    except OSError as exc:
+        raise ServerUnavailable(
+            f"cannot use {directory}: {exc.strerror}", f"pass --dir or set ${STATE_DIR_ENV}"
+        ) from None
+    problem = None
+    if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
+        problem = "is not a directory (a symbolic link?)"
+    elif info.st_uid != os.getuid():
+        problem = f"belongs to uid {info.st_uid}, not to you ({os.getuid()})"
+    elif info.st_mode & 0o022:
+        problem = f"is writable by others (mode {stat.S_IMODE(info.st_mode):o})"
+    if problem is not None:
+        raise ServerUnavailable(
+            f"{directory} {problem}: another user could plant the pidfile there",
+            f"pass --dir with a directory of your own, or set ${STATE_DIR_ENV}",
+        )
+    return directory
 
 
 def pidfile_path(directory: Path) -> Path:
@@ -248,9 +294,9 @@ def pidfile_path(directory: Path) -> Path:
 
 def start_detached(port: int = 0, directory: Path | None = None) -> ServerRecord:
     """Start a server that outlives this process and record it in a pidfile."""
-    directory = directory or default_state_dir()
+    directory = private_dir(directory or default_state_dir())
     existing = read_record(directory)
-    if existing is not None and _alive(existing.pid):
+    if existing is not None and not not_ours(existing):
         raise ServerUnavailable(
             f"an embedded server already runs at {existing.url} (pid {existing.pid})",
             "run 'ftctl server stop' first, or pass another --dir",
@@ -284,24 +330,92 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     with contextlib.suppress(OSError):
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        if stat.split(") ", 1)[1].startswith("Z"):
+        stat_line = Path(f"/proc/{pid}/stat").read_text()
+        if stat_line.split(") ", 1)[1].startswith("Z"):
             return False
     return True
 
 
+def _socket_inodes(pid: int) -> set[str]:
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[len("socket:[") : -1])
+    return inodes
+
+
+def listens_on(pid: int, port: int) -> bool:
+    """Whether process ``pid`` holds a TCP socket listening on ``port`` (from /proc)."""
+    inodes = _socket_inodes(pid)
+    for table in ("tcp", "tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+                fields = line.split()
+                if len(fields) < 10 or fields[3] != "0A":  # 0A: LISTEN
+                    continue
+                if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[9] in inodes:
+                    return True
+    return False
+
+
+def _embedded_binary() -> Path | None:
+    try:
+        return find_binaries().redis_server.resolve()
+    except ServerUnavailable:
+        return None
+
+
+def not_ours(record: ServerRecord) -> str | None:
+    """Why the process the pidfile names is not the embedded server it recorded (None: it is).
+
+    It must be alive, run the embedded ``redis-server`` binary (``/proc/<pid>/exe``) and
+    listen on the recorded port: a pid the kernel gave to another process since, or a pidfile
+    edited to name one, is never signalled.
+    """
+    if not _alive(record.pid):
+        return f"pid {record.pid} is not running"
+    try:
+        exe = Path(os.readlink(f"/proc/{record.pid}/exe"))
+        listening = listens_on(record.pid, record.port)
+    except OSError as exc:
+        return f"pid {record.pid} cannot be inspected ({exc.strerror}): not a process of yours"
+    expected = _embedded_binary()
+    if expected is not None and exe.resolve() != expected:
+        return f"pid {record.pid} runs {exe}, not the embedded redis-server ({expected})"
+    if expected is None and exe.name != "redis-server":
+        return f"pid {record.pid} runs {exe}, not redis-server"
+    if not listening:
+        return f"pid {record.pid} ({exe.name}) does not listen on port {record.port}"
+    return None
+
+
 def status(directory: Path | None = None) -> ServerRecord | None:
-    """The running detached server, or None."""
+    """The running detached server, or None (also when the pidfile names another process)."""
     record = read_record(directory)
-    return record if record is not None and _alive(record.pid) else None
+    return record if record is not None and not_ours(record) is None else None
 
 
 def stop_detached(directory: Path | None = None, timeout: float = 10.0) -> ServerRecord | None:
-    """Stop the detached server named by the pidfile; returns what was stopped, or None."""
+    """Stop the detached server named by the pidfile; returns what was stopped, or None.
+
+    Refused (:class:`~ftctl.errors.RefusedError`, nothing signalled, the pidfile kept) when
+    the pid is alive but is not the embedded server listening on the recorded port.
+    """
     directory = directory or default_state_dir()
     record = read_record(directory)
+    if record is None:
+        pidfile_path(directory).unlink(missing_ok=True)
+        return None
+    reason = not_ours(record)
+    if reason is not None and _alive(record.pid):
+        raise RefusedError(
+            f"not stopping pid {record.pid} named by {pidfile_path(directory)}: {reason}",
+            "the embedded server is gone; remove the stale pidfile",
+        )
     pidfile_path(directory).unlink(missing_ok=True)
-    if record is None or not _alive(record.pid):
+    if reason is not None:
         return None
     os.kill(record.pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
@@ -313,11 +427,16 @@ def stop_detached(directory: Path | None = None, timeout: float = 10.0) -> Serve
 
 
 __all__ = [
+    "STATE_DIR_ENV",
     "EmbeddedServer",
     "ServerBinaries",
     "ServerRecord",
+    "default_state_dir",
     "find_binaries",
     "free_port",
+    "listens_on",
+    "not_ours",
+    "private_dir",
     "read_record",
     "start_detached",
     "status",

@@ -16,10 +16,11 @@ from ftctl.cli.render import batch_status_lines
 from ftctl.cli.state import AppState, pass_state
 from ftctl.journal.batch import BatchReport
 from ftctl.plan.batch import BatchPlan
+from ftctl.text import printable
 
 
 def _progress(name: str, position: int, total: int, status: str) -> None:
-    click.echo(f"[{position}/{total}] {name}: {status}")
+    click.echo(printable(f"[{position}/{total}] {name}: {status}"))
 
 
 def _summary(batch: BatchPlan, plan_out: str) -> None:
@@ -29,11 +30,11 @@ def _summary(batch: BatchPlan, plan_out: str) -> None:
     applicable = batch.applicable
     click.echo(f"Applicable: {len(applicable)}")
     for entry in applicable:
-        click.echo(f"  - {entry.name}: {entry.plan_path}")
+        click.echo(printable(f"  - {entry.name}: {entry.plan_path}"))
     skipped = [i for i in batch.indexes if not i.applicable]
     click.echo(f"Skipped: {len(skipped)}")
     for entry in skipped:
-        click.echo(f"  - {entry.name}: {entry.skip_reason}")
+        click.echo(printable(f"  - {entry.name}: {entry.skip_reason}"))
 
 
 def _finish(report: BatchReport) -> None:
@@ -44,7 +45,7 @@ def _finish(report: BatchReport) -> None:
     )
     for index in report.indexes:
         if index.status == "failed":
-            click.echo(f"  - {index.name}: failed - {index.error}")
+            click.echo(printable(f"  - {index.name}: failed - {index.error}"))
     exit_unless(report.status, "completed")
 
 
@@ -92,6 +93,7 @@ run_options = options.compose(options.accept_data_loss, options.batch_size, opti
 @options.batch_state
 @click.option("--report-dir", default="./reports/", show_default=True, type=click.Path())
 @run_options
+@options.allow_other_server
 @pass_state
 def batch_apply_command(
     state: AppState,
@@ -102,6 +104,7 @@ def batch_apply_command(
     accept_data_loss: bool,
     batch_size: int,
     workers: int,
+    allow_other_server: bool,
 ) -> None:
     """Migrate every applicable index of a batch plan, one after another (exit 1 if any failed)."""
     report = BatchMigrationExecutor().apply(
@@ -114,6 +117,7 @@ def batch_apply_command(
         batch_size=batch_size,
         num_workers=workers,
         progress_callback=_progress,
+        allow_other_server=allow_other_server,
     )
     _finish(report)
 

@@ -14,7 +14,17 @@ import click
 
 from ftctl.cli import options
 from ftctl.cli.render import report_summary, timeline
-from ftctl.demo import Applied, Audited, Loaded, Planned, RolledBack, run_demo
+from ftctl.cli.state import AppState, pass_state
+from ftctl.demo import (
+    Applied,
+    Audited,
+    Loaded,
+    Planned,
+    RolledBack,
+    fixtures_present,
+    load_demo,
+    run_demo,
+)
 from ftctl.server import EmbeddedServer
 
 _REPO_FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
@@ -29,9 +39,24 @@ _REPO_FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
     show_default=False,
     help="The repository's fixtures/ (random vectors when missing).",
 )
-def demo(docs: int, fixtures: Path) -> None:
-    """Run a real float32→float16 + add-field migration and its rollback on an embedded server."""
+@click.option(
+    "--load-only",
+    is_flag=True,
+    help="Only create the demo index and load its documents, on the server at --url.",
+)
+@pass_state
+def demo(state: AppState, docs: int, fixtures: Path, load_only: bool) -> None:
+    """Run a real float32→float16 + add-field migration and its rollback on an embedded server.
+
+    With --load-only, create index 'demo_docs' and load the documents on your server instead,
+    to try the migrate commands on real data.
+    """
     echo = click.echo
+    if load_only:
+        loaded = load_demo(fixtures=fixtures, docs=docs, redis_url=state.url)
+        real = "sentence embeddings" if fixtures_present(fixtures) else "random vectors"
+        echo(f"Loaded {loaded.documents:,} documents ({real}) into index '{loaded.index}'")
+        return
     with EmbeddedServer() as server, tempfile.TemporaryDirectory(prefix="ftctl-demo-") as work:
         echo(f"Embedded Redis 8 + Search at {server.url}")
         stages = run_demo(

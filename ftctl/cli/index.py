@@ -12,6 +12,7 @@ from ftctl.cli import options
 from ftctl.cli.render import field_summary, indexing_state
 from ftctl.cli.state import AppState, pass_state
 from ftctl.schema import schema_to_builtins
+from ftctl.text import printable, text_only
 
 
 @click.group(cls=options.Group)
@@ -26,7 +27,8 @@ def listall(state: AppState) -> None:
     names = indexes.list_indexes(redis_url=state.url)
     click.echo("Indices:")
     for number, name in enumerate(names, start=1):
-        click.echo(f"{number}. {name}")
+        # A name may hold an escape sequence or bytes that are not UTF-8: never raw.
+        click.echo(f"{number}. {printable(name)}")
 
 
 @index.command()
@@ -42,15 +44,15 @@ def info(state: AppState, index_name: str, as_json: bool) -> None:
             "schema": schema_to_builtins(parsed.schema),
             "stats": msgspec.to_builtins(parsed.stats),
         }
-        click.echo(msgspec.json.encode(payload).decode())
+        click.echo(msgspec.json.encode(text_only(payload)).decode())
         return
     schema, stats = parsed.schema, parsed.stats
-    click.echo(f"Index: {parsed.index_name}")
+    click.echo(f"Index: {printable(parsed.index_name)}")
     click.echo(f"Storage: {schema.storage_type}")
     click.echo(f"Prefixes: {', '.join(repr(p) for p in schema.prefixes)}")
     click.echo("Fields:")
     for f in schema.fields:
-        click.echo(f"  - {field_summary(f)}")
+        click.echo(f"  - {printable(field_summary(f))}")
     click.echo(f"Documents: {stats.num_docs} (indexing failures: {stats.hash_indexing_failures})")
     click.echo(f"State: {indexing_state(stats.indexing, stats.percent_indexed)}")
 
@@ -68,7 +70,7 @@ def info(state: AppState, index_name: str, as_json: bool) -> None:
 def create(state: AppState, schema_path: Path) -> None:
     """Create an index from a schema YAML file."""
     schema = indexes.create_index(schema_path, redis_url=state.url)
-    click.echo(f"Index created: {schema.name}")
+    click.echo(f"Index created: {printable(schema.name)}")
 
 
 @index.command()
@@ -77,4 +79,4 @@ def create(state: AppState, schema_path: Path) -> None:
 def delete(state: AppState, index_name: str) -> None:
     """Drop an index definition; documents are kept (FT.DROPINDEX without DD)."""
     indexes.delete_index(index_name, redis_url=state.url)
-    click.echo(f"Index deleted: {index_name} (documents kept)")
+    click.echo(f"Index deleted: {printable(index_name)} (documents kept)")

@@ -38,6 +38,7 @@ from ftctl.schema.model import (
     TextField,
     VectorField,
 )
+from ftctl.text import printable
 
 T = TypeVar("T")
 
@@ -63,11 +64,11 @@ def _summary(plan: MigrationPlan, plan_out: str) -> None:
     if plan.warnings:
         click.echo("Warnings:")
         for w in plan.warnings:
-            click.echo(f"- {w}")
+            click.echo(f"- {printable(w)}")
     if plan.diff_classification.blocked_reasons:
         click.echo("Blocked reasons:")
         for reason in plan.diff_classification.blocked_reasons:
-            click.echo(f"- {reason}")
+            click.echo(f"- {printable(reason)}")
 
 
 @migrate.command("plan")

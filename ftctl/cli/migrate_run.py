@@ -47,12 +47,7 @@ def _finish(
         write_yaml(benchmark_out, audit.benchmark_report(directory))
     report_summary(report)
     if report.result == "awaiting_cutover":
-        where = report.backup.backup_dir or str(backup_dir)
-        click.echo(
-            "The shadow index is built and verified; the source still serves. Swap it in with "
-            f"'ftctl migrate cutover --backup-dir {where}' or drop it with "
-            f"'ftctl migrate abort --backup-dir {where}'."
-        )
+        click.echo("The shadow index is built and verified; the source still serves.")
     exit_unless(report.result, "succeeded", "rolled_back", "awaiting_cutover")
 
 
@@ -81,6 +76,8 @@ def execute(use_async: bool, verb: Verb, *args: Any, **kwargs: Any) -> Migration
 @options.accept_data_loss_compat
 @options.skip_invalid_vectors
 @options.query_check_file
+@options.allow_edited_plan
+@options.allow_other_server
 @pass_state
 def apply(
     state: AppState,
@@ -96,6 +93,8 @@ def apply(
     accept_data_loss: bool,
     skip_invalid_vectors: bool,
     query_check_file: str | None,
+    allow_edited_plan: bool,
+    allow_other_server: bool,
 ) -> None:
     """Apply a plan; re-running the same command resumes from the journal.
 
@@ -108,6 +107,8 @@ def apply(
         batch_size=batch_size, num_workers=workers, timeout=timeout,
         skip_invalid_vectors=skip_invalid_vectors, reconnect_timeout=reconnect_timeout,
         query_check_file=query_check_file,
+        allow_edited_plan=allow_edited_plan,
+        allow_other_server=allow_other_server,
     )  # fmt: skip
     _finish(report, backup_dir, report_out, benchmark_out)
 

@@ -173,6 +173,18 @@ query_check_file: Decorator = click.option(
     type=click.Path(dir_okay=False, exists=True),
     help="RedisVL's query checks (YAML: fetch_ids, keys_exist), run with the validation.",
 )
+allow_edited_plan: Decorator = click.option(
+    "--allow-edited-plan",
+    is_flag=True,
+    help="Apply a plan edited after it was made (its digest no longer matches); its values "
+    "are still re-validated against its schemas.",
+)
+allow_other_server: Decorator = click.option(
+    "--allow-other-server",
+    is_flag=True,
+    help="Apply on another server than the plan was made against (e.g. the same data "
+    "behind another address, after a restart).",
+)
 
 
 def as_json(help: str) -> Decorator:
@@ -186,6 +198,8 @@ __all__ = [
     "Group",
     "accept_data_loss",
     "accept_data_loss_compat",
+    "allow_edited_plan",
+    "allow_other_server",
     "as_json",
     "backup_dir",
     "batch_size",

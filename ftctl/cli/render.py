@@ -18,6 +18,12 @@ from ftctl.journal.inspect import InspectRow
 from ftctl.journal.report import MigrationReport
 from ftctl.progress import Meter, duration
 from ftctl.schema.model import Field, GeoShapeField, TagField, TextField, VectorField
+from ftctl.text import printable
+
+
+def echo_safe(text: str) -> None:
+    """``click.echo`` of one line that may quote names: control characters escaped."""
+    click.echo(printable(text))
 
 
 @dataclass
@@ -120,7 +126,7 @@ def write_yaml(path: str | Path, value: object) -> None:
         raise UsageError(f"cannot write '{path}': {exc.strerror}", "check the path") from None
 
 
-def report_summary(report: MigrationReport, echo: Callable[[str], None] = click.echo) -> None:
+def report_summary(report: MigrationReport, echo: Callable[[str], None] = echo_safe) -> None:
     """A short human summary of a report: result, timings, failed checks, what to do."""
     echo(f"Index: {report.index_name}  ({report.kind}, {report.mode})")
     echo(f"Result: {report.result}" + (f" — {report.error}" if report.error else ""))
@@ -145,7 +151,7 @@ def report_summary(report: MigrationReport, echo: Callable[[str], None] = click.
         echo(f"Next: {action}")
 
 
-def timeline(rows: list[InspectRow], echo: Callable[[str], None] = click.echo) -> None:
+def timeline(rows: list[InspectRow], echo: Callable[[str], None] = echo_safe) -> None:
     """The journal as a table: seq, time, event, step, batch, keys, detail/counts."""
     echo(
         f"{'seq':>5}  {'time (UTC)':<15} {'event':<18} {'step':<16} {'batch':>5} {'keys':>6}  detail"
@@ -184,4 +190,4 @@ def batch_status_lines(state: BatchState) -> list[str]:
     failed = [c for c in state.completed if c.status == FAILED]
     lines.append(f"Failed: {len(failed)}")
     lines += [f"  - {f.name}: {f.error}" for f in failed]
-    return lines
+    return [printable(line) for line in lines]

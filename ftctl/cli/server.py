@@ -21,7 +21,8 @@ _dir_option = click.option(
     "directory",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Working directory and pidfile location [default: $FTCTL_SERVER_DIR or <tmp>/ftctl-server].",
+    help="Working directory and pidfile location [default: $FTCTL_SERVER_DIR, else "
+    "$XDG_RUNTIME_DIR/ftctl-server, else <tmp>/ftctl-server-<uid>; kept private to you].",
 )
 
 
@@ -38,7 +39,11 @@ def start(port: int, directory: Path | None) -> None:
 @server.command()
 @_dir_option
 def stop(directory: Path | None) -> None:
-    """Stop the server started by 'ftctl server start'."""
+    """Stop the server started by 'ftctl server start'.
+
+    Only that server: the pid in the pidfile must run the embedded redis-server and listen
+    on the recorded port, otherwise nothing is signalled (exit 2).
+    """
     record = embedded.stop_detached(directory)
     if record is None:
         click.echo("no embedded server is running", err=True)
@@ -50,9 +55,10 @@ def stop(directory: Path | None) -> None:
 @_dir_option
 def status(directory: Path | None) -> None:
     """Print the URL of the running server, or exit 1 when none runs."""
-    record = embedded.status(directory)
-    if record is None:
-        click.echo("not running")
+    record = embedded.read_record(directory)
+    reason = "no pidfile" if record is None else embedded.not_ours(record)
+    if record is None or reason is not None:
+        click.echo(f"not running ({reason})")
     else:
         click.echo(f"running {record.url} (pid {record.pid})")
-    exit_unless("running" if record else "not running", "running")
+    exit_unless("not running" if reason else "running", "running")

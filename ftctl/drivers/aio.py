@@ -39,6 +39,7 @@ from ftctl.steps.effects import (
     TakeCaptured,
     VerifySegments,
     WriteSegment,
+    on_wire,
     pack,
 )
 
@@ -107,7 +108,7 @@ class AsyncDriver:
             case Commands(commands=commands):  # transaction=True
                 pipe = self.client.pipeline(transaction=True)
                 for command in commands:
-                    pipe.execute_command(*command)
+                    pipe.execute_command(*on_wire(command))
                 try:
                     async with self._wire:
                         replies = await pipe.execute(raise_on_error=False)

@@ -34,6 +34,7 @@ from ftctl.steps.effects import (
     TakeCaptured,
     VerifySegments,
     WriteSegment,
+    on_wire,
     pack,
 )
 
@@ -121,7 +122,7 @@ class SyncDriver:
             case Commands(commands=commands):  # transaction=True
                 pipe = self.client.pipeline(transaction=True)
                 for command in commands:
-                    pipe.execute_command(*command)
+                    pipe.execute_command(*on_wire(command))
                 try:
                     with self._wire:
                         replies = pipe.execute(raise_on_error=False)

@@ -25,6 +25,7 @@ from ftctl.journal.events import BatchDone, RunStarted, SegmentRef
 from ftctl.journal.layout import index_journal_dir, journal_dirs
 from ftctl.journal.log import Journal
 from ftctl.journal.projections import project_run, run_events
+from ftctl.journal.safefs import os_error
 from ftctl.journal.segments import SegmentPayload, unpack_field
 
 BACKUP_DIR_ENV = "FTCTL_BACKUP_DIR"
@@ -61,10 +62,7 @@ def ensure_backup_dir(directory: str | os.PathLike[str]) -> Path:
         os.close(fd)
         Path(probe).unlink(missing_ok=True)
     except OSError as exc:
-        raise BackupDirError(
-            f"cannot create or write the backup directory '{directory}': {exc.strerror or exc}",
-            "pass a writable directory as --backup-dir / backup_dir (nothing was changed)",
-        ) from None
+        raise os_error(exc, "create or write the backup directory", path) from None
     return path.resolve()
 
 

@@ -14,6 +14,7 @@ import msgspec
 import numpy as np
 
 from ftctl.plan.codecs import CodecError, measure_recall
+from ftctl.plan.estimate import human_bytes
 from ftctl.plan.live import LiveSnapshot, SnapshotRequest, VectorSample
 from ftctl.plan.merge import Merged, diff_target, field_kind, merge_patch
 from ftctl.plan.models import (
@@ -30,6 +31,7 @@ from ftctl.plan.online import (
     ModeRequest,
     OnlineOptions,
     Rewrites,
+    ServerMemory,
     choose_mode,
 )
 from ftctl.plan.quantization import (
@@ -502,6 +504,25 @@ def downtime_seconds(target: IndexSchema, stats: StatsSnapshot, rewrites: int) -
     return rebuild + rewrite, basis
 
 
+def eviction_warning(memory: ServerMemory) -> str:
+    """A warning when the server may evict documents while the migration writes (its
+    backup reads, converted vectors, copies and index builds all take memory); "" when not.
+
+    ``allkeys-*`` may evict any document; ``volatile-*`` only keys with a TTL. Without a
+    ``maxmemory`` limit nothing is evicted.
+    """
+    policy = memory.maxmemory_policy
+    if not memory.maxmemory or not policy or policy == "noeviction":
+        return ""
+    which = "any document" if policy.startswith("allkeys-") else "documents that have a TTL"
+    return (
+        f"Eviction policy '{policy}' with maxmemory {human_bytes(memory.maxmemory)} "
+        f"(used {human_bytes(memory.used_memory)}): Redis may evict {which} while the "
+        "migration writes, and an evicted document is lost to the index and to the backup; "
+        "set 'CONFIG SET maxmemory-policy noeviction' for the run, or raise maxmemory"
+    )
+
+
 def _warnings(
     ctx: Context, stats: StatsSnapshot, history_used: bool, mode_patch: bool
 ) -> list[str]:
@@ -518,6 +539,9 @@ def _warnings(
         f"rebuild of {stats.num_docs:,} documents ends, likely {_seconds(seconds)} "
         f"(estimated from {basis}); pause reads and writes"
     )
+    eviction = eviction_warning(ctx.snapshot.memory)
+    if eviction:
+        out.append(eviction)
     if stats.indexing or stats.percent_indexed < 1.0:
         out.append(
             f"Source index '{ctx.source.name}' is still indexing "
@@ -719,7 +743,7 @@ def _mode(
 ) -> ModeDecision:
     snapshot = ctx.snapshot
     serving = snapshot.requested_name or snapshot.source.index_name
-    rewrites = _rewrites(ctx)
+    rewrites = rewrites_of(ctx)
     if blocked and requested == "auto":
         return ModeDecision(mode="drop_recreate", reason="auto: the plan is blocked")
     return choose_mode(
@@ -736,7 +760,7 @@ def _mode(
     )
 
 
-def _rewrites(ctx: Context) -> Rewrites:
+def rewrites_of(ctx: Context) -> Rewrites:
     """What the change rewrites in documents, and what keeps it from running online."""
     renames = ctx.merged.renames
     source, target = ctx.source, ctx.target

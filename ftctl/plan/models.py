@@ -173,6 +173,23 @@ class VectorChange(_Lenient, frozen=True, kw_only=True):
     """Measured recall@k on a sample of stored vectors, for lossy changes."""
 
 
+class ServerIdentity(_Lenient, frozen=True, kw_only=True):
+    """The server a plan was made against (see :mod:`ftctl.plan.integrity`).
+
+    ``run_id`` names one server process: equal, it is the same server. A restart gives a
+    new one, so apply then accepts the server when it answers at the same ``address``, its
+    source index has the same ``source_fingerprint`` and the keys the plan sampled exist.
+    """
+
+    run_id: str = ""
+    """``INFO server`` run_id at planning time."""
+    address: str = ""
+    """The server's own address of the planner's connection (``CLIENT INFO`` laddr, e.g.
+    ``10.0.0.5:6379``): what the server listens on, whatever name the client used."""
+    source_fingerprint: str = ""
+    """sha256 of the source index's definition as FT.INFO reported it."""
+
+
 class MigrationPlan(_Lenient, frozen=True, kw_only=True):
     """Everything ``apply`` needs, reviewed by a human first (RedisVL's plan, plus ours)."""
 
@@ -197,6 +214,12 @@ class MigrationPlan(_Lenient, frozen=True, kw_only=True):
     """The server planned against, with any credential masked."""
     online: OnlinePlan | None = None
     """``mode: online``: strategy, names, memory estimate (see :mod:`ftctl.plan.online`)."""
+    server: ServerIdentity | None = None
+    """The server planned against; apply refuses another one unless told otherwise."""
+    digest: str = ""
+    """``sha256:<hex>`` of everything above as reviewed (:func:`ftctl.plan.integrity.seal`);
+    apply refuses a plan whose content no longer matches it unless told otherwise. Empty in
+    RedisVL plans and plans of earlier releases (applied without that check)."""
 
     @property
     def supported(self) -> bool:
@@ -276,6 +299,10 @@ def plan_to_builtins(plan: MigrationPlan) -> dict[str, Any]:
         raw.pop("online", None)  # drop_recreate plans (and their digests) stay as they were
     if not raw["source"].get("aliases"):
         raw["source"].pop("aliases", None)  # so do plans that keep no alias
+    if raw.get("server") is None:
+        raw.pop("server", None)  # unsealed plans (RedisVL's, earlier releases') too
+    if not raw.get("digest"):
+        raw.pop("digest", None)
     order = [
         "version",
         "mode",
@@ -358,6 +385,7 @@ __all__ = [
     "PatchChanges",
     "RenameOperations",
     "SchemaPatch",
+    "ServerIdentity",
     "SourceSnapshot",
     "StatsSnapshot",
     "ValidationPolicy",

@@ -48,6 +48,8 @@ class ServerMemory(msgspec.Struct, frozen=True, kw_only=True):
     """0: no limit."""
     indexing_limit_percent: float = 0.0
     """``search-indexing-memory-limit`` (percent of maxmemory); 0 when the server has none."""
+    maxmemory_policy: str = ""
+    """``INFO memory``'s ``maxmemory_policy`` ("" when not read)."""
 
 
 class MemoryEstimate(msgspec.Struct, frozen=True, kw_only=True):

@@ -31,6 +31,8 @@ from typing import Any, Generic, TypeAlias, TypeVar
 
 import hiredis
 
+from ftctl.text import wire
+
 Arg: TypeAlias = bytes | str | int | float
 Command: TypeAlias = tuple[Arg, ...]
 
@@ -69,10 +71,21 @@ class Packed:
     count: int
 
 
+def on_wire(command: Command) -> Command:
+    """``command`` with every str argument as the bytes Redis knows it by: a name read from
+    Redis that is not UTF-8 was decoded with ``surrogateescape`` and goes back unchanged."""
+    return tuple(wire(a) if isinstance(a, str) else a for a in command)
+
+
 def pack(commands: Iterable[Command]) -> bytes:
     """Commands in the Redis protocol (RESP arrays of bulk strings)."""
     pack_command: Any = hiredis.pack_command
-    return b"".join([pack_command(command) for command in commands])
+    if not isinstance(commands, list | tuple):
+        commands = list(commands)
+    try:
+        return b"".join([pack_command(command) for command in commands])
+    except UnicodeEncodeError:  # rare: a name that is not UTF-8; the hot path stays as it is
+        return b"".join([pack_command(on_wire(command)) for command in commands])
 
 
 @dataclass(frozen=True, slots=True)

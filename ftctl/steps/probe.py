@@ -86,6 +86,12 @@ def probe_capabilities(token: str | None = None) -> Step[Capabilities]:
         commands.append(("FT.DROPINDEX", name))
     replies = yield Commands(commands)
     for reply in replies[::2]:
+        if isinstance(reply, ReplyError) and "no permissions" in reply.message.lower():
+            # Not a missing feature either: the user may not create the probe's indexes.
+            raise RefusedError(
+                f"the capability probe's throwaway FT.CREATE was refused: {reply.message}",
+                f"grant FT.CREATE and FT.DROPINDEX on index names {PROBE_INDEX_PREFIX}*",
+            )
         if isinstance(reply, ReplyError) and _out_of_memory(reply.message):
             # Not a missing feature: the server refuses every write until memory is freed.
             raise RefusedError(

@@ -21,17 +21,19 @@ from collections.abc import Mapping
 import msgspec
 import numpy as np
 
-from ftctl.errors import RedisCommandError, UsageError
+from ftctl.errors import RedisCommandError, RefusedError, UsageError
 from ftctl.plan.codecs import CodecError, decode
 from ftctl.plan.live import LiveSnapshot, SnapshotRequest, VectorSample
 from ftctl.plan.online import ServerMemory
-from ftctl.schema.ftinfo import parse_ft_info
+from ftctl.schema.ftinfo import IndexInfo, parse_ft_info
 from ftctl.schema.model import IndexSchema, VectorField
 from ftctl.steps.effects import Command, Commands, ReplyError, Step
 from ftctl.steps.enumerate import count_keys, glob_escape
 from ftctl.steps.history import history_key, read_record
 from ftctl.steps.index_ops import throwaway_create
 from ftctl.steps.replies import search_ids
+from ftctl.steps.spec import named
+from ftctl.text import is_utf8, printable
 
 KEY_SAMPLE_SIZE = 5
 VECTOR_SAMPLE_SIZE = 256
@@ -50,9 +52,25 @@ def _is_unknown_index(error: ReplyError) -> bool:
 
 def shown_key(key: bytes) -> str:
     """A key as text for a plan or a message: UTF-8 where it is, escapes elsewhere (``\\xff``,
-    ``\\x00``, control characters), so any bytes read back unambiguously and print safely."""
-    text = key.decode("utf-8", "backslashreplace")
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+    ``\\x00``, control characters), so any bytes read back unambiguously and print safely
+    (:func:`ftctl.text.printable`, which index names get too)."""
+    return printable(key)
+
+
+def _not_utf8(requested: str, info: IndexInfo) -> list[str]:
+    """What of the source cannot be written into a plan (YAML text): names read back from
+    bytes that are not UTF-8."""
+    schema = info.schema
+    names = [("name", info.index_name)]
+    if requested != info.index_name:
+        names.append((f"alias {printable(requested)}", requested))
+    names += [(f"prefix {printable(p)}", p) for p in schema.prefixes]
+    for f in schema.fields:
+        names += [
+            (f"field {printable(f.name)}", f.name),
+            (f"field path {printable(f.path or '')}", f.path or ""),
+        ]
+    return list(dict.fromkeys(what for what, name in names if not is_utf8(name)))
 
 
 def _sample_keys(index: str, count: int) -> Command:
@@ -70,10 +88,19 @@ def read_source(
     if isinstance(info_reply, ReplyError):
         if _is_unknown_index(info_reply):
             raise UsageError(
-                f"index '{index}' does not exist", "run 'ftctl index listall' to see the indexes"
+                f"index '{printable(index)}' does not exist",
+                "run 'ftctl index listall' to see the indexes",
             )
         raise RedisCommandError("FT.INFO", info_reply.message)
     source = parse_ft_info(info_reply)
+    unwritable = _not_utf8(index, source)
+    if unwritable:
+        are = "is" if len(unwritable) == 1 else "are"
+        raise UsageError(
+            f"index '{printable(source.index_name)}' cannot be planned: its "
+            f"{', '.join(unwritable)} {are} not UTF-8, and a plan (YAML) holds text",
+            "create a copy of the index under UTF-8 names and migrate that one",
+        )
     names = (
         sorted(_text(n) for n in list_reply)
         if isinstance(list_reply, list | set | tuple)
@@ -84,10 +111,20 @@ def read_source(
     commands.append(_sample_keys(source.index_name, key_sample_size))
     replies = yield Commands(commands)
     other_schemas: list[IndexSchema] = []
-    for reply in replies[: len(others)]:
+    for name, reply in zip(others, replies, strict=False):
+        if isinstance(reply, ReplyError) and "no permissions" in reply.message.lower():
+            # Skipping it would skip the check that no other index reads the same keys.
+            raise RefusedError(
+                f"cannot read index '{printable(name)}' (FT.INFO: {reply.message}): planning "
+                "checks every index for keys it shares with the source",
+                "plan as a user who may run FT.INFO on every index",
+            )
         if isinstance(reply, ReplyError):
             continue  # dropped between FT._LIST and FT.INFO
-        other_schemas.append(parse_ft_info(reply).schema)
+        schema = parse_ft_info(reply).schema
+        # Other indexes appear in the plan only in reasons and warnings, where a name that
+        # is not UTF-8 would break the plan's YAML: those go by their printable form.
+        other_schemas.append(schema if is_utf8(name) else named(schema, printable(name)))
     sample_reply = replies[-1]
     key_sample = (
         []
@@ -278,6 +315,7 @@ def read_memory() -> Step[ServerMemory]:
         used_memory=int(fields.get("used_memory", "0") or 0),
         maxmemory=int(fields.get("maxmemory", "0") or 0),
         indexing_limit_percent=percent,
+        maxmemory_policy=fields.get("maxmemory_policy", ""),
     )
 
 

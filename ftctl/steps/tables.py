@@ -238,10 +238,11 @@ def _undoes(forward: StepName, reason: str) -> Callable[[RunContext], str | None
 
 
 def _rollback_preflight(ctx: RunContext) -> Step[Counts]:
-    """Before the rollback drops anything: every segment it will read is intact."""
+    """Before the rollback drops anything: every segment it will read is intact (those of
+    steps that never started are not read: a damaged one must not block the rollback)."""
     applied = ctx.applied
     found = yield from safety.segments_intact(
-        [*applied.key_segments, *applied.segments_of("backup")]
+        [*_key_segments_read(applied), *_backup_segments_read(applied)]
     )
     yield from record(ctx.state, safety.check_events(found, "rollback_preflight"))
     if found:
@@ -250,6 +251,17 @@ def _rollback_preflight(ctx: RunContext) -> Step[Counts]:
             "restore the backup directory from a copy; the migrated index keeps serving",
         )
     return {}
+
+
+def _key_segments_read(applied: RunState) -> list[SegmentRef]:
+    """The key lists a rollback reads: only once a step that moves or rewrites keys began."""
+    touched = {"rename_fields", "rename_keys", "quantize"} & set(applied.steps_started)
+    return list(applied.key_segments) if touched else []
+
+
+def _backup_segments_read(applied: RunState) -> list[SegmentRef]:
+    """The original vectors a rollback reads: only once quantize began."""
+    return applied.segments_of("backup") if "quantize" in applied.steps_started else []
 
 
 def _drop_target_skip(ctx: RunContext) -> str | None:
@@ -306,7 +318,7 @@ def _validate_source(ctx: RunContext) -> Step[Counts]:
         expected_docs=_documents(applied) if enumerated else spec.expected_docs,
         source_failures=spec.source_failures,
         key_segments=applied.key_segments,
-        backup_segments=applied.segments_of("backup"),
+        backup_segments=_backup_segments_read(applied),
         conflicts=sum(ctx.state.conflicts_by_step.get(s, 0) for s in RESTORE_STEPS),
         gone=max(_gone(ctx.state), _gone(applied)),
         names=spec.names_before(),

@@ -158,3 +158,73 @@ def test_listall_into_a_closed_pipe_is_quiet(r: redis.Redis, redis_url: str) -> 
     done = run_with_closed_stdout("--url", redis_url, "index", "listall")
     assert done.returncode == EXIT_BROKEN_PIPE, done.stderr
     assert done.stderr == b""
+
+
+HOSTILE = "red\x1b[31mname\x07\tend"
+"""An index name with an escape sequence, a bell and a tab (Redis reports them raw)."""
+NEWLINE = "two\nlines"
+"""RediSearch reports a newline in a name as the two characters backslash and n."""
+NOT_UTF8 = b"bad\xffname"
+
+
+def _controls(text: str) -> list[str]:
+    return [c for c in text if not c.isprintable() and c != "\n"]
+
+
+def _hostile_indexes(r: redis.Redis) -> None:
+    for number, name in enumerate([HOSTILE, NEWLINE, NOT_UTF8, "docs"]):
+        r.execute_command("FT.CREATE", name, "PREFIX", "1", f"p{number}:", "SCHEMA", "t", "TEXT")
+
+
+def test_listall_and_info_never_print_control_characters(r: redis.Redis, redis_url: str) -> None:
+    """Index names with an escape sequence, a bell, a tab, a newline or bytes that are not
+    UTF-8 are listed escaped, one line each (color kept on, so nothing is stripped for us);
+    info and errors quoting such a name escape it too."""
+    _hostile_indexes(r)
+    runner = CliRunner()
+    listed = runner.invoke(cli, ["--url", redis_url, "index", "listall"], color=True)
+    assert listed.exit_code == 0, listed.output
+    assert _controls(listed.stdout) == []
+    assert listed.stdout.splitlines()[1:] == [
+        "1. bad\\xffname",
+        "2. docs",
+        "3. red\\x1b[31mname\\x07\\tend",
+        "4. two\\nlines",
+    ]
+    bad = NOT_UTF8.decode("utf-8", "surrogateescape")
+    info = runner.invoke(cli, ["--url", redis_url, "index", "info", "--index", bad], color=True)
+    assert info.exit_code == 0, info.output
+    assert "Index: bad\\xffname" in info.stdout and _controls(info.stdout) == []
+    as_json = runner.invoke(cli, ["--url", redis_url, "index", "info", "--index", bad, "--json"])
+    assert as_json.exit_code == 0, as_json.output
+    assert json.loads(as_json.stdout)["index_name"] == "bad\\xffname"
+    missing = runner.invoke(
+        cli, ["--url", redis_url, "index", "info", "--index", "no\x1b[2J\nsuch"], color=True
+    )
+    assert missing.exit_code == 2
+    assert missing.stderr == (
+        "error: index 'no\\x1b[2J\\nsuch' does not exist (hint: run 'ftctl index listall')\n"
+    )
+
+
+def test_planning_beside_and_of_an_index_not_named_in_utf8(
+    r: redis.Redis, redis_url: str, tmp_path: Path
+) -> None:
+    """Planning an index while others have names that are not UTF-8 (or hold escape
+    sequences) works; planning such an index itself is one clear refusal (exit 2), never a
+    traceback: a plan is YAML text and cannot hold the name."""
+    _hostile_indexes(r)
+    patch_file = tmp_path / "patch.yaml"
+    patch_file.write_text("version: 1\nchanges: {add_fields: [{name: color, type: tag}]}\n")
+    runner = CliRunner()
+    common = ["--url", redis_url, "migrate", "plan", "--schema-patch", str(patch_file)]
+    planned = runner.invoke(cli, [*common, "--index", "docs", "--plan-out", str(tmp_path / "p")])
+    assert planned.exit_code == 0, planned.output
+    bad = NOT_UTF8.decode("utf-8", "surrogateescape")
+    refused = runner.invoke(cli, [*common, "--index", bad, "--plan-out", str(tmp_path / "q")])
+    assert refused.exit_code == 2, refused.output
+    assert refused.stderr.startswith(
+        "error: index 'bad\\xffname' cannot be planned: its name is not UTF-8"
+    )
+    assert refused.exception is None or isinstance(refused.exception, SystemExit)
+    assert not (tmp_path / "q").exists()

@@ -53,6 +53,8 @@ def test_plan_writes_plan_and_summary(
         str(patch),
         "--plan-out",
         str(out),
+        "--mode",
+        "drop_recreate",
     )
     assert code == 0, stdout
     assert "Supported: True" in stdout and "Mode: drop_recreate" in stdout

@@ -329,8 +329,9 @@ CASES = [
     Case("segment of the wrong size", _after_apply(_segment_truncated, changes=TO_FLOAT16), 2,
          r"segment \S+/000001\.zst does not match the journal: size \d+ \(expected \d+\)"),
     Case("a file where the backup dir belongs", _file_in_the_way, 2,
-         r"error: \S+/work/backup is not a directory \(hint: a file stands where a directory "
-         r"belongs: choose another --backup-dir\)"),
+         r"error: cannot create or write the backup directory \S+/work/backup\S*: Not a "
+         r"directory \(hint: a file stands where a directory belongs: choose another "
+         r"--backup-dir"),
     Case("a file where the index dir belongs", _index_dir_is_a_file, 2,
          r"backup/docs is not a directory"),
     Case("empty --backup-dir (batch-apply)", _empty_backup_dir_batch, 2,

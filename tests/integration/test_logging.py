@@ -70,10 +70,12 @@ def test_json_verbose_plan_and_apply_write_one_object_per_line_and_no_password(
     planned = ftctl(
         "--url", secret_url, "--log-format", "json", "migrate", "plan", "--index", "docs",
         "--schema-patch", str(patch_file), "--plan-out", str(plan_file), "--mode", "auto",
+        "--immediate-cutover",
     )  # fmt: skip
     assert planned.returncode == 0, planned.stderr
     (decision,) = [e for e in _json_lines(planned.stderr) if e["event"] == "plan made"]
-    assert decision["requested_mode"] == "auto" and decision["mode"] == "drop_recreate"
+    assert decision["requested_mode"] == "auto" and decision["mode"] == "online"
+    assert decision["strategy"] == "expand"
     assert decision["reason"] and decision["index"] == "docs"
 
     applied = ftctl(

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from helpers import DIMS, INDEX, RUNNERS, info, patch, plan, run_apply, source, state
 
 from ftctl.cli import cli
-from ftctl.errors import RefusedError, UsageError
+from ftctl.errors import RefusedError
 from ftctl.executor import MigrationExecutor, rollback
 from ftctl.journal import Journal
 from ftctl.journal.events import CheckFailed, RunFinished, VectorsRejected
@@ -108,9 +108,9 @@ def test_failed_apply_rolls_back_without_converting_again(
 @pytest.mark.parametrize(
     ("field", "value", "words"),
     [
-        ("target_datatype", "FLOAT17", "unknown vector datatype"),
-        ("target_datatype", "float64", "target_datatype float64 but the schema says"),
-        ("dims", 9, "dims 9 but the source schema says 8"),
+        ("target_datatype", "FLOAT17", "'emb' float32→FLOAT17 is not a change the plan's schemas"),
+        ("target_datatype", "float64", "'emb' float32→float64 is not a change the plan's schemas"),
+        ("dims", 9, "'emb' float32→float16 does not match the schemas \\(dims"),
     ],
 )
 def test_edited_plan_values_are_refused_before_anything(
@@ -118,7 +118,8 @@ def test_edited_plan_values_are_refused_before_anything(
 ) -> None:
     """A plan whose vector change was edited by hand to values the schemas contradict is
     refused before the journal or Redis is touched (0.1 refused with exit 2 after the drop
-    and the renames)."""
+    and the renames): for the edit (its digest), and, with allow_edited_plan, for values
+    its own schemas contradict."""
     source(r, "hash")
     raw = msgspec.yaml.decode(dump_plan(plan(redis_url, F16)))
     raw["vector_changes"][0][field] = value
@@ -126,13 +127,15 @@ def test_edited_plan_values_are_refused_before_anything(
     edited.write_bytes(msgspec.yaml.encode(raw))
     before = state(r)
 
-    with pytest.raises(UsageError, match=words):
-        MigrationExecutor().apply(
-            load_plan(edited),
-            redis_url=redis_url,
-            backup_dir=tmp_path / "b",
-            accept_data_loss=True,
-        )
+    for allowed, expected in [(False, "edited after it was made"), (True, words)]:
+        with pytest.raises(RefusedError, match=expected):
+            MigrationExecutor().apply(
+                load_plan(edited),
+                redis_url=redis_url,
+                backup_dir=tmp_path / "b",
+                accept_data_loss=True,
+                allow_edited_plan=allowed,
+            )
 
     assert state(r) == before
     assert not (tmp_path / "b").exists()
@@ -344,3 +347,61 @@ def test_writes_through_old_names_during_the_run_are_named(
     check = next(c for c in report.validation.checks if c.check == "old_names_unused")
     assert not check.passed and check.count == 2
     assert "doc:5" in check.detail and "item:6" in check.detail
+
+
+@pytest.mark.parametrize(
+    ("policy", "warned"),
+    [
+        ("allkeys-lru", "any document"),
+        ("volatile-ttl", "documents that have a TTL"),
+        ("noeviction", None),
+    ],
+)
+def test_plans_warn_about_an_eviction_policy_that_can_delete_documents(
+    r: redis.Redis, redis_url: str, policy: str, warned: str | None
+) -> None:
+    """With a maxmemory limit, an evicting policy is a plan warning naming the policy, what
+    it can evict and the fix; noeviction (and no limit) is not."""
+    source(r, "hash")
+    before = r.config_get("maxmemory*")
+    r.config_set("maxmemory", str(1 << 30))
+    r.config_set("maxmemory-policy", policy)
+    try:
+        for mode in ("drop_recreate", "online"):
+            made = MigrationPlanner().create_plan(
+                INDEX, redis_url=redis_url, schema_patch=F16, mode=mode
+            )
+            warnings = made.warnings
+            found = [w for w in warnings if w.startswith("Eviction policy")]
+            if warned is None:
+                assert found == []
+            else:
+                (line,) = found
+                assert f"'{policy}'" in line and warned in line and "1.00 GB" in line
+                assert "CONFIG SET maxmemory-policy noeviction" in line
+    finally:
+        r.config_set("maxmemory", before["maxmemory"])
+        r.config_set("maxmemory-policy", before["maxmemory-policy"])
+
+
+def test_rollback_of_an_apply_that_failed_before_changing_anything_ignores_its_segments(
+    r: redis.Redis, redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An apply that failed at its preflight changed no document: its rollback reads no
+    segment, so a damaged backup segment does not keep that journal from being rolled back
+    (it used to be refused forever)."""
+    source(r, "hash")
+    original = state(r)
+    made = plan(redis_url, F16)
+    monkeypatch.setenv("FTCTL_FAULT", "after:step_started:preflight")
+    monkeypatch.setenv("FTCTL_FAULT_RAISE", "oom")
+    failed = run_apply(RUNNERS[0], made, redis_url=redis_url, backup_dir=tmp_path)
+    monkeypatch.delenv("FTCTL_FAULT")
+    monkeypatch.delenv("FTCTL_FAULT_RAISE")
+    assert failed.result == "failed", failed.result
+    segment = sorted((tmp_path / INDEX / "segments").iterdir())[-1]
+    data = bytearray(segment.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # same size: only a read of it would notice
+    segment.write_bytes(bytes(data))
+    assert rollback(tmp_path, redis_url=redis_url).result == "rolled_back"
+    assert state(r) == original

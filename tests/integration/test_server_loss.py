@@ -106,12 +106,15 @@ def test_a_server_that_stays_away_fails_the_run_naming_the_setting(
     r = _client(own)
     source(r, "hash")
     made = plan(own.url, CHANGES)
-    killer = threading.Timer(0.0, own.stop)
+    killed = threading.Event()
+    once = threading.Lock()  # progress may be called from several threads at once
 
     def kill_during_quantize(step: str, done: int, total: int) -> None:
-        if step == "quantize" and not killer.is_alive() and not killer.finished.is_set():
-            killer.start()
-            killer.join()
+        if step == "quantize":
+            with once:
+                if not killed.is_set():
+                    own.stop()
+                    killed.set()
 
     report = MigrationExecutor().apply(
         made, redis_url=own.url, backup_dir=tmp_path / "b", batch_size=10,

@@ -172,3 +172,15 @@ def test_log_lines_go_above_the_live_line_and_progress_lines_give_way(
     assert above.endswith("\nwait  1/2 docs")
     (after,) = cleared.splitlines()
     assert json.loads(after)["event"] == "progress" and json.loads(after)["done"] == 2
+
+
+def test_console_lines_escape_terminal_control_characters(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """An index name is chosen by whoever can write to Redis: on the console its escape
+    sequences, newlines and bells are shown escaped, never sent to the terminal."""
+    logs.configure()
+    logs.get_logger("ftctl.test").info("plan made", index="evil\x1b[31m\nname\x07")
+    (line,) = _lines(capsys)
+    assert "\x1b[31m" not in line and "\x07" not in line
+    assert "evil\\x1b[31m\\nname\\x07" in line

@@ -45,7 +45,7 @@ def test_unwritable_directory_is_a_clear_value_error(tmp_path: Path) -> None:
     backup directory (not a NotADirectoryError)."""
     blocker = tmp_path / "blocker"
     blocker.write_text("not a directory")
-    with pytest.raises(BackupDirError, match=r"backup directory '.*blocker/sub'"):
+    with pytest.raises(BackupDirError, match=r"backup directory \S*blocker/sub: Not a directory"):
         ensure_backup_dir(blocker / "sub")
     with pytest.raises(ValueError, match="backup directory"):
         ensure_backup_dir(blocker / "sub")
