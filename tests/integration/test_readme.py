@@ -69,7 +69,7 @@ def test_readme_quick_start_runs_verbatim_from_a_fresh_checkout(tmp_path: Path) 
     assert done.returncode == 0, out + done.stderr
     installed = subprocess.run(
         [str(clone / ".venv" / "bin" / "python"), "-c", "import ftctl; print(ftctl.__file__)"],
-        capture_output=True, text=True, check=True, cwd=tmp_path,
+        capture_output=True, text=True, check=True, cwd=tmp_path, env=env,
     ).stdout  # fmt: skip
     assert installed.startswith(str(clone / ".venv")), installed  # the package pip installed
     assert "Loaded 3,000 documents (sentence embeddings) into index 'demo_docs'" in out
