@@ -61,7 +61,7 @@ FAR = 4_102_444_800_000
 KINDS = ("quantize", "rename", "rename_json", "prefix")
 
 
-def _patch(kind: str, ns: str) -> dict[str, object]:
+def patch(kind: str, ns: str) -> dict[str, object]:
     if kind == "quantize":
         return {"changes": {"update_fields": [{"name": "emb", "attrs": {"datatype": "float16"}}]}}
     if kind in ("rename", "rename_json"):
@@ -143,7 +143,7 @@ def make_plan(client: redis.Redis, ns: str, kind: str, *, postpone: bool = False
     plan = MigrationPlanner(key_sample_limit=0).create_plan(
         index_name(ns),
         redis_client=client,
-        schema_patch=patch_from_builtins(_patch(kind, ns)),
+        schema_patch=patch_from_builtins(patch(kind, ns)),
         mode="online",
         aliases=[alias_name(ns)],
         postpone_cutover=postpone,
@@ -194,12 +194,12 @@ def write_legacy(client: redis.Redis, ns: str, kind: str) -> int:
 _GENERATED = re.compile(r"__ftctl_(rb)?[0-9a-f]{8}")
 
 
-def normal(text: str, ns: str) -> str:
-    """``text`` without the namespace and the plan-derived hash of generated names."""
-    return _GENERATED.sub(lambda m: f"__ftctl_{m.group(1) or ''}H", text.replace(ns, ""))
+def normal(name: str, ns: str) -> str:
+    """``name`` without the namespace and the plan-derived hash of generated names."""
+    return _GENERATED.sub(lambda m: f"__ftctl_{m.group(1) or ''}H", name.replace(ns, ""))
 
 
-def _text(raw: object) -> str:
+def text(raw: object) -> str:
     return raw.decode() if isinstance(raw, bytes) else str(raw)
 
 
@@ -231,7 +231,7 @@ def keys_of(client: redis.Redis, ns: str) -> dict[str, Any]:
     first = pipe.execute(raise_on_error=False)
     pipe = client.pipeline(transaction=False)
     for i, key in enumerate(keys):
-        kind, fields = _text(first[3 * i]), first[3 * i + 1]
+        kind, fields = text(first[3 * i]), first[3 * i + 1]
         if kind == "hash":
             names = sorted(fields)
             pipe.execute_command("HPEXPIRETIME", key, "FIELDS", len(names), *names)
@@ -240,16 +240,16 @@ def keys_of(client: redis.Redis, ns: str) -> dict[str, Any]:
     second = pipe.execute()
     out: dict[str, Any] = {}
     for i, key in enumerate(keys):
-        kind, fields, expiry = _text(first[3 * i]), first[3 * i + 1], first[3 * i + 2]
+        kind, fields, expiry = text(first[3 * i]), first[3 * i + 1], first[3 * i + 2]
         content: Any
         expiries: dict[str, int] = {}
         if kind == "hash":
             names = sorted(fields)
-            content = {normal(_text(n), ns): fields[n] for n in names}
-            expiries = {normal(_text(n), ns): t for n, t in zip(names, second[i], strict=True)}
+            content = {normal(text(n), ns): fields[n] for n in names}
+            expiries = {normal(text(n), ns): t for n, t in zip(names, second[i], strict=True)}
         else:
-            content = _text(second[i])
-        out[normal(_text(key), ns)] = {
+            content = text(second[i])
+        out[normal(text(key), ns)] = {
             "type": kind,
             "content": content,
             "pexpiretime": expiry,
@@ -264,7 +264,7 @@ def snapshot(client: redis.Redis, ns: str) -> dict[str, Any]:
     the schema-history records of its indexes (schema and public names)."""
     indexes: dict[str, Any] = {}
     for raw in client.execute_command("FT._LIST"):
-        name = _text(raw)
+        name = text(raw)
         if name.startswith(ns):
             info = parse_ft_info(client.execute_command("FT.INFO", name))
             indexes[normal(name, ns)] = {
@@ -283,7 +283,7 @@ def snapshot(client: redis.Redis, ns: str) -> dict[str, Any]:
     history: dict[str, Any] = {}
     for key in sorted(client.scan_iter(match=f"{HISTORY_KEY_PREFIX}{ns}*", count=1000)):
         record = json.loads(client.get(key) or b"{}")
-        history[normal(_text(key), ns)] = {
+        history[normal(text(key), ns)] = {
             "schema": {k: v for k, v in record.get("schema", {}).items()},
             "aliases": sorted(normal(a, ns) for a in record.get("aliases", [])),
         }
@@ -309,7 +309,7 @@ def hits(client: redis.Redis, name: str) -> int | None:
 def forget(client: redis.Redis, ns: str) -> None:
     """Drop a finished scenario's indexes, documents and history records: every FT.CREATE
     scans the whole keyspace, so leftovers would slow later scenarios down."""
-    for name in map(_text, client.execute_command("FT._LIST")):
+    for name in map(text, client.execute_command("FT._LIST")):
         if name.startswith(ns):
             client.execute_command("FT.DROPINDEX", name)
     keys = [

@@ -347,7 +347,7 @@ def _reference(url: str, root: Path, kind: str) -> Reference:
         plan = MigrationPlanner().create_plan(
             expandkit.index_name(ns),
             redis_client=client,
-            schema_patch=patch_from_builtins(expandkit._patch(kind, ns)),
+            schema_patch=patch_from_builtins(expandkit.patch(kind, ns)),
         )
         report = MigrationExecutor().apply(plan, client=client, backup_dir=root / ns)
         assert report.result == "succeeded", report.error
@@ -598,7 +598,7 @@ def results(
             outcomes = {sid: f.result() for sid, f in futures.items()}
         throwaways = [
             name
-            for name in (expandkit._text(n) for n in client.execute_command("FT._LIST"))
+            for name in (expandkit.text(n) for n in client.execute_command("FT._LIST"))
             if name.startswith("__ftctl")
         ]
         yield Results(refs, outcomes, throwaways)
