@@ -34,10 +34,20 @@ from ftctl.plan.codecs import convert_rows
 from ftctl.plan.quantization import element_size
 from ftctl.schema.model import IndexSchema, VectorField
 from ftctl.steps.cas import DIGEST_SIZE, digest
-from ftctl.steps.effects import Arg, Command, Commands, Offload, Session, Step, Timed, Timing
+from ftctl.steps.effects import (
+    Arg,
+    Command,
+    Commands,
+    Offload,
+    Progress,
+    Session,
+    Step,
+    Timed,
+    Timing,
+)
 from ftctl.steps.enumerate import SCAN_COUNT, count_keys, glob_escape
 from ftctl.steps.pace import Pacer
-from ftctl.steps.replies import ok
+from ftctl.steps.replies import field_present, ok
 from ftctl.steps.spec import Conversion, DocFieldRename, PrefixChange, RunSpec
 
 Phase = Literal["expand", "rewrite", "contract", "discard"]
@@ -46,10 +56,13 @@ vectors in place (the fields keep their names; the temporary fields still mirror
 the index that reads those). ``contract``: the final layout — the new representation
 where it belongs, the old one (renamed fields, temporary fields, old keys) removed.
 ``discard`` (a rollback's last pass): the new representation removed wherever the old one
-is there, so no document ever loses its only copy."""
+is there, so no document ever loses its only copy (a full pass also removes a prefix
+change's copies whose old key was deleted: by then the rollback wrote every copy it found
+back to its old key, or the old keys served all along)."""
 
 GROUP = 50
-"""Keys per WATCH group (Redis' WATCH cost grows with the square of the keys watched)."""
+"""Most keys per WATCH group (Redis' WATCH cost grows with the square of the keys watched);
+a smaller batch size makes smaller groups."""
 RETRIES = 8
 """Times a group whose EXEC failed (a key written meanwhile) is read and decided again."""
 
@@ -482,7 +495,8 @@ def sync_keys(
     pacer: Pacer | None = None,
 ) -> Step[Synced]:
     """Bring ``keys`` (old names) in line: their new representation written where it is
-    missing or stale (``contract``: and their old representation removed).
+    missing or stale (``contract``: and their old representation removed), one WATCH group
+    of at most ``spec.batch_size`` keys at a time, each reported as progress.
 
     ``originals``: for a rollback, the original bytes of vectors the migration converted
     (used where the converted bytes are unchanged). ``missing_only``: write only what is
@@ -495,16 +509,17 @@ def sync_keys(
     while position < len(keys):
         if pacer is not None:
             yield from pacer.gate()
-        size = pacer.batch if pacer is not None else len(keys)
+        size = pacer.batch if pacer is not None else max(1, spec.batch_size)
         batch = keys[position : position + size]
-        group = min(GROUP, size)
+        group = max(1, min(GROUP, size))
         for start in range(0, len(batch), group):
+            part = batch[start : start + group]
             done: Synced = yield Session(
-                _group(
-                    spec, batch[start : start + group], phase, originals or {}, missing_only, pacer
-                )
+                _group(spec, part, phase, originals or {}, missing_only, pacer)
             )
             total += done
+            if pacer is None:
+                yield Progress(advance=len(part))  # a pacer reports its batches itself
         position += len(batch)
         if pacer is not None:
             yield from pacer.after(len(batch))
@@ -521,7 +536,14 @@ def _scan_page(prefix: str, cursor: int, key_type: str) -> Command:
 def reconcile(
     spec: RunSpec, phase: Phase, *, missing_only: bool = False, pacer: Pacer | None = None
 ) -> Step[Synced]:
-    """:func:`sync_keys` over every document under the source prefixes (a full pass)."""
+    """:func:`sync_keys` over every document under the source prefixes (a full pass); in
+    the ``expand`` and ``discard`` phases of a prefix change, also over every copy whose old
+    key is gone (removed: the document was deleted through its old name).
+
+    Such a delete, made while no capture ran (the run was down), is seen only from the
+    copy: the pass over the old prefix cannot find it. ``missing_only`` (a rollback writing
+    the old layout back) never removes anything.
+    """
     key_type = "ReJSON-RL" if spec.storage_type == "json" else "hash"
     total = Synced()
     for prefix in spec.source_schema.prefixes or [""]:
@@ -539,7 +561,32 @@ def reconcile(
                 total += done
             if cursor == 0:
                 break
+    if spec.prefix_change is not None and phase in ("expand", "discard") and not missing_only:
+        total += yield from _follow_deletes(spec, spec.prefix_change, key_type)
     return total
+
+
+def _follow_deletes(spec: RunSpec, change: PrefixChange, key_type: str) -> Step[Synced]:
+    """Copies under the new prefix whose old key is gone, removed. Only where the old layout
+    is the truth: before the contract (from then on a missing old key may be one the
+    contract moved itself), or in a rollback's discard (never cut over, or every copy was
+    written back to its old key first)."""
+    back = PrefixChange(old=change.new, new=change.old)
+    total = Synced()
+    cursor = 0
+    while True:
+        (reply,) = yield Commands([_scan_page(change.new, cursor, key_type)])
+        page = ok(reply, "SCAN")
+        assert isinstance(page, list | tuple)
+        cursor = int(page[0])
+        olds = [back.rename(k) for k in page[1] if isinstance(k, bytes)]
+        if olds:
+            exists = yield Commands([("EXISTS", old) for old in olds])
+            gone = [old for old, n in zip(olds, exists, strict=True) if n == 0]
+            if gone:
+                total += yield from sync_keys(spec, gone, "expand")
+        if cursor == 0:
+            return total
 
 
 def rollback_temp(temp: str) -> str:
@@ -655,7 +702,7 @@ def leftovers(spec: RunSpec) -> Step[int]:
                 hit = {
                     k
                     for k, r in zip([k for k in keys for _ in stale], replies, strict=True)
-                    if r == 1 or (isinstance(r, list) and any(x is not None for x in r))
+                    if field_present(r)
                 }
                 found += len(hit)
             if cursor == 0:

@@ -57,7 +57,7 @@ from ftctl.steps.effects import (
     TakeCaptured,
 )
 from ftctl.steps.enumerate import count_keys, enumerate_keys
-from ftctl.steps.history import record_history
+from ftctl.steps.history import delete_history, record_history
 from ftctl.steps.names import point_names
 from ftctl.steps.runner import (
     Counts,
@@ -472,14 +472,22 @@ class _Swap:
         spec, names = ctx.spec, ctx.spec.online_names()
         self.ctx = ctx
         self.rename: Callable[[bytes], bytes] | None = None
+        self.forward: tuple[str, ...] = ()
+        """The indexes an expand apply built: the cut-back replaces the one serving and drops
+        the other (a second cut-over killed before or after its swap leaves both)."""
         if rollback_side:
             self.current = spec.source_index if names.strategy == "alter" else names.shadow_name
             if names.final_name and "final_cutover" in ctx.applied.steps_started:
                 self.current = names.final_name
+            if names.strategy == "expand":
+                self.forward = tuple(n for n in (names.shadow_name, names.final_name) if n)
             self.new = rollback_name(ctx)
             self.schema = spec.source_schema
             if names.strategy == "expand" and _rewritten(ctx):
                 self.schema = expand.rollback_schema(spec)
+            if names.strategy == "expand" and spec.prefix_change:
+                # the cut-back index reads the documents under their old keys again
+                self.rename = expand.reverse(spec).final_key
             self.names = [
                 names.serving_name,
                 *[a for a in names.aliases if a != names.serving_name],
@@ -514,34 +522,48 @@ class _Swap:
         yield from record(self.ctx.state, [ready])
         return {"num_docs": stats.num_docs}
 
+    def _serving(self) -> Step[str]:
+        """The index being replaced: of an expand's two, the one the serving name resolves
+        to (the journal cannot tell whether a killed second cut-over swapped)."""
+        if not self.forward:
+            return self.current
+        live = yield from index_ops.live_info(self.ctx.spec.online_names().serving_name)
+        if live is not None and live.index_name in self.forward:
+            return live.index_name
+        return self.current
+
     def verify(self, step: StepName) -> Step[Counts]:
+        current = yield from self._serving()
         passed = yield from online.verify_shadow(
             self.ctx.spec,
-            current=self.current,
+            current=current,
             new=self.new,
             schema=self.schema,
             rename=self.rename,
         )
         if not passed:
             raise VerificationFailed(
-                f"shadow index '{self.new}' failed verification; '{self.current}' still serves",
+                f"shadow index '{self.new}' failed verification; '{current}' still serves",
                 "see the journal (ftctl migrate journal inspect); re-run to verify again, "
                 "or 'ftctl migrate abort' to drop the shadow",
             )
         return {"passed": 1}
 
     def swap(self, step: StepName) -> Step[Counts]:
-        did = yield from online.cutover(self.current, self.new, self.names)
-        yield from record_history(
-            named(self.schema, self.new), forget=self.current, aliases=self.names
-        )
+        current = yield from self._serving()
+        did = yield from online.cutover(current, self.new, self.names)
+        for other in self.forward:
+            if other != current:
+                yield from online.drop_shadow(other, self.ctx.spec.online_names().serving_name)
+                yield from delete_history(other)
+        yield from record_history(named(self.schema, self.new), forget=current, aliases=self.names)
         state = self.ctx.state
         (done,) = yield from record(
             state,
             [
                 CutoverDone(
                     step=step,
-                    dropped=self.current,
+                    dropped=current,
                     index=self.new,
                     names=self.names,
                     recovered=not did,
@@ -553,7 +575,7 @@ class _Swap:
         note = Note(
             message=(
                 f"cut-over: '{self.new}' answers {', '.join(self.names) or '(its own name)'} "
-                f"since {at or '?'}; '{self.current}' dropped; shadow built in {built:.3f}s"
+                f"since {at or '?'}; '{current}' dropped; shadow built in {built:.3f}s"
             ),
             data={"cutover_at": at, "shadow_build_seconds": built, "recovered": not did},
         )
@@ -702,11 +724,15 @@ def _cut_back_skip(ctx: RunContext) -> Step[str | None]:
     if not (yield from _cut_over(ctx)):
         return "never cut over: nothing to cut back"
     if ctx.abort_only:
-        raise RefusedError(
-            f"'{ctx.spec.online_names().serving_name}' was already cut over to the new index",
-            "undo it with 'ftctl migrate rollback --backup-dir ...' (cuts back online)",
-        )
+        raise _abort_refused(ctx)
     return None
+
+
+def _abort_refused(ctx: RunContext) -> RefusedError:
+    return RefusedError(
+        f"'{ctx.spec.online_names().serving_name}' was already cut over to the new index",
+        "undo it with 'ftctl migrate rollback --backup-dir ...' (cuts back online)",
+    )
 
 
 def _abort_skip(ctx: RunContext) -> Step[str | None]:
@@ -830,7 +856,11 @@ def _catch_up(ctx: RunContext) -> Step[Counts]:
 
 def _expand_cutover(ctx: RunContext) -> Step[Counts]:
     unseen = yield from _capture(ctx)
-    yield from _drain(ctx, "expand", unseen=unseen)
+    # A last catch-up while the old layout is still the truth; once swapped (a resumed
+    # run), documents under the new layout are served and may be new ones: the contract
+    # catches up from there.
+    if not (yield from _cut_over(ctx)):
+        yield from _drain(ctx, "expand", unseen=unseen)
     return (yield from _cutover(ctx))
 
 
@@ -985,7 +1015,11 @@ def _in_place(ctx: RunContext) -> bool:
 
 
 def _relayout_skip(ctx: RunContext) -> Step[str | None]:
+    # The first step of an expand rollback: an abort after the cut-over is refused here,
+    # before the old layout is written back.
     if _rewritten(ctx) or (yield from _cut_over(ctx)):
+        if ctx.abort_only:
+            raise _abort_refused(ctx)
         return None
     return "never cut over and the old layout is intact"
 
@@ -1201,6 +1235,8 @@ __all__ = [
     "ALTER_ROLLBACK",
     "DROP_RECREATE",
     "DROP_RECREATE_ROLLBACK",
+    "EXPAND",
+    "EXPAND_ROLLBACK",
     "SHADOW",
     "SHADOW_ROLLBACK",
     "TABLES",

@@ -10,6 +10,7 @@ from ftctl.journal.segments import SegmentPayload, pack_field
 from ftctl.plan.codecs import convert_many
 from ftctl.steps import expand
 from ftctl.steps.cas import digest
+from ftctl.steps.effects import Progress
 from ftctl.steps.spec import OnlineSpec, RunSpec
 
 HOUR_MS = 3_600_000
@@ -137,3 +138,42 @@ def test_the_reverse_migration_restores_originals_by_digest(store: FakeStore) ->
     store.run(expand.reconcile(run, "discard"))
 
     assert store.state() == before
+
+
+def test_groups_follow_the_batch_size_and_report_progress(store: FakeStore) -> None:
+    """A batch size below the WATCH group size makes smaller groups (the run's option holds
+    in expand too), and each written group is reported as progress: the phases journal no
+    batches, so this is how a run shows it is moving."""
+    for i in range(5):
+        store.r.hset(f"doc:{i}", "title", f"t{i}")
+    progressed: list[Progress] = []
+    store.driver.progress = progressed.append
+    run = _online(spec(renames=[("title", "headline")], batch_size=2))
+
+    done = store.run(expand.sync_keys(run, [f"doc:{i}".encode() for i in range(5)], "expand"))
+
+    assert done.written == 5
+    assert [p.advance for p in progressed] == [2, 2, 1]
+    assert store.r.hget("doc:4", "headline") == b"t4"
+
+
+def test_a_full_pass_follows_deletes_made_while_no_capture_ran(store: FakeStore) -> None:
+    """A document deleted through its old name while the run was down is seen only from
+    its copy: the expand pass (and a rollback's discard) removes the copy whose old key is
+    gone; a rollback writing the old layout back (missing only) removes nothing."""
+    v0, v1 = vectors(2)
+    store.r.hset("doc:0", mapping={"emb": v0, "title": "zero"})
+    store.r.hset("doc:1", mapping={"emb": v1, "title": "one"})
+    run = _online(spec(prefix=("doc:", "item:")))
+    store.run(expand.reconcile(run, "expand"))
+    store.r.delete("doc:1")
+
+    store.run(expand.reconcile(expand.reverse(run), "expand", missing_only=True))
+    assert sorted(store.r.keys("*")) == [b"doc:0", b"item:0", b"item:1"]
+    done = store.run(expand.reconcile(run, "expand"))
+
+    assert done.deleted == 1
+    assert sorted(store.r.keys("*")) == [b"doc:0", b"item:0"]
+    store.r.hset("item:1", mapping={"emb": v1, "title": "one"})  # a stale copy again
+    store.run(expand.reconcile(run, "discard"))
+    assert sorted(store.r.keys("*")) == [b"doc:0"]

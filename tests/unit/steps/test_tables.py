@@ -6,13 +6,16 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
+import pytest
 from helpers import ft_info_reply
 
+from ftctl.errors import RefusedError
 from ftctl.journal.events import (
     STEP_NAMES,
     BatchDone,
     CheckFailed,
     ConflictRecorded,
+    CutoverDone,
     ServerChanged,
     ServerSeen,
     StepFinished,
@@ -22,12 +25,15 @@ from ftctl.journal.events import (
 from ftctl.journal.projections import project_run
 from ftctl.schema.ftinfo import parse_ft_info
 from ftctl.steps.effects import ReplyError
+from ftctl.steps.history import decode_record
 from ftctl.steps.runner import RunContext, run_table
-from ftctl.steps.spec import PrefixChange, RunSpec
+from ftctl.steps.spec import DocFieldRename, OnlineSpec, PrefixChange, RunSpec
 from ftctl.steps.tables import (
     ALTER_ROLLBACK,
     DROP_RECREATE,
     DROP_RECREATE_ROLLBACK,
+    EXPAND,
+    EXPAND_ROLLBACK,
     SHADOW,
     SHADOW_ROLLBACK,
     TABLES,
@@ -204,3 +210,207 @@ def test_the_runner_journals_the_server_it_sees() -> None:
     reply = scripted.reply_to(first.commands[0])
     recorded = runner.send([reply])
     assert [type(e) for e in recorded.events] == [ServerChanged, ServerSeen]
+
+
+def _hits(*keys: bytes) -> dict[bytes, Any]:
+    return {b"total_results": len(keys), b"results": [{b"id": k} for k in keys]}
+
+
+def test_the_cut_back_of_a_prefix_change_is_verified_under_the_old_keys() -> None:
+    """Rolling back an expand prefix change, the cut-back index (old prefix) is verified
+    against the serving one (new prefix) with each sampled document under its old key: the
+    same documents, moved back (comparing the keys as they are failed every rollback)."""
+    source = parse_ft_info(ft_info_reply()).schema
+    target = msgspec.structs.replace(
+        source, index=msgspec.structs.replace(source.index, prefix="item:")
+    )
+    spec = RunSpec(
+        source_index="docs",
+        target_index="docs",
+        storage_type="hash",
+        source_schema=source,
+        target_schema=target,
+        prefix_change=PrefixChange(old="doc:", new="item:"),
+        online=OnlineSpec(serving_name="docs", shadow_name="docs__s", strategy="expand"),
+    )
+    state = project_run([StepFinished(step="cutover")], EXPAND.marks())
+    back = "docs__ftctl_rb0"
+    scripted = ScriptedRedis(
+        [
+            ("FT.INFO docs", ft_info_reply("docs__s", prefixes=["item:"])),
+            (f"FT.INFO {back}", ft_info_reply(back)),
+            ("FT.INFO docs__s", ft_info_reply("docs__s", prefixes=["item:"])),
+            (f"FT.INFO {back}", ft_info_reply(back)),
+            ("FT.SEARCH docs__s * NOCONTENT LIMIT 0 50 DIALECT 2", _hits(b"item:1", b"item:2")),
+            ("FT.SEARCH docs__s * INKEYS 2 item:1 item:2 *", _hits(b"item:1", b"item:2")),
+            (f"FT.SEARCH {back} * INKEYS 2 doc:1 doc:2 *", _hits(b"doc:1", b"doc:2")),
+        ]
+    )
+    verify = dict(zip(EXPAND_ROLLBACK.names, EXPAND_ROLLBACK.steps, strict=True))[
+        "rb_shadow_verify"
+    ]
+
+    assert scripted.run(verify.body(RunContext(spec, project_run([], EXPAND.marks()), state)))
+    scripted.assert_done()
+    failed = [e.check for e in scripted.recorded if isinstance(e, CheckFailed)]
+    assert failed == []
+
+
+def test_the_index_on_the_final_layout_keeps_the_public_names_in_its_history() -> None:
+    """After the second cut-over of an in-place conversion, the schema history of the index
+    on the final layout lists the public names it answers (as the first cut-over's does),
+    so a later plan against them still knows the alias."""
+    schema = parse_ft_info(ft_info_reply()).schema
+    spec = RunSpec(
+        source_index="docs",
+        target_index="docs",
+        storage_type="hash",
+        source_schema=schema,
+        target_schema=schema,
+        online=OnlineSpec(
+            serving_name="docs",
+            aliases=["docs_alias"],
+            shadow_name="docs__s",
+            final_name="docs__sf",
+            strategy="expand",
+        ),
+    )
+    scripted = ScriptedRedis(
+        [
+            ("SCAN 0 MATCH doc:* *", [b"0", []]),
+            ("FT.INFO docs__s", ft_info_reply("docs__s")),
+            ("FT.INFO docs__sf", ft_info_reply("docs__sf")),
+            ("FT.INFO docs", ft_info_reply("docs__s")),
+            ("FT.INFO docs_alias", ft_info_reply("docs__s")),
+            ("FT.DROPINDEX docs__s", b"OK"),
+            ("FT.ALIASUPDATE docs docs__sf", b"OK"),
+            ("FT.ALIASUPDATE docs_alias docs__sf", b"OK"),
+            ("SET ftctl:schema:docs__sf *", b"OK"),
+            ("DEL ftctl:schema:docs__s", 1),
+        ]
+    )
+    steps = dict(zip(EXPAND.names, EXPAND.steps, strict=True))
+    state = project_run([], EXPAND.marks())
+
+    scripted.run(steps["final_cutover"].body(RunContext(spec, state, state)))
+
+    scripted.assert_done()
+    (record,) = commands_matching(scripted.sent, "SET ftctl:schema:docs__sf *")
+    found = decode_record(record[2])
+    assert found is not None and found.aliases == ["docs", "docs_alias"]
+
+
+def test_the_cut_back_replaces_the_serving_index_and_drops_the_other() -> None:
+    """An in-place conversion killed in its second cut-over (started, not swapped) leaves
+    the first shadow serving and the final index beside it: the cut-back replaces the index
+    the names resolve to (not the one the journal guesses) and drops the other, so the
+    rollback leaves one index (it once left the first shadow, or the final index)."""
+    schema = parse_ft_info(ft_info_reply()).schema
+    spec = RunSpec(
+        source_index="docs",
+        target_index="docs",
+        storage_type="hash",
+        source_schema=schema,
+        target_schema=schema,
+        online=OnlineSpec(
+            serving_name="docs",
+            aliases=["docs_alias"],
+            shadow_name="docs__s",
+            final_name="docs__sf",
+            strategy="expand",
+        ),
+    )
+    applied = project_run([StepStarted(step="final_cutover")], EXPAND.marks())
+    back = "docs__ftctl_rb0"
+    scripted = ScriptedRedis(
+        [
+            ("FT.INFO docs", ft_info_reply("docs__s")),
+            ("FT.INFO docs__s", ft_info_reply("docs__s")),
+            (f"FT.INFO {back}", ft_info_reply(back)),
+            ("FT.INFO docs", ft_info_reply("docs__s")),
+            ("FT.INFO docs_alias", ft_info_reply("docs__s")),
+            ("FT.DROPINDEX docs__s", b"OK"),
+            (f"FT.ALIASUPDATE docs {back}", b"OK"),
+            (f"FT.ALIASUPDATE docs_alias {back}", b"OK"),
+            ("FT.INFO docs__sf", ft_info_reply("docs__sf")),
+            ("FT.INFO docs", ft_info_reply(back)),
+            ("FT.DROPINDEX docs__sf", b"OK"),
+            ("DEL ftctl:schema:docs__sf", 0),
+            (f"SET ftctl:schema:{back} *", b"OK"),
+            ("DEL ftctl:schema:docs__s", 1),
+        ]
+    )
+    steps = dict(zip(EXPAND_ROLLBACK.names, EXPAND_ROLLBACK.steps, strict=True))
+
+    scripted.run(
+        steps["rb_cutover"].body(RunContext(spec, project_run([], EXPAND.marks()), applied))
+    )
+
+    scripted.assert_done()
+    (done,) = [e for e in scripted.recorded if isinstance(e, CutoverDone)]
+    assert (done.dropped, done.index) == ("docs__s", back)
+
+
+def test_abort_after_an_expand_cut_over_is_refused_before_anything_is_written() -> None:
+    """``abort`` once the names were swapped to the shadow (even by a cut-over killed
+    before it journaled the swap) is refused by the expand rollback's first step, before the
+    old layout is written back: nothing is sent but the look at what the name resolves to
+    (it used to rewrite every document, then fail)."""
+    schema = parse_ft_info(ft_info_reply()).schema
+    spec = RunSpec(
+        source_index="docs",
+        target_index="docs",
+        storage_type="hash",
+        source_schema=schema,
+        target_schema=schema,
+        field_renames=[DocFieldRename(old="title", new="headline")],
+        online=OnlineSpec(serving_name="docs", shadow_name="docs__s", strategy="expand"),
+    )
+    applied = project_run([StepStarted(step="cutover")], EXPAND.marks())
+    scripted = ScriptedRedis([SERVER, ("FT.INFO docs", ft_info_reply("docs__s"))])
+    state = project_run([], EXPAND_ROLLBACK.marks())
+
+    with pytest.raises(RefusedError, match="already cut over"):
+        scripted.run(run_table(EXPAND_ROLLBACK, RunContext(spec, state, applied, abort_only=True)))
+
+    scripted.assert_done()
+    assert not [e for e in scripted.recorded if isinstance(e, StepStarted)]
+
+
+def test_a_cutover_resumed_after_its_swap_does_not_catch_up_in_the_old_layout() -> None:
+    """Resumed after its swap, the expand cut-over does not reconcile as if the old keys
+    were still the truth (that pass removes copies whose old key is gone, and a document
+    created under the new prefix since the swap has none): it finds the swap done and
+    journals it."""
+    source = parse_ft_info(ft_info_reply()).schema
+    target = msgspec.structs.replace(
+        source, index=msgspec.structs.replace(source.index, prefix="item:")
+    )
+    spec = RunSpec(
+        source_index="docs",
+        target_index="docs",
+        storage_type="hash",
+        source_schema=source,
+        target_schema=target,
+        prefix_change=PrefixChange(old="doc:", new="item:"),
+        online=OnlineSpec(serving_name="docs", shadow_name="docs__s", strategy="expand"),
+    )
+    state = project_run([StepStarted(step="cutover")], EXPAND.marks())
+    moved = ft_info_reply("docs__s", prefixes=["item:"])
+    scripted = ScriptedRedis(
+        [
+            ("FT.INFO docs", moved),
+            ("FT.INFO docs", moved),
+            ("FT.INFO docs__s", moved),
+            ("FT.INFO docs", moved),
+            ("SET ftctl:schema:docs__s *", b"OK"),
+            ("DEL ftctl:schema:docs", 1),
+        ]
+    )
+    steps = dict(zip(EXPAND.names, EXPAND.steps, strict=True))
+
+    counts = scripted.run(steps["cutover"].body(RunContext(spec, state, state)))
+
+    scripted.assert_done()
+    assert counts == {"swapped": 0}
+    assert not commands_matching(scripted.sent, "SCAN *")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import msgspec
 import numpy as np
 from helpers import ft_info_reply
 
@@ -13,7 +14,7 @@ from ftctl.plan.codecs import encode
 from ftctl.schema.ftinfo import parse_ft_info
 from ftctl.schema.model import VectorField, from_builtins
 from ftctl.steps.effects import ReplyError
-from ftctl.steps.spec import RunSpec
+from ftctl.steps.spec import DocFieldRename, RunSpec
 from ftctl.steps.validate import _query_vector, document_checks, validate
 from ftctl.testing import ScriptedRedis
 
@@ -104,3 +105,28 @@ def test_document_checks_report_keys_checked_only_when_asked() -> None:
         assert checks == [("keys_exist", 1, "1 enumerated keys missing under their final name")]
         advances = [p.advance for p in scripted.progressed]
         assert advances == ([2, 1] if progress else [])
+
+
+def test_old_json_paths_are_found_only_where_they_answer_a_type() -> None:
+    """After a JSON rename, a document counts as written through its old path only when
+    JSON.TYPE of the old path answers a type; RESP3's ``[[]]`` (no match) once counted every
+    renamed document, failing every validation run with a RESP3 client."""
+    json_spec = msgspec.structs.replace(
+        _spec(), storage_type="json", field_renames=[DocFieldRename(old="$.title", new="$.head")]
+    )
+    scripted = ScriptedRedis(
+        [
+            ("EXISTS doc:0 doc:1", 2),
+            ("JSON.TYPE doc:0 $.title", [[]]),
+            ("JSON.TYPE doc:1 $.title", [[b"string"]]),
+        ]
+    )
+    scripted.segments.append(SegmentPayload(keys=[b"doc:0", b"doc:1"]))
+
+    checks = scripted.run(document_checks(json_spec, [0], []))
+
+    assert [(name, count) for name, count, _ in checks] == [
+        ("keys_exist", 0),
+        ("old_names_unused", 1),
+    ]
+    assert "e.g. doc:1" in checks[1][2]
