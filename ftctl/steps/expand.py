@@ -36,7 +36,7 @@ from ftctl.schema.model import IndexSchema, VectorField
 from ftctl.steps.cas import DIGEST_SIZE, digest
 from ftctl.steps.effects import Arg, Command, Commands, Offload, Session, Step
 from ftctl.steps.enumerate import SCAN_COUNT, count_keys, glob_escape
-from ftctl.steps.replies import ok
+from ftctl.steps.replies import field_present, ok
 from ftctl.steps.spec import Conversion, DocFieldRename, PrefixChange, RunSpec
 
 Phase = Literal["expand", "rewrite", "contract", "discard"]
@@ -626,7 +626,7 @@ def leftovers(spec: RunSpec) -> Step[int]:
                 hit = {
                     k
                     for k, r in zip([k for k in keys for _ in stale], replies, strict=True)
-                    if r == 1 or (isinstance(r, list) and any(x is not None for x in r))
+                    if field_present(r)
                 }
                 found += len(hit)
             if cursor == 0:

@@ -29,6 +29,24 @@ def ok(reply: object, what: str) -> object:
     return reply
 
 
+def field_present(reply: object) -> bool:
+    """Whether an HEXISTS or JSON.TYPE reply says the field (or JSON path) is there.
+
+    JSON.TYPE on a JSONPath answers ``[type]`` in RESP2 and ``[[type]]`` in RESP3, an empty
+    list (``[[]]`` in RESP3) where the path matches nothing; on a legacy path, the type or
+    nil. HEXISTS answers 1 or 0.
+    """
+    if isinstance(reply, ReplyError) or reply is None:
+        return False
+    if isinstance(reply, int):
+        return reply == 1
+    if isinstance(reply, list):
+        return any(
+            field_present(item) if isinstance(item, list) else item is not None for item in reply
+        )
+    return True
+
+
 def script_statuses(replies: Sequence[object], what: str) -> list[int]:
     """The per-key statuses of one or more batch-script replies, in key order."""
     out: list[int] = []

@@ -26,7 +26,7 @@ from ftctl.steps.effects import (
     Step,
     VerifySegments,
 )
-from ftctl.steps.replies import ok
+from ftctl.steps.replies import field_present, ok
 from ftctl.steps.spec import RunSpec
 
 Problem = tuple[str, str]
@@ -117,17 +117,9 @@ def _taken_destinations(spec: RunSpec, ref: SegmentRef) -> Step[list[bytes]]:
     taken = []
     for n, key in enumerate(segment.keys):
         answers = replies[n * per_key : (n + 1) * per_key]
-        if any(_present(ok(a, "rename destination check")) for a in answers):
+        if any(field_present(ok(a, "rename destination check")) for a in answers):
             taken.append(key)
     return taken
-
-
-def _present(reply: object) -> bool:
-    if isinstance(reply, int):
-        return reply == 1
-    if isinstance(reply, list):
-        return any(item is not None for item in reply)
-    return reply is not None
 
 
 def rename_destinations(spec: RunSpec, key_segments: Sequence[SegmentRef]) -> Step[list[Problem]]:

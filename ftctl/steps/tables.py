@@ -775,7 +775,9 @@ def _final_cutover(ctx: RunContext) -> Step[Counts]:
     unseen = yield from _capture(ctx)
     yield from _drain(ctx, "rewrite", unseen=unseen)
     did = yield from online.cutover(final.current, final.new, final.names)
-    yield from record_history(named(final.schema, final.new), forget=final.current)
+    yield from record_history(
+        named(final.schema, final.new), forget=final.current, aliases=final.names
+    )
     return {"swapped": int(did)}
 
 
@@ -946,7 +948,7 @@ def _rb_final_cutover(ctx: RunContext) -> Step[Counts]:
     first, final = _rb_final(ctx)
     names = _Swap(ctx, rollback_side=True).names
     did = yield from online.cutover(first, final, names)
-    yield from record_history(named(ctx.spec.source_schema, final), forget=first)
+    yield from record_history(named(ctx.spec.source_schema, final), forget=first, aliases=names)
     return {"swapped": int(did)}
 
 

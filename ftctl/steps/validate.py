@@ -36,12 +36,11 @@ from ftctl.steps.effects import (
     Progress,
     ReadSegment,
     Record,
-    ReplyError,
     Step,
 )
 from ftctl.steps.index_ops import live_info
 from ftctl.steps.names import names_check
-from ftctl.steps.replies import ok, search_hits, text
+from ftctl.steps.replies import field_present, ok, search_hits, text
 from ftctl.steps.rewrite import convert_block
 from ftctl.steps.spec import RunSpec
 
@@ -226,18 +225,10 @@ def _missing_keys(
         rest = rest[count:]
     for n in range(len(spec.field_renames)):
         part = rest[n * count : (n + 1) * count]
-        stale += [k for k, r in zip(final, part, strict=True) if _holds(r)]
+        stale += [k for k, r in zip(final, part, strict=True) if field_present(r)]
     if progress:
         yield Progress(advance=len(final))
     return len(final) - present, list(dict.fromkeys(stale))
-
-
-def _holds(reply: object) -> bool:
-    if isinstance(reply, int):
-        return reply == 1
-    if isinstance(reply, list):
-        return any(item is not None for item in reply)
-    return reply is not None and not isinstance(reply, ReplyError)
 
 
 def _sample_keys(
