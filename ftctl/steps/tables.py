@@ -722,10 +722,24 @@ def _catch_up(ctx: RunContext) -> Step[Counts]:
     return done.counts()
 
 
+def _settle(ctx: RunContext, phase: expand.Phase) -> Step[None]:
+    """Right after a swap: bring in line the documents written since the drain's last take.
+
+    The index now serving reads only the new layout, so a document created or rewritten
+    through the old one in that moment would be missing or stale under the public names
+    until the next step's full pass reached it (seconds on a large index)."""
+    got: Captured = yield TakeCaptured()
+    if got.keys:
+        yield from expand.sync_keys(ctx.spec, got.keys, phase)
+
+
 def _expand_cutover(ctx: RunContext) -> Step[Counts]:
     unseen = yield from _capture(ctx)
     yield from _drain(ctx, "expand", unseen=unseen)
-    return (yield from _cutover(ctx))
+    done = yield from _cutover(ctx)
+    # A prefix change goes on with the contract: moving the key now is what it would do.
+    yield from _settle(ctx, "contract" if ctx.spec.prefix_change else "expand")
+    return done
 
 
 def _rewrite(ctx: RunContext) -> Step[Counts]:
@@ -775,6 +789,7 @@ def _final_cutover(ctx: RunContext) -> Step[Counts]:
     unseen = yield from _capture(ctx)
     yield from _drain(ctx, "rewrite", unseen=unseen)
     did = yield from online.cutover(final.current, final.new, final.names)
+    yield from _settle(ctx, "rewrite")
     yield from record_history(
         named(final.schema, final.new), forget=final.current, aliases=final.names
     )
