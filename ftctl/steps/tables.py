@@ -84,7 +84,7 @@ def _batches(
 def _enumerate(ctx: RunContext) -> Step[Counts]:
     # An index still building does not list every document yet: wait until it has.
     yield from index_ops.wait_ready(ctx.spec.source_index, ctx.spec.timeout, report=False)
-    found = yield from enumerate_keys(ctx.spec)
+    found = yield from enumerate_keys(ctx.spec, writers=ctx.spec.online is not None)
     return {"keys": found.keys, "unlisted": found.unlisted}
 
 
