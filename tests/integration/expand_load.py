@@ -197,6 +197,8 @@ class Writer:
     """``time.time()`` when the writer noticed the cut-over."""
     legacy_after_cutover: int = 0
     dual_create: bool = False
+    written_at: list[float] = field(default_factory=list)
+    """``time.time()`` when each write was acknowledged."""
     errors: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -244,6 +246,7 @@ class Writer:
                         self.record[i] = None
                         with self.lock:
                             self.counts.deleted_done += 1
+                    self.written_at.append(time.time())
                 except redis.RedisError as exc:
                     self.errors.append(f"write: {exc}")
                 version += 1
