@@ -303,13 +303,16 @@ class Writer:
 @dataclass
 class Reader:
     """Queries the public name in a loop: a KNN through :class:`QueryEncoder` (K hits), a
-    text query for :data:`STEADY` (every odd document) and ``*`` (between what the writer
+    text query ``@title:steady`` (every odd document) and ``*`` (between what the writer
     had surely done and what it may have done). Records each query's latency and every
     failed or incomplete answer."""
 
     url: str
     size: Size
     writer: Writer | None = None
+    scenario: Scenario | None = None
+    """A rename's text query names both the old and the new field (a union either index
+    answers, as the README tells applications)."""
     seed: int = 5
     queries: int = 0
     failures: list[tuple[float, float, str]] = field(default_factory=list)
@@ -323,10 +326,13 @@ class Reader:
         encoder = QueryEncoder(INDEX, redis_client=client)
         query = np.random.default_rng(self.seed).standard_normal(self.size.dims)
         steady = steady_count(self.size)
+        text = f"@title:{STEADY}"
+        if self.scenario is not None and self.scenario.renamed:
+            text = f"(@title:{STEADY})|(@{self.scenario.title}:{STEADY})"
         try:
             while not stop.is_set():
                 self._one("knn", lambda: self._knn(encoder, query))
-                self._one("text", lambda: self._text(client, steady))
+                self._one("text", lambda: self._text(client, text, steady))
                 self._one("count", lambda: self._count(client))
         finally:
             client.close()
@@ -349,8 +355,9 @@ class Reader:
         return "" if len(found.hits) == K else f"{len(found.hits)} of {K} neighbours"
 
     @staticmethod
-    def _text(client: redis.Redis, steady: int) -> str:
-        total = _total(client.execute_command("FT.SEARCH", INDEX, STEADY, "LIMIT", 0, 0))
+    def _text(client: redis.Redis, text: str, steady: int) -> str:
+        reply = client.execute_command("FT.SEARCH", INDEX, text, "LIMIT", 0, 0, "DIALECT", 2)
+        total = _total(reply)
         return "" if total == steady else f"{total} of {steady} '{STEADY}' documents"
 
     def _count(self, client: redis.Redis) -> str:
@@ -394,7 +401,7 @@ def under_load(url: str, scenario: Scenario, size: Size, *, write: bool = True) 
 class _Load:
     def __init__(self, url: str, scenario: Scenario, size: Size, write: bool) -> None:
         writer = Writer(url, scenario, size) if write else None
-        self.running = Running(Reader(url, size, writer), writer)
+        self.running = Running(Reader(url, size, writer, scenario), writer)
 
     def __enter__(self) -> Running:
         running = self.running
