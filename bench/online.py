@@ -9,8 +9,9 @@ float32 vector, the index ``docs``):
 2. *run*: the migration (``--change``, default float32 → float16, cut over at once) while
    the reader and a writer (creates, updates, deletes) run.
 
-Printed side by side per case: the run's result, failed or incomplete queries, downtime
-(the longest stretch of them), KNN and text p50/p99 latency idle and during the run, the
+Printed side by side per case: the run's result, failed or incomplete queries, the time
+from the first to the last of them and the longest run of them with no good answer between
+(during an index build some KNN answers come out right), KNN and text p50/p99 latency idle and during the run, the
 total time, the server's CPU seconds during the run (``INFO cpu``: used_cpu_sys +
 used_cpu_user, reader and writer included; "net" subtracts the reader-alone rate) and the
 indexes the server builds (the plan's ``online.index_builds``; drop_recreate builds one).
@@ -57,6 +58,7 @@ class Outcome:
     failed: int
     queries: int
     downtime: float
+    span: float
     knn_idle: tuple[float, float]
     knn_run: tuple[float, float]
     text_idle: tuple[float, float]
@@ -113,6 +115,7 @@ def measure(url: str, scenario: Scenario, size: Size, mode: str, idle: float) ->
         failed=len(reader.failures),
         queries=reader.queries,
         downtime=reader.downtime(),
+        span=reader.failing_span(),
         knn_idle=_p50_p99(baseline.latencies["knn"]),
         knn_run=_p50_p99(reader.latencies["knn"]),
         text_idle=_p50_p99(baseline.latencies["text"]),
@@ -134,7 +137,8 @@ def table(title: str, outcomes: dict[str, Outcome]) -> str:
     rows += [
         ("result", *(o.result for o in outcomes.values())),
         ("failed queries", *(f"{o.failed} of {o.queries}" for o in outcomes.values())),
-        ("downtime (longest failing stretch)", *(f"{o.downtime:.3f} s" for o in outcomes.values())),
+        ("first to last failed query", *(f"{o.span:.3f} s" for o in outcomes.values())),
+        ("longest run of failed queries", *(f"{o.downtime:.3f} s" for o in outcomes.values())),
         ("KNN p50 / p99, idle", *(_ms(o.knn_idle) for o in outcomes.values())),
         ("KNN p50 / p99, during the run", *(_ms(o.knn_run) for o in outcomes.values())),
         ("text p50 / p99, idle", *(_ms(o.text_idle) for o in outcomes.values())),

@@ -20,6 +20,7 @@ import statistics
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -369,6 +370,13 @@ class Reader:
         high = base + after.created_started - before.deleted_done
         return "" if low <= total <= high else f"{total} documents, expected {low}..{high}"
 
+    def failing_span(self) -> float:
+        """From the first failed or incomplete query to the end of the last (seconds): the
+        window in which answers could not be trusted, however many came out right in it."""
+        if not self.failures:
+            return 0.0
+        return max(end for _, end, _ in self.failures) - min(s for s, _, _ in self.failures)
+
     def downtime(self) -> float:
         """The longest interval covered by consecutive failed queries (seconds)."""
         longest, run_start, last_end = 0.0, None, None
@@ -386,38 +394,32 @@ def _total(reply: Any) -> int:
 
 @dataclass
 class Running:
-    """A reader and (optionally) a writer on their own threads until the block ends."""
+    """The reader and the writer of an :func:`under_load` block."""
 
     reader: Reader
     writer: Writer | None
-    stop: threading.Event = field(default_factory=threading.Event)
-    threads: list[threading.Thread] = field(default_factory=list)
 
 
-def under_load(url: str, scenario: Scenario, size: Size, *, write: bool = True) -> _Load:
-    return _Load(url, scenario, size, write)
-
-
-class _Load:
-    def __init__(self, url: str, scenario: Scenario, size: Size, write: bool) -> None:
-        writer = Writer(url, scenario, size) if write else None
-        self.running = Running(Reader(url, size, writer, scenario), writer)
-
-    def __enter__(self) -> Running:
-        running = self.running
-        workers = [running.reader, *([running.writer] if running.writer else [])]
-        running.threads = [
-            threading.Thread(target=w.run, args=(running.stop,), daemon=True) for w in workers
-        ]
-        for thread in running.threads:
-            thread.start()
+@contextmanager
+def under_load(
+    url: str, scenario: Scenario, size: Size, *, write: bool = True
+) -> Iterator[Running]:
+    """A reader (and a writer, unless ``write`` is false) on threads of their own while the
+    block runs, from 0.2 s before it to 0.2 s after."""
+    writer = Writer(url, scenario, size) if write else None
+    running = Running(Reader(url, size, writer, scenario), writer)
+    stop = threading.Event()
+    workers = [running.reader, *([writer] if writer else [])]
+    threads = [threading.Thread(target=w.run, args=(stop,), daemon=True) for w in workers]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.2)
+    try:
+        yield running
+    finally:
         time.sleep(0.2)
-        return running
-
-    def __exit__(self, *exc: object) -> None:
-        time.sleep(0.2)
-        self.running.stop.set()
-        for thread in self.running.threads:
+        stop.set()
+        for thread in threads:
             thread.join(30)
 
 
@@ -521,9 +523,3 @@ def found_by_name(r: redis.Redis, keys: list[str]) -> set[str]:
         )  # fmt: skip
         found |= {hit[b"id"].decode() for hit in reply[b"results"]}
     return found
-
-
-def iter_touched(
-    writer: Writer,
-) -> Iterator[tuple[int, tuple[str, npt.NDArray[np.float32]] | None]]:
-    yield from sorted(writer.record.items())
