@@ -108,8 +108,10 @@ def measure(url: str, scenario: Scenario, size: Size, mode: str, idle: float) ->
     r.close()
     reader, writer = running.reader, running.writer
     assert writer is not None
-    failed = re.search(r"failed: (\w+)", report.error)
-    result = f"{report.result} ({failed.group(1)})" if failed else report.result
+    check = re.search(r"validation failed: (\w+)", report.error)
+    result = report.result
+    if report.result != "succeeded":
+        result += f" ({check.group(1) if check else report.error})"
     return Outcome(
         result=result,
         failed=len(reader.failures),
