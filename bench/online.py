@@ -41,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "integrat
 
 from expand_load import INDEX, SCENARIOS, Reader, Scenario, Size, load, percentile, under_load
 
+from ftctl.errors import FtctlError
 from ftctl.executor import MigrationExecutor
 from ftctl.plan import patch_from_builtins
 from ftctl.planner import MigrationPlanner
@@ -102,16 +103,19 @@ def measure(url: str, scenario: Scenario, size: Size, mode: str, idle: float) ->
     )
     with tempfile.TemporaryDirectory() as backup, under_load(url, scenario, size) as running:
         cpu_before, start = _cpu(r), time.monotonic()
-        report = MigrationExecutor().apply(plan, redis_client=r, backup_dir=backup)
+        try:
+            report = MigrationExecutor().apply(plan, redis_client=r, backup_dir=backup)
+            check = re.search(r"validation failed: (\w+)", report.error)
+            result = report.result
+            if report.result != "succeeded":
+                result += f" ({check.group(1) if check else report.error})"
+        except FtctlError as exc:  # drop_recreate refuses a keyspace writers keep changing
+            result = f"refused ({exc.message})"
         seconds = time.monotonic() - start
         cpu = _cpu(r) - cpu_before
     r.close()
     reader, writer = running.reader, running.writer
     assert writer is not None
-    check = re.search(r"validation failed: (\w+)", report.error)
-    result = report.result
-    if report.result != "succeeded":
-        result += f" ({check.group(1) if check else report.error})"
     return Outcome(
         result=result,
         failed=len(reader.failures),
