@@ -57,7 +57,8 @@ from ftctl.schema.model import IndexSchema, from_builtins
 
 SIZE = Size.parse(os.environ.get("FTCTL_EXPAND_LOAD_SIZE", "2000x32"))
 GATE_SECONDS = 0.5
-"""How long the float16 run waits at the operator gate (under load) before the cut-over."""
+"""How long a run stopped at the operator gate (float16 by default, the prefix change as
+planned here) waits under load before the cut-over."""
 
 
 WRITTEN_DURING = (
