@@ -12,7 +12,9 @@ waits until the index is built). Two cases need more:
   unlisted instead (a prefix change refuses them at preflight).
 
 Keys are written out in batches as they come: memory does not grow with the key count. The
-count is checked against the index's own at the end.
+count is checked against the index's own at the end: fewer keys refuse the run (writers were
+not stopped), unless writers are expected (an online run, whose expand pass is a SCAN and
+whose enumeration only lists the originals a rollback restores): then a note says so.
 """
 
 from __future__ import annotations
@@ -114,8 +116,11 @@ def _num_docs(spec: RunSpec) -> Step[tuple[int, int]]:
     return stats.num_docs, stats.hash_indexing_failures
 
 
-def enumerate_keys(spec: RunSpec) -> Step[Enumerated]:
-    """Enumerate the source's keys into segments (see the module docstring)."""
+def enumerate_keys(spec: RunSpec, *, writers: bool = False) -> Step[Enumerated]:
+    """Enumerate the source's keys into segments (see the module docstring).
+
+    ``writers``: the application keeps writing (an online run): a count that moved under
+    the enumeration is noted instead of refused."""
     num_docs, failures = yield from _num_docs(spec)
     batches = _KeyBatches(spec.segment_size)
     unlisted = 0
@@ -156,7 +161,14 @@ def enumerate_keys(spec: RunSpec) -> Step[Enumerated]:
             )
     yield from batches.flush()
     after, _ = yield from _num_docs(spec)
-    if batches.total < min(num_docs, after):
+    if batches.total < min(num_docs, after) and writers:
+        message = (
+            f"enumeration found {batches.total} keys while the index held {num_docs}, then "
+            f"{after} documents: writers changed them meanwhile (a document created since is "
+            "converted back by a rollback, not restored from the backup)"
+        )
+        yield Record([Note(message=message, data={"keys": batches.total, "num_docs": after})])
+    elif batches.total < min(num_docs, after):
         raise RefusedError(
             f"enumeration found {batches.total} keys but the index holds "
             f"{min(num_docs, after)} documents",

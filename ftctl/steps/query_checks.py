@@ -4,7 +4,9 @@ RedisVL 0.28 validates every migration with two checks ftctl's validate step doe
 make, and with the user's ``query_check_file``:
 
 - ``key_sample``: every key of the plan's ``source.keyspace.key_sample`` exists under its
-  final name (after a prefix change);
+  final name (after a prefix change). An online run serves writers throughout, so a sampled
+  document gone under every name it had was deleted by one (expand never deletes a
+  document's last copy): it is reported, not failed; one left under its old name only is;
 - ``functional:wildcard_search``: ``FT.SEARCH <target> *`` answers, with at least one
   document when the source had any (none when it had none);
 - ``fetch:<id>``: the document ``<target prefix><separator><id>`` exists and is not empty;
@@ -40,6 +42,10 @@ class ExtraChecks(msgspec.Struct, frozen=True, kw_only=True):
     storage_type: str
     sample_keys: list[str] = msgspec.field(default_factory=list)
     """The plan's key sample under the keys' final names."""
+    sample_sources: list[str] = msgspec.field(default_factory=list)
+    """Online: the same keys under their source names (where a sample key missing under
+    its final name may still be), in the same order; empty for drop_recreate, whose
+    writers are paused."""
     source_docs: int = 0
     """``num_docs + hash_indexing_failures`` of the source when it was planned."""
     fetch: list[tuple[str, str]] = msgspec.field(default_factory=list)
@@ -67,6 +73,7 @@ def extra_checks_for(plan: MigrationPlan, checks: QueryChecks | None = None) -> 
         index=target.name,
         storage_type=target.storage_type,
         sample_keys=[_final_key(plan, k) for k in plan.source.keyspace.key_sample],
+        sample_sources=list(plan.source.keyspace.key_sample) if plan.mode == "online" else [],
         source_docs=stats.num_docs + stats.hash_indexing_failures,
         fetch=[(doc_id, document_key(target, doc_id)) for doc_id in given.fetch_ids],
         keys=list(given.keys_exist),
@@ -94,6 +101,28 @@ def _present(reply: object) -> bool:
     return True
 
 
+def _sample_outcome(
+    extra: ExtraChecks, sample: list[object], sources: list[object]
+) -> tuple[int, str]:
+    """(missing sampled keys, detail): online, a key gone under every name was deleted by
+    a writer, not lost."""
+    online = bool(extra.sample_sources)
+    missing, deleted = [], []
+    for i, (key, reply) in enumerate(zip(extra.sample_keys, sample, strict=True)):
+        if _present(reply):
+            continue
+        if online and not _present(sources[i]):
+            deleted.append(key)
+        else:
+            missing.append(key)
+    detail = f"{len(missing)} of {len(extra.sample_keys)} sampled keys missing"
+    if missing:
+        detail += f" ({', '.join(missing[:5])})"
+    if deleted:
+        detail += f"; {len(deleted)} deleted by a writer while online ({', '.join(deleted[:5])})"
+    return len(missing), detail
+
+
 def run_extra_checks(extra: ExtraChecks) -> Step[Checks]:
     """Run every check in one round trip; return them (not yet journaled)."""
     fetch: list[Command] = [
@@ -103,24 +132,18 @@ def run_extra_checks(extra: ExtraChecks) -> Step[Checks]:
     commands: list[Command] = [
         ("FT.SEARCH", extra.index, "*", "NOCONTENT", "LIMIT", "0", "0", "DIALECT", "2"),
         *[("EXISTS", key) for key in extra.sample_keys],
+        *[("EXISTS", key) for key in extra.sample_sources],
         *fetch,
         *[("EXISTS", key) for key in extra.keys],
     ]
     replies = yield Commands(commands)
     search, rest = replies[0], list(replies[1:])
-    sample = rest[: len(extra.sample_keys)]
-    fetched = rest[len(extra.sample_keys) : len(extra.sample_keys) + len(extra.fetch)]
-    exists = rest[len(extra.sample_keys) + len(extra.fetch) :]
+    sample, rest = rest[: len(extra.sample_keys)], rest[len(extra.sample_keys) :]
+    sources, rest = rest[: len(extra.sample_sources)], rest[len(extra.sample_sources) :]
+    fetched, exists = rest[: len(extra.fetch)], rest[len(extra.fetch) :]
     out = Checks()
-    missing = [k for k, r in zip(extra.sample_keys, sample, strict=True) if not _present(r)]
     if extra.sample_keys:
-        shown = ", ".join(missing[:5])
-        out.check(
-            KEY_SAMPLE,
-            len(missing),
-            f"{len(missing)} of {len(extra.sample_keys)} sampled keys missing"
-            + (f" ({shown})" if missing else ""),
-        )
+        out.check(KEY_SAMPLE, *_sample_outcome(extra, sample, sources))
     total = _total(search)
     if total is None:
         error = search.message if isinstance(search, ReplyError) else f"{search!r:.80}"

@@ -154,7 +154,7 @@ def _compare(
 def _enumerate(ctx: RunContext) -> Step[Counts]:
     # An index still building does not list every document yet: wait until it has.
     yield from index_ops.wait_ready(ctx.spec.source_index, ctx.spec.timeout, report=False)
-    found = yield from enumerate_keys(ctx.spec)
+    found = yield from enumerate_keys(ctx.spec, writers=ctx.spec.online is not None)
     return {"keys": found.keys, "unlisted": found.unlisted}
 
 
@@ -854,6 +854,17 @@ def _catch_up(ctx: RunContext) -> Step[Counts]:
     return done.counts()
 
 
+def _settle(ctx: RunContext, phase: expand.Phase) -> Step[None]:
+    """Right after a swap: bring in line the documents written since the drain's last take.
+
+    The index now serving reads only the new layout, so a document created or rewritten
+    through the old one in that moment would be missing or stale under the public names
+    until the next step's full pass reached it (seconds on a large index)."""
+    got: Captured = yield TakeCaptured()
+    if got.keys:
+        yield from expand.sync_keys(ctx.spec, got.keys, phase)
+
+
 def _expand_cutover(ctx: RunContext) -> Step[Counts]:
     unseen = yield from _capture(ctx)
     # A last catch-up while the old layout is still the truth; once swapped (a resumed
@@ -861,7 +872,10 @@ def _expand_cutover(ctx: RunContext) -> Step[Counts]:
     # catches up from there.
     if not (yield from _cut_over(ctx)):
         yield from _drain(ctx, "expand", unseen=unseen)
-    return (yield from _cutover(ctx))
+    done = yield from _cutover(ctx)
+    # A prefix change goes on with the contract: moving the key now is what it would do.
+    yield from _settle(ctx, "contract" if ctx.spec.prefix_change else "expand")
+    return done
 
 
 def _rewrite(ctx: RunContext) -> Step[Counts]:
@@ -895,6 +909,10 @@ def _final_wait(ctx: RunContext) -> Step[Counts]:
 
 
 def _final_verify(ctx: RunContext) -> Step[Counts]:
+    # An application not switched yet may have written the old datatype while the final
+    # index was built: that index failed those documents. Convert them before comparing.
+    unseen = yield from _capture(ctx)
+    yield from _drain(ctx, "rewrite", unseen=unseen)
     final = _Final(ctx)
     passed = yield from online.verify_shadow(
         ctx.spec, current=final.current, new=final.new, schema=final.schema
@@ -913,6 +931,7 @@ def _final_cutover(ctx: RunContext) -> Step[Counts]:
     unseen = yield from _capture(ctx)
     yield from _drain(ctx, "rewrite", unseen=unseen)
     did = yield from online.cutover(final.current, final.new, final.names)
+    yield from _settle(ctx, "rewrite")
     yield from record_history(
         named(final.schema, final.new), forget=final.current, aliases=final.names
     )

@@ -188,3 +188,22 @@ def test_fewer_keys_than_documents_refuses() -> None:
     )
     with pytest.raises(RefusedError, match="found 1 keys but the index holds 3"):
         scripted.run(enumerate_keys(_spec()))
+
+
+def test_an_online_enumeration_notes_a_count_writers_moved() -> None:
+    """Online (writers expected), fewer keys than the index held is a note, not a refusal:
+    the expand pass is a SCAN of its own, and a document the application created or
+    deleted meanwhile is not the migration's to lose."""
+    scripted = ScriptedRedis(
+        [
+            ("FT.INFO docs", ft_info_reply(num_docs=3)),
+            ("FT.AGGREGATE *", _resp2_page([b"doc:1", b"doc:2"], 0)),
+            ("FT.INFO docs", ft_info_reply(num_docs=4)),
+        ]
+    )
+
+    found = scripted.run(enumerate_keys(_spec(), writers=True))
+
+    assert found.keys == 2
+    (note,) = [e for e in scripted.recorded if isinstance(e, Note)]
+    assert note.message.startswith("enumeration found 2 keys while the index held 3, then 4")
