@@ -634,18 +634,40 @@ class MigrationExecutor:
         redis_url: str | None = None,
         redis_client: redis.Redis | None = None,
         client: redis.Redis | None = None,
+        batch_size: int = 500,
+        num_workers: int = 1,
+        progress_callback: ProgressCallback | RedisVLProgress | None = None,
         timeout: float = 3600.0,
         reconnect_timeout: float = 60.0,
         pacing: Pacing | None = None,
     ) -> MigrationReport:
         """Drop the shadow of an online migration that was not cut over; the source is
-        untouched. Refused (nothing changed) once the cut-over happened: use rollback."""
-        options = Options(timeout=timeout, reconnect_timeout=reconnect_timeout, pacing=pacing)
+        untouched. Refused (nothing changed) once the cut-over happened: use rollback.
+
+        An expand run's abort removes what it wrote beside each document (a pass over
+        every document: ``batch_size``, ``num_workers`` and ``progress_callback`` apply)."""
+        options = _abort_options(
+            batch_size, num_workers, progress_callback, timeout, reconnect_timeout, pacing
+        )
         with _sync_client(redis_url, given_client(redis_client, client)) as (opened, url):
             planned = _journal_plan(backup_dir, index)
             _server_checked(SyncDriver(opened).run(check_for_run(planned, verb="abort")))
             run = _open_abort(backup_dir, index, url, options)
             return drive_sync(run, opened, options, abort_only=True)
+
+
+def _abort_options(
+    batch_size: int,
+    num_workers: int,
+    progress_callback: ProgressCallback | RedisVLProgress | None,
+    timeout: float,
+    reconnect_timeout: float,
+    pacing: Pacing | None,
+) -> Options:
+    return Options(
+        batch_size, num_workers, timeout, progress=progress_adapter(progress_callback),
+        reconnect_timeout=reconnect_timeout, pacing=pacing,
+    )  # fmt: skip
 
 
 class AsyncMigrationExecutor:
@@ -782,12 +804,17 @@ class AsyncMigrationExecutor:
         redis_url: str | None = None,
         redis_client: redis.asyncio.Redis | None = None,
         client: redis.asyncio.Redis | None = None,
+        batch_size: int = 500,
+        num_workers: int = 1,
+        progress_callback: ProgressCallback | RedisVLProgress | None = None,
         timeout: float = 3600.0,
         reconnect_timeout: float = 60.0,
         pacing: Pacing | None = None,
     ) -> MigrationReport:
         """Drop an uncut shadow; see :meth:`MigrationExecutor.abort`."""
-        options = Options(timeout=timeout, reconnect_timeout=reconnect_timeout, pacing=pacing)
+        options = _abort_options(
+            batch_size, num_workers, progress_callback, timeout, reconnect_timeout, pacing
+        )
         async with _async_client(redis_url, given_client(redis_client, client)) as (opened, url):
             planned = await asyncio.to_thread(_journal_plan, backup_dir, index)
             _server_checked(await AsyncDriver(opened).run(check_for_run(planned, verb="abort")))

@@ -58,8 +58,7 @@ Verb = Literal["apply", "resume", "rollback", "cutover", "abort"]
 def execute(use_async: bool, verb: Verb, *args: Any, **kwargs: Any) -> MigrationReport:
     """Call one verb of the sync or the asyncio executor (same names, same arguments)."""
     progress = Progress()
-    if verb != "abort":
-        kwargs["progress_callback"] = progress
+    kwargs["progress_callback"] = progress
     try:
         if use_async:
             coroutine = getattr(AsyncMigrationExecutor(), verb)(*args, **kwargs)

@@ -60,6 +60,8 @@ def cutover_command(
 @_backup_dir
 @options.journal_index
 @options.report_out
+@options.batch_size
+@options.workers
 @options.use_async
 @options.pacing
 @pass_state
@@ -68,13 +70,16 @@ def abort_command(
     backup_dir: Path,
     index: str | None,
     report_out: str | None,
+    batch_size: int,
+    workers: int,
     use_async: bool,
     pacing: Pacing | None,
 ) -> None:
     """Drop the shadow of an online migration that was not cut over (exit 2 if it was)."""
     report = execute(
-        use_async, "abort", backup_dir, index=index, redis_url=state.url, pacing=pacing
-    )
+        use_async, "abort", backup_dir, index=index, redis_url=state.url,
+        batch_size=batch_size, num_workers=workers, pacing=pacing,
+    )  # fmt: skip
     if report_out:
         write_yaml(report_out, report)
     report_summary(report)

@@ -182,3 +182,36 @@ def test_cli_apply_of_a_postponed_plan_exits_0_and_says_how_to_cut_over(
     assert "Result: awaiting_cutover" in out.output
     assert f"ftctl migrate cutover --backup-dir {backups}" in out.output
     assert _serving(r) == (INDEX, DOCS)
+
+
+def test_abort_of_an_expand_run_takes_batch_size_workers_and_progress(
+    r: redis.Redis, redis_url: str, tmp_path: Path
+) -> None:
+    """Aborting a datatype change that waits at its gate is a pass over every document (the
+    shadow field goes); it reports progress and runs in the batches and workers asked, and
+    leaves every document as it was."""
+    create(r, "hash", DOCS, algorithm="FLAT")
+    before = {k: r.hgetall(k) for k in r.scan_iter("doc:*")}
+    plan = _plan(
+        r, {"changes": {"update_fields": [{"name": "emb", "attrs": {"datatype": "float16"}}]}}
+    )
+    assert plan.online is not None and plan.online.strategy == "expand"
+    applied = MigrationExecutor().apply(
+        plan, client=r, backup_dir=tmp_path / "a", accept_data_loss=True
+    )
+    assert applied.result == "awaiting_cutover", applied.error
+    seen: list[tuple[str, int, int]] = []
+    aborted = MigrationExecutor().abort(
+        tmp_path / "a",
+        client=r,
+        batch_size=97,
+        num_workers=2,
+        progress_callback=lambda step, done, total: seen.append((step, done, total)),
+    )
+    assert aborted.result == "rolled_back", aborted.error
+    assert {k: r.hgetall(k) for k in r.scan_iter("doc:*")} == before
+    assert _serving(r) == (INDEX, DOCS)
+    unexpand = [done for step, done, _ in seen if step == "rb_unexpand"]
+    assert unexpand[0] == 97 and unexpand[-1] == DOCS  # the batch size asked, to the end
+    out = CliRunner().invoke(cli, ["--url", redis_url, "migrate", "abort", "--help"])
+    assert "--batch-size" in out.output and "--workers" in out.output
