@@ -201,6 +201,12 @@ def batch_status_lines(state: BatchState) -> list[str]:
     lines.append(f"In Progress: {state.current_index or '-'}")
     remaining = f" ({', '.join(state.remaining)})" if state.remaining else ""
     lines.append(f"Remaining: {len(state.remaining)}{remaining}")
+    if state.interrupted:
+        lines.append(f"Interrupted: {len(state.interrupted)} (batch-resume continues each)")
+        lines += [
+            f"  - {i.name}: {i.error or 'stopped before its migration ended'}"
+            for i in state.interrupted
+        ]
     lines.append(f"Skipped: {len(state.skipped)}")
     lines += [f"  - {s.name}: {s.skip_reason}" for s in state.skipped]
     failed = [c for c in state.completed if c.status == FAILED]

@@ -266,6 +266,14 @@ class SkippedIndex(msgspec.Struct, frozen=True, kw_only=True):
     skip_reason: str
 
 
+class InterruptedIndex(msgspec.Struct, frozen=True, kw_only=True):
+    """An index whose migration started and stopped before it ended (Ctrl+C, or a run that
+    died and a later run that has not reached it yet): half migrated until batch-resume."""
+
+    name: str
+    error: str = ""
+
+
 class BatchState(msgspec.Struct, frozen=True, kw_only=True):
     """``batch_state.yaml``: the checkpoint the guide describes, rendered from the journal."""
 
@@ -281,7 +289,9 @@ class BatchState(msgspec.Struct, frozen=True, kw_only=True):
     completed: list[CompletedIndex] = msgspec.field(default_factory=list)
     current_index: str | None = None
     remaining: list[str] = msgspec.field(default_factory=list)
+    """Indexes not finished yet, the interrupted ones included (RedisVL's meaning)."""
     skipped: list[SkippedIndex] = msgspec.field(default_factory=list)
+    interrupted: list[InterruptedIndex] = msgspec.field(default_factory=list)
 
     @property
     def success_count(self) -> int:
@@ -374,6 +384,9 @@ def project_batch_state(events: Iterable[AnyEvent], *, journal: str = "") -> Bat
         skipped=[
             SkippedIndex(name=i.name, skip_reason=i.skip_reason or "")
             for i in progress.with_status(SKIPPED)
+        ],
+        interrupted=[
+            InterruptedIndex(name=i.name, error=i.error) for i in progress.with_status(INTERRUPTED)
         ],
     )
 

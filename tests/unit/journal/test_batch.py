@@ -6,12 +6,14 @@ from datetime import UTC, datetime, timedelta
 
 import msgspec
 
+from ftctl.cli.render import batch_status_lines
 from ftctl.journal.batch import (
     BatchIndexEntry,
     BatchIndexFinished,
     BatchIndexInterrupted,
     BatchIndexStarted,
     BatchStarted,
+    InterruptedIndex,
     project_batch,
     project_batch_report,
     project_batch_state,
@@ -87,7 +89,12 @@ def test_a_new_run_turns_the_dead_in_progress_index_into_remaining() -> None:
     assert progress.indexes["a"].status == "interrupted"
     assert progress.current is None
     assert progress.options == {"state_path": "/s2.yaml"}
-    assert project_batch_state(events).remaining == ["a", "b", "c"]
+    state = project_batch_state(events)
+    assert state.remaining == ["a", "b", "c"]
+    assert state.interrupted == [InterruptedIndex(name="a")]
+    lines = batch_status_lines(state)
+    assert "In Progress: -" in lines and "Interrupted: 1 (batch-resume continues each)" in lines
+    assert "  - a: stopped before its migration ended" in lines
 
 
 def test_fail_fast_stop_is_a_partial_failure_and_retry_resets_the_error() -> None:
@@ -137,6 +144,7 @@ def test_ctrl_c_interrupt_is_remaining_not_failed() -> None:
     state = project_batch_state(events)
     assert state.status == "in_progress"
     assert state.remaining == ["a", "b", "c"] and state.completed == []
+    assert [i.name for i in state.interrupted] == ["a"]
 
 
 def test_rendering_is_deterministic_and_events_round_trip() -> None:
