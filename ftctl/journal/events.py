@@ -327,6 +327,8 @@ class BaselineQuery(msgspec.Struct, frozen=True, kw_only=True):
     datatype: str = ""
     given_vector: bool = False
     """The vector came from the file (``vector:``), not from a stored document."""
+    params: dict[str, str] = msgspec.field(default_factory=dict)
+    """The query's other ``PARAMS``, sent to the source and the target alike."""
     ids: list[bytes] = msgspec.field(default_factory=list)
     scores: list[float] = msgspec.field(default_factory=list)
     tied: list[bytes] = msgspec.field(default_factory=list)

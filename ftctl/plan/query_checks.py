@@ -18,6 +18,9 @@ target after (the shadow, before an online cut-over), compared by top-k overlap:
         k: 10                                 # top-k compared (default 10)
         min_overlap: 0.9                      # fail below this share of the top k (default 0.9)
         max_count_change: 0                   # fail when the result count moves more (optional)
+      - name: cheap shoes
+        query: "@price:[$lo $hi] @kind:{$kind}"
+        params: {lo: 0, hi: 50, kind: shoe}   # PARAMS of the query other than its vector
 
 A query with a vector clause (``KNN … $param``, ``VECTOR_RANGE … $param``) takes its vector
 from ``vector_from_key`` or ``vector: [floats]``; ``target_query`` gives the query as it
@@ -30,7 +33,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import msgspec
@@ -53,11 +56,13 @@ QUERY_KEYS = (
     "k",
     "min_overlap",
     "max_count_change",
+    "params",
 )
 _QUERY_HINT = (
     "each entry of queries is a mapping with name and query, and optionally target_query, "
-    "vector_from_key or vector, k, min_overlap (0..1), max_count_change"
+    "vector_from_key or vector, k, min_overlap (0..1), max_count_change, params"
 )
+_PARAM_NAME = re.compile(r"\w+", re.ASCII)
 _FILE_HINT = "a query check file is fetch_ids: [ids], keys_exist: [keys] and/or queries: [...]"
 
 
@@ -120,6 +125,9 @@ class UserQuery(msgspec.Struct, frozen=True, kw_only=True):
     k: int = DEFAULT_K
     min_overlap: float = DEFAULT_MIN_OVERLAP
     max_count_change: int | None = None
+    params: dict[str, str] = msgspec.field(default_factory=dict)
+    """The query's ``PARAMS`` other than its vector (``$name`` → value), sent to both
+    indexes as given."""
 
     @property
     def clause(self) -> VectorClause | None:
@@ -193,6 +201,7 @@ def _query(raw: object, position: int, label: str) -> UserQuery:
     from_key = raw.get("vector_from_key")
     if vector is not None and from_key is not None:
         raise bad("give 'vector' or 'vector_from_key', not both")
+    params = _params(raw.get("params"), bad)
     out = UserQuery(
         name=name,
         query=query,
@@ -202,6 +211,7 @@ def _query(raw: object, position: int, label: str) -> UserQuery:
         k=k,
         min_overlap=float(min_overlap),
         max_count_change=change,
+        params=params,
     )
     clause = out.clause
     target = vector_clause(out.target_query) if out.target_query else clause
@@ -215,6 +225,25 @@ def _query(raw: object, position: int, label: str) -> UserQuery:
         clause is not None and target is not None and clause.param != target.param
     ):
         raise bad("'target_query' must have the same vector parameter as 'query'")
+    if clause is not None and clause.param in params:
+        raise bad(f"'params' gives ${clause.param}, the vector parameter: ftctl binds it")
+    return out
+
+
+def _params(raw: object, bad: Callable[[str], UsageError]) -> dict[str, str]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise bad("'params' must be a mapping of parameter names to values")
+    out: dict[str, str] = {}
+    for name, value in raw.items():
+        if not isinstance(name, str) or not _PARAM_NAME.fullmatch(name):
+            raise bad(f"'params': {name!r} is not a parameter name (letters, digits, _)")
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise bad(f"'params': ${name} must be a string or a number, got {value!r}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise bad(f"'params': ${name} must be finite, got {value!r}")
+        out[name] = str(value)
     return out
 
 

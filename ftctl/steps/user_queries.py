@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import NamedTuple
 
 import msgspec
@@ -142,13 +142,22 @@ def _read_vector(schema: IndexSchema, field: VectorField, key: str) -> Command:
 
 
 def search_command(
-    index: str, query: str, clause: VectorClause | None, vector: bytes, rows: int
+    index: str,
+    query: str,
+    clause: VectorClause | None,
+    vector: bytes,
+    rows: int,
+    params: Mapping[str, str] | None = None,
 ) -> Command:
     """FT.SEARCH of one query: ids ranked by KNN distance (a KNN clause; ties broken by the
-    server's order) or by text score (with the scores), ``rows`` of them."""
+    server's order) or by text score (with the scores), ``rows`` of them; ``params`` are
+    the query's other parameters."""
     args: list[Arg] = ["FT.SEARCH", index, query]
+    bound: list[Arg] = [a for name, value in (params or {}).items() for a in (name, value)]
     if clause is not None:
-        args += ["PARAMS", "2", clause.param, vector]
+        bound += [clause.param, vector]
+    if bound:
+        args += ["PARAMS", str(len(bound)), *bound]
     if clause is not None and clause.score is not None:
         args += ["RETURN", "1", clause.score, "SORTBY", clause.score, "ASC"]
     else:
@@ -221,6 +230,7 @@ def _baseline_entry(
         max_count_change=q.max_count_change,
         vector_from_key=q.vector_from_key or "",
         vector=vector,
+        params=dict(q.params),
         datatype=datatype,
         ids=top,
         scores=scores,
@@ -264,7 +274,9 @@ def take_baseline(spec: RunSpec, queries: Sequence[UserQuery]) -> Step[QueryBase
         if f is not None and q.vector is not None:
             vectors[n] = encode_values(q.vector, f.attrs.datatype)
     searches = [
-        search_command(spec.source_index, q.query, clause, vectors.get(n, b""), q.k + TIE_WINDOW)
+        search_command(
+            spec.source_index, q.query, clause, vectors.get(n, b""), q.k + TIE_WINDOW, q.params
+        )
         for n, (q, clause) in enumerate(zip(queries, clauses, strict=True))
     ]
     answers = yield Commands(searches)
@@ -288,7 +300,7 @@ def same_measure(spec: RunSpec, q: UserQuery, recorded: BaselineQuery) -> bool:
         recorded.k,
     ):
         return False
-    if (q.vector_from_key or "") != recorded.vector_from_key:
+    if (q.vector_from_key or "") != recorded.vector_from_key or q.params != recorded.params:
         return False
     if q.vector is None:
         return True
@@ -468,6 +480,7 @@ def _stand_in(spec: RunSpec, q: UserQuery) -> BaselineQuery:
         k=q.k,
         min_overlap=q.min_overlap,
         max_count_change=q.max_count_change,
+        params=dict(q.params),
     )
 
 
@@ -539,6 +552,7 @@ def compare(
                 vector_clause(planned[n].entry.target_query),
                 planned[n].vector,
                 planned[n].entry.k,
+                planned[n].entry.params,
             )
             for n in runnable
         ]

@@ -364,3 +364,48 @@ def test_an_in_place_alter_compares_on_the_altered_index(demo: redis.Redis, tmp_
     assert list(rows) == NAMES and {q.index for q in rows.values()} == {INDEX}
     assert rows["socket docs"].overlap == rows["create tag"].overlap == 1.0
     assert all(q.overlap is not None and q.overlap >= 0.5 for q in rows.values())
+
+
+def test_queries_with_params_bind_them_on_source_and_target(
+    demo: redis.Redis, redis_url: str, tmp_path: Path
+) -> None:
+    """A query with parameters besides its vector (a tag filter ``$module``) runs with the
+    file's ``params`` on the source and on the target; without them the source refuses it
+    and the run stops before anything changed, naming the query."""
+    r = demo
+    module = r.hget("doc:7", "module")
+    assert module is not None
+    entry = {
+        "name": "filtered near doc 7",
+        "query": "(@module:{$module})=>[KNN 10 @embedding $vec AS dist]",
+        "vector_from_key": "doc:7",
+        "params": {"module": module.decode()},
+    }
+    queries = tmp_path / "q.yaml"
+    queries.write_bytes(msgspec.yaml.encode({"queries": [entry]}))
+    plan = _plan(r, FLOAT16, "drop_recreate")
+    report = MigrationExecutor().apply(
+        plan, redis_url=redis_url, backup_dir=tmp_path / "b", query_check_file=queries
+    )
+    assert report.result == "succeeded", report.error
+    (row,) = report.validation.queries
+    assert row.passed and row.overlap == 1.0 and 0 < row.count_after == row.count_before <= 10
+    baseline = next(e for e in _events(tmp_path / "b") if isinstance(e, QueryBaseline))
+    assert baseline.queries[0].params == {"module": module.decode()}
+
+    del entry["params"]
+    queries.write_bytes(msgspec.yaml.encode({"queries": [entry]}))
+    before = r.hget("doc:7", "embedding")
+    refused = _cli(
+        redis_url, "migrate", "apply", "--plan", str(_plan_file(r, tmp_path)),
+        "--backup-dir", str(tmp_path / "c"), "--query-check-file", str(queries),
+    )  # fmt: skip
+    assert refused.exit_code == 2, refused.output
+    assert "filtered near doc 7" in refused.output and "module" in refused.output
+    assert r.hget("doc:7", "embedding") == before
+
+
+def _plan_file(r: redis.Redis, tmp_path: Path) -> Path:
+    path = tmp_path / "flat.yaml"
+    path.write_bytes(dump_plan(_plan(r, FLAT, "drop_recreate")))
+    return path

@@ -17,6 +17,7 @@ from ftctl.plan.query_checks import (
     vector_clause,
 )
 from ftctl.schema.model import from_builtins
+from ftctl.steps.user_queries import search_command
 
 
 def _schema(prefix: str | list[str], separator: str = ":") -> object:
@@ -122,6 +123,11 @@ def test_queries_are_read_with_their_defaults() -> None:
             "same vector parameter",
         ),
         ("3", "is not a mapping"),
+        ("{name: a, query: '*', params: [1]}", "'params' must be a mapping"),
+        ("{name: a, query: '*', params: {a-b: 1}}", "is not a parameter name"),
+        ("{name: a, query: '*', params: {lo: true}}", "must be a string or a number"),
+        ("{name: a, query: '*', params: {lo: .inf}}", "must be finite"),
+        ("{name: a, query: '*=>[KNN 3 @v $x]', vector: [1], params: {x: 1}}", "ftctl binds it"),
     ],
 )
 def test_a_bad_query_entry_is_a_usage_error_naming_it(entry: str, problem: str) -> None:
@@ -180,3 +186,17 @@ def test_renamed_query_rewrites_whole_attribute_names_only() -> None:
         "@headline:(x) @titles:{y} title (@emb_2:[1 2])=>[KNN 3 @vec $v]"
     )
     assert renamed_query(query, {}) == query
+
+
+def test_params_are_read_as_strings_and_sent_before_the_vector() -> None:
+    """``params`` binds a query's other parameters: read as strings, sent in PARAMS with the
+    vector's to whichever index the query runs on."""
+    checks = load_query_checks(
+        b"queries:\n  - {name: p, query: '@n:[$lo $hi]=>[KNN 3 @v $vec]', vector: [1.0],"
+        b" params: {lo: 0, hi: 2.5}}\n"
+    )
+    (q,) = checks.queries
+    assert q.params == {"lo": "0", "hi": "2.5"}
+    command = search_command("i", q.query, q.clause, b"\x00", 13, q.params)
+    assert command[3:11] == ("PARAMS", "6", "lo", "0", "hi", "2.5", "vec", b"\x00")
+    assert search_command("i", "*", None, b"", 5)[3] == "NOCONTENT"
