@@ -483,7 +483,10 @@ class _Swap:
                 self.forward = tuple(n for n in (names.shadow_name, names.final_name) if n)
             self.new = rollback_name(ctx)
             self.schema = spec.source_schema
-            if names.strategy == "expand" and _rewritten(ctx):
+            if names.strategy == "expand":
+                # cut over: the application may have written the new datatype into a
+                # field converted in place (README), so the cut-back index reads the
+                # originals from the rollback's temporary fields, rewritten or not
                 self.schema = expand.rollback_schema(spec)
             if names.strategy == "expand" and spec.prefix_change:
                 # the cut-back index reads the documents under their old keys again
@@ -1067,8 +1070,12 @@ def _relayout(ctx: RunContext) -> Step[Counts]:
     return done.counts()
 
 
-def _rb_rewrite_skip(ctx: RunContext) -> str | None:
-    return None if _in_place(ctx) and _rewritten(ctx) else "no vector was rewritten in place"
+def _rb_rewrite_skip(ctx: RunContext) -> Step[str | None]:
+    # From the cut-over on the application writes the new datatype into a field converted
+    # in place, so a cut-over alone (no rewrite yet) needs the rewrite back as well.
+    if _in_place(ctx) and (_rewritten(ctx) or (yield from _cut_over(ctx))):
+        return None
+    return "no vector was rewritten in place"
 
 
 def _rb_rewrite(ctx: RunContext) -> Step[Counts]:
