@@ -120,11 +120,20 @@ class _Doc:
     originals: Mapping[str, tuple[bytes, bytes]]
 
 
-def _convert(conversion: Conversion, value: bytes | None, doc: _Doc | None = None) -> bytes | None:
+def _convert(
+    conversion: Conversion,
+    value: bytes | None,
+    doc: _Doc | None = None,
+    existing: bytes | None = None,
+) -> bytes | None:
     """The converted vector; bytes already of the target width pass as they are (a writer
     that switched to the new format); anything else that cannot be converted is None. A
     rollback gives back the original where the bytes are still the ones the migration wrote
-    (their digest), never a conversion back."""
+    (their digest), never a conversion back.
+
+    ``existing``: what the target already holds. A widening conversion (a rollback's) keeps
+    it where it converts back to ``value`` exactly: an original the rollback restored, whose
+    document was synced again (its own write, captured) without its originals at hand."""
     if value is None:
         return None
     known = doc.originals.get(conversion.field) if doc is not None else None
@@ -132,6 +141,12 @@ def _convert(conversion: Conversion, value: bytes | None, doc: _Doc | None = Non
         return known[1]
     target_width = conversion.dims * element_size(conversion.target)
     source_width = conversion.dims * element_size(conversion.source)
+    if existing is not None and len(existing) == target_width > source_width:
+        (narrowed,), _ = convert_rows(
+            [existing], conversion.target, conversion.source, conversion.dims, conversion.params
+        )
+        if narrowed == value:
+            return existing
     if len(value) == target_width and target_width != source_width:
         return value
     (converted,), _ = convert_rows(
@@ -178,7 +193,8 @@ def _fields(
     for conversion in spec.conversions:
         where = location(spec, conversion).encode()
         in_place = where != conversion.field.encode()
-        converted = _convert(conversion, have.get(conversion.backup_field.encode()), doc)
+        source = have.get(conversion.backup_field.encode())
+        converted = _convert(conversion, source, doc, have.get(where))
         if converted is None:
             continue
         if phase == "contract" and in_place:
@@ -190,14 +206,17 @@ def _fields(
     return writes, deletes
 
 
-def _copied_hash(spec: RunSpec, old: dict[bytes, bytes], doc: _Doc) -> dict[bytes, bytes]:
-    """A whole hash document as it must read under its new key (renamed and converted)."""
+def _copied_hash(
+    spec: RunSpec, old: dict[bytes, bytes], doc: _Doc, copy: dict[bytes, bytes] | None = None
+) -> dict[bytes, bytes]:
+    """A whole hash document as it must read under its new key (renamed and converted);
+    ``copy``: what that key holds now."""
     renamed = {r.old.encode(): r.new.encode() for r in spec.field_renames}
     out = {renamed.get(name, name): value for name, value in old.items()}
     for conversion in spec.conversions:
         name = conversion.field.encode()
         if name in out:
-            converted = _convert(conversion, out[name], doc)
+            converted = _convert(conversion, out[name], doc, (copy or {}).get(name))
             if converted is None:
                 del out[name]
             else:
@@ -363,8 +382,8 @@ def _decide_copy(
         current, expiry, copy, field_ttls = replies
         old_map = _as_map(current)
         exists = bool(old_map)
-        wanted = _copied_hash(spec, old_map, doc) if exists else None
         have = _as_map(copy) or None
+        wanted = _copied_hash(spec, old_map, doc, have) if exists else None
     if phase == "discard":
         gone: list[Command] = [("DEL", new)] if exists and have is not None else []
         return _Decision(gone, "deleted" if gone else "already")
@@ -534,7 +553,12 @@ def _scan_page(prefix: str, cursor: int, key_type: str) -> Command:
 
 
 def reconcile(
-    spec: RunSpec, phase: Phase, *, missing_only: bool = False, pacer: Pacer | None = None
+    spec: RunSpec,
+    phase: Phase,
+    *,
+    missing_only: bool = False,
+    pacer: Pacer | None = None,
+    follow_deletes: bool = True,
 ) -> Step[Synced]:
     """:func:`sync_keys` over every document under the source prefixes (a full pass); in
     the ``expand`` and ``discard`` phases of a prefix change, also over every copy whose old
@@ -542,7 +566,8 @@ def reconcile(
 
     Such a delete, made while no capture ran (the run was down), is seen only from the
     copy: the pass over the old prefix cannot find it. ``missing_only`` (a rollback writing
-    the old layout back) never removes anything.
+    the old layout back) never removes anything; ``follow_deletes`` false (a rollback's
+    discard once cut back: such a copy is a write not switched back yet) leaves the copies.
     """
     key_type = "ReJSON-RL" if spec.storage_type == "json" else "hash"
     total = Synced()
@@ -561,7 +586,8 @@ def reconcile(
                 total += done
             if cursor == 0:
                 break
-    if spec.prefix_change is not None and phase in ("expand", "discard") and not missing_only:
+    following = follow_deletes and not missing_only
+    if spec.prefix_change is not None and phase in ("expand", "discard") and following:
         total += yield from _follow_deletes(spec, spec.prefix_change, key_type)
     return total
 

@@ -483,7 +483,10 @@ class _Swap:
                 self.forward = tuple(n for n in (names.shadow_name, names.final_name) if n)
             self.new = rollback_name(ctx)
             self.schema = spec.source_schema
-            if names.strategy == "expand" and _rewritten(ctx):
+            if names.strategy == "expand":
+                # cut over: the application may have written the new datatype into a
+                # field converted in place (README), so the cut-back index reads the
+                # originals from the rollback's temporary fields, rewritten or not
                 self.schema = expand.rollback_schema(spec)
             if names.strategy == "expand" and spec.prefix_change:
                 # the cut-back index reads the documents under their old keys again
@@ -626,7 +629,20 @@ def _rb_shadow_verify(ctx: RunContext) -> Step[Counts]:
 
 
 def _rb_cutover(ctx: RunContext) -> Step[Counts]:
-    return _Swap(ctx, rollback_side=True).swap("rb_cutover")
+    swap = _Swap(ctx, rollback_side=True)
+    if ctx.spec.online_names().strategy != "expand":
+        return (yield from swap.swap("rb_cutover"))
+    # The reverse of an expand cut-over: writers write the new layout until the swap, the
+    # old one from then on (README); a last catch-up while the new layout is the truth,
+    # then what was written through it in the moment of the swap, at once.
+    back = expand.reverse(ctx.spec)
+    yield from _follow_back(back)
+    live = yield from index_ops.live_info(ctx.spec.online_names().serving_name)
+    if live is None or live.index_name != swap.new:
+        yield from _drain(ctx, "expand", back=back)
+    done = yield from swap.swap("rb_cutover")
+    yield from _settle(ctx, "contract" if back.prefix_change else "expand", spec=back)
+    return done
 
 
 def _cutover_postponed(ctx: RunContext) -> str | None:
@@ -799,17 +815,34 @@ def _capture(ctx: RunContext) -> Step[bool]:
     return got.lost or bool(got.keys)
 
 
-def _drain(ctx: RunContext, phase: expand.Phase, *, unseen: bool = False) -> Step[expand.Synced]:
+def _follow_back(back: RunSpec) -> Step[None]:
+    """A rollback's change capture: writes under the prefixes of the layout it undoes (where
+    writers not switched back yet write). Keys captured so far stay to be taken."""
+    yield StartCapture(back.source_schema.prefixes or [""])
+
+
+def _drain(
+    ctx: RunContext, phase: expand.Phase, *, unseen: bool = False, back: RunSpec | None = None
+) -> Step[expand.Synced]:
     """Bring the documents written meanwhile in line (reconciling every document when
-    capture may have missed writes), until writers leave little to do."""
-    spec = ctx.spec
+    capture may have missed writes), until writers leave little to do.
+
+    ``back``: a rollback following the reverse migration. Where capture may have missed
+    writes its full pass follows no delete (a key only under the old prefix is a document
+    created there) and, before the cut-back, only adds the old layout where it is missing
+    (an old-layout write left by an apply stopped after its cut-over is kept)."""
+    spec = back or ctx.spec
     total = expand.Synced()
     pacer = ctx.pacer
     if unseen:
         total += yield from expand.reconcile(spec, phase, pacer=pacer)
     for _round in range(DRAIN_ROUNDS):
         got: Captured = yield TakeCaptured()
-        if got.lost:
+        if got.lost and back is not None:
+            total += yield from expand.reconcile(
+                back, phase, missing_only=phase == "expand", pacer=pacer, follow_deletes=False
+            )
+        elif got.lost:
             total += yield from expand.reconcile(spec, phase, pacer=pacer)
         if got.keys:
             total += yield from expand.sync_keys(spec, got.keys, phase, pacer=pacer)
@@ -854,7 +887,7 @@ def _catch_up(ctx: RunContext) -> Step[Counts]:
     return done.counts()
 
 
-def _settle(ctx: RunContext, phase: expand.Phase) -> Step[None]:
+def _settle(ctx: RunContext, phase: expand.Phase, spec: RunSpec | None = None) -> Step[None]:
     """Right after a swap: bring in line the documents written since the drain's last take.
 
     The index now serving reads only the new layout, so a document created or rewritten
@@ -862,7 +895,7 @@ def _settle(ctx: RunContext, phase: expand.Phase) -> Step[None]:
     until the next step's full pass reached it (seconds on a large index)."""
     got: Captured = yield TakeCaptured()
     if got.keys:
-        yield from expand.sync_keys(ctx.spec, got.keys, phase)
+        yield from expand.sync_keys(spec or ctx.spec, got.keys, phase)
 
 
 def _expand_cutover(ctx: RunContext) -> Step[Counts]:
@@ -1059,22 +1092,31 @@ def _with_originals(ctx: RunContext, phase: expand.Phase) -> Step[expand.Synced]
 def _relayout(ctx: RunContext) -> Step[Counts]:
     """Write the old layout back beside the new one, from the new one (originals of converted
     vectors from the backup where the migration's bytes are unchanged; documents written
-    since are converted back)."""
+    since are converted back), following what writers write in the new layout meanwhile."""
+    back = expand.reverse(ctx.spec)
+    yield from _follow_back(back)
+    yield TakeCaptured()  # the passes below cover what came before
     done = yield from _with_originals(ctx, "expand")
-    done += yield from expand.reconcile(
-        expand.reverse(ctx.spec), "expand", missing_only=True, pacer=ctx.pacer
-    )
+    done += yield from expand.reconcile(back, "expand", missing_only=True, pacer=ctx.pacer)
+    done += yield from _drain(ctx, "expand", back=back)
     return done.counts()
 
 
-def _rb_rewrite_skip(ctx: RunContext) -> str | None:
-    return None if _in_place(ctx) and _rewritten(ctx) else "no vector was rewritten in place"
+def _rb_rewrite_skip(ctx: RunContext) -> Step[str | None]:
+    # From the cut-over on the application writes the new datatype into a field converted
+    # in place, so a cut-over alone (no rewrite yet) needs the rewrite back as well.
+    if _in_place(ctx) and (_rewritten(ctx) or (yield from _cut_over(ctx))):
+        return None
+    return "no vector was rewritten in place"
 
 
 def _rb_rewrite(ctx: RunContext) -> Step[Counts]:
+    back = expand.reverse(ctx.spec)
+    yield from _follow_back(back)
     done = yield from _with_originals(ctx, "rewrite")
     # What is left (documents written since) already holds the source's format or widens.
-    done += yield from expand.reconcile(expand.reverse(ctx.spec), "rewrite", pacer=ctx.pacer)
+    done += yield from expand.reconcile(back, "rewrite", pacer=ctx.pacer)
+    done += yield from _drain(ctx, "rewrite", back=back)
     return done.counts()
 
 
@@ -1099,6 +1141,11 @@ def _rb_final_wait(ctx: RunContext) -> Step[Counts]:
 
 
 def _rb_final_verify(ctx: RunContext) -> Step[Counts]:
+    # as _final_verify: what writers not switched back yet wrote in the new datatype
+    # failed in the index being verified; convert it first
+    back = expand.reverse(ctx.spec)
+    yield from _follow_back(back)
+    yield from _drain(ctx, "rewrite", back=back)
     first, final = _rb_final(ctx)
     passed = yield from online.verify_shadow(
         ctx.spec, current=first, new=final, schema=ctx.spec.source_schema
@@ -1114,14 +1161,30 @@ def _rb_final_verify(ctx: RunContext) -> Step[Counts]:
 def _rb_final_cutover(ctx: RunContext) -> Step[Counts]:
     first, final = _rb_final(ctx)
     names = _Swap(ctx, rollback_side=True).names
+    back = expand.reverse(ctx.spec)
+    yield from _follow_back(back)
+    yield from _drain(ctx, "rewrite", back=back)
     did = yield from online.cutover(first, final, names)
+    yield from _settle(ctx, "rewrite", spec=back)
     yield from record_history(named(ctx.spec.source_schema, final), forget=first, aliases=names)
     return {"swapped": int(did)}
 
 
 def _unexpand(ctx: RunContext) -> Step[Counts]:
+    if not (yield from _cut_over(ctx)):
+        # the old layout served all along and writers wrote only it
+        yield StopCapture()
+        done = yield from expand.reconcile(ctx.spec, "discard", pacer=ctx.pacer)
+        return done.counts()
+    # Cut back: the old layout is the truth wherever it is (writers switching back remove
+    # the new layout in the same transaction, README); what only the new layout holds was
+    # written there by a writer not switched back yet, and is moved back, not discarded.
+    back = expand.reverse(ctx.spec)
+    yield from _follow_back(back)
+    done = yield from expand.reconcile(ctx.spec, "discard", pacer=ctx.pacer, follow_deletes=False)
+    done += yield from expand.reconcile(back, "contract", pacer=ctx.pacer)
+    done += yield from _drain(ctx, "contract", back=back)
     yield StopCapture()
-    done = yield from expand.reconcile(ctx.spec, "discard", pacer=ctx.pacer)
     return done.counts()
 
 

@@ -36,6 +36,8 @@ INDEX = "docs"
 OLD_PREFIX, NEW_PREFIX = "doc:", "item:"
 STEADY = "steady"
 """Title word of the documents the writer never touches (odd ``i``)."""
+ROLLBACK_INDEX = f"{INDEX}__ftctl_rb"
+"""How the indexes a rollback cuts back to are named (``ftctl.steps.tables.rollback_name``)."""
 K = 10
 """Neighbours a KNN query asks for: always fewer than the documents, so every answer has K."""
 
@@ -179,10 +181,18 @@ class Writer:
       wants no key under the new prefix has passed), a new document is written under both
       prefixes in one transaction until the switch: one created through the old prefix
       alone in the instant of the swap would be missing for the milliseconds until ftctl
-      moves it, and the reader would see that.
+      moves it, and the reader would see that. Once :attr:`dual_back` is set (a rollback
+      starts) every write goes under both prefixes until the writer switched back.
 
     ``record`` holds each touched document's last write (``None``: deleted): the final
     layout must hold exactly that, converted.
+
+    A rollback moves the public name back (to an index named :data:`ROLLBACK_INDEX` …): the
+    writer notices that too and switches back the same way, mirrored (README, "rolling
+    back"): :attr:`legacy_burst` more updates in the new layout (an instance that has not
+    switched back yet: ftctl must convert them back), then the old layout, removing the
+    new one in the same transaction (the new field name, the key under the new prefix).
+    ``formats`` holds the datatype each touched document's ``emb`` was last written in.
     """
 
     url: str
@@ -196,8 +206,20 @@ class Writer:
     record: dict[int, tuple[str, npt.NDArray[np.float32]] | None] = field(default_factory=dict)
     switched_at: float | None = None
     """``time.time()`` when the writer noticed the cut-over."""
+    switched_back_at: float | None = None
+    """``time.time()`` when the writer noticed a rollback's cut-back."""
+    formats: dict[int, str] = field(default_factory=dict)
+    written_back: set[int] = field(default_factory=set)
+    last_at: dict[int, float] = field(default_factory=dict)
+    """``time.time()`` when each document's last write was acknowledged."""
+    """Documents last written after the writer noticed the cut-back."""
     legacy_after_cutover: int = 0
+    legacy_after_cutback: int = 0
     dual_create: bool = False
+    dual_back: bool = False
+    """Set when a rollback of a prefix change starts: until the writer switches back, each
+    write of the new layout also writes the document under the old prefix, in the same
+    transaction, instead of deleting it there (README); a delete removes both keys."""
     written_at: list[float] = field(default_factory=list)
     """``time.time()`` when each write was acknowledged."""
     errors: list[str] = field(default_factory=list)
@@ -218,17 +240,26 @@ class Writer:
                     time.sleep(self.pause)
                     continue
                 source = source or behind
-                if behind != source and self.switched_at is None:
+                back = behind.startswith(ROLLBACK_INDEX)
+                if behind != source and self.switched_at is None and not back:
                     self.switched_at, burst = time.time(), self.legacy_burst
-                legacy = self.switched_at is None or burst > 0
+                if back and self.switched_back_at is None:
+                    self.switched_back_at, burst = time.time(), self.legacy_burst
+                if self.switched_back_at is not None:
+                    legacy = burst > 0  # still the new layout, until the burst is written
+                else:
+                    legacy = self.switched_at is None or burst > 0
                 op = rng.random()
                 vector = rng.standard_normal(self.size.dims).astype(np.float32)
                 try:
                     if burst > 0 or (op < 0.45 and moving):
                         i = moving[int(rng.integers(len(moving)))]
                         self._put(client, encoder, i, title_of(i, version), vector, legacy)
+                        if self.switched_back_at is not None:
+                            self.legacy_after_cutback += burst > 0
+                        else:
+                            self.legacy_after_cutover += legacy and self.switched_at is not None
                         burst = max(burst - 1, 0)
-                        self.legacy_after_cutover += legacy and self.switched_at is not None
                     elif op < 0.8 or not moving:
                         i, next_id = next_id, next_id + 1
                         with self.lock:
@@ -248,6 +279,7 @@ class Writer:
                         with self.lock:
                             self.counts.deleted_done += 1
                     self.written_at.append(time.time())
+                    self.last_at[i] = self.written_at[-1]
                 except redis.RedisError as exc:
                     self.errors.append(f"write: {exc}")
                 version += 1
@@ -271,6 +303,9 @@ class Writer:
         create: bool = False,
     ) -> None:
         scenario, old_key = self.scenario, f"{OLD_PREFIX}{i}"
+        if self.switched_back_at is not None:
+            self._put_back(client, i, title, vector, old_layout=not legacy)
+            return
         key = old_key if legacy else f"{scenario.prefix}{i}"
         title_field = "title" if legacy else scenario.title
         self.record[i] = (title, vector)
@@ -278,6 +313,7 @@ class Writer:
             client.execute_command("JSON.SET", key, "$", _json_doc(title_field, title, vector))
             return
         emb = vector.tobytes() if legacy else encoder.encode_document_vector("emb", vector)
+        self.formats[i] = "float32" if legacy else scenario.datatype
         if legacy:
             both = create and self.dual_create and self.switched_at is None
             pipe = client.pipeline(transaction=True)
@@ -286,11 +322,49 @@ class Writer:
             pipe.execute()
             return
         pipe = client.pipeline(transaction=True)
-        if key != old_key:
+        if key != old_key and self.dual_back:
+            pipe.hset(old_key, mapping={title_field: title, "emb": emb})
+        elif key != old_key:
             pipe.delete(old_key)
         pipe.hset(key, mapping={title_field: title, "emb": emb})
         if title_field != "title":
             pipe.hdel(key, "title")
+        pipe.execute()
+
+    def _put_back(
+        self,
+        client: redis.Redis,
+        i: int,
+        title: str,
+        vector: npt.NDArray[np.float32],
+        *,
+        old_layout: bool,
+    ) -> None:
+        """A write once a rollback moved the name back: the new layout (an instance that has
+        not switched back yet, its own float16 encoding), else the old layout with the new
+        one removed in the same transaction (HASH)."""
+        scenario, old_key, new_key = self.scenario, f"{OLD_PREFIX}{i}", f"{self.scenario.prefix}{i}"
+        self.record[i] = (title, vector)
+        self.written_back.add(i)
+        if old_layout:
+            key, title_field, datatype = old_key, "title", "float32"
+            other_key, other_field = new_key, scenario.title
+        else:
+            key, title_field, datatype = new_key, scenario.title, scenario.datatype
+            other_key, other_field = old_key, "title"
+        if scenario.storage == "json":
+            client.execute_command("JSON.SET", key, "$", _json_doc(title_field, title, vector))
+            return
+        self.formats[i] = datatype
+        mapping = {title_field: title, "emb": encode(vector[None, :], datatype)}
+        pipe = client.pipeline(transaction=True)
+        if other_key != key and self.dual_back and not old_layout:
+            pipe.hset(other_key, mapping=mapping)
+        elif other_key != key:
+            pipe.delete(other_key)
+        pipe.hset(key, mapping=mapping)
+        if other_field != title_field:
+            pipe.hdel(key, other_field)
         pipe.execute()
 
     def snapshot(self) -> Counts:

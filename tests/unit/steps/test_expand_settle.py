@@ -44,7 +44,7 @@ def test_a_document_created_through_the_old_prefix_just_before_the_swap_is_moved
     scripted = ScriptedRedis(
         [
             ("SCAN 0 MATCH doc:* *", [b"0", []]),
-            ("SCAN 0 MATCH item:* *", [b"0", []]),
+            ("SCAN 0 MATCH item:* *", [b"0", []]),  # copies whose old key is gone
             ("FT.INFO docs", ft_info_reply()),
             (f"FT.INFO {SHADOW}", ft_info_reply(SHADOW, prefixes=["item:"])),
             ("FT.INFO docs", ft_info_reply()),

@@ -325,6 +325,8 @@ def test_the_cut_back_replaces_the_serving_index_and_drops_the_other() -> None:
     scripted = ScriptedRedis(
         [
             ("FT.INFO docs", ft_info_reply("docs__s")),
+            ("SCAN 0 MATCH doc:* *", [b"0", []]),  # capture (re)started: a full pass
+            ("FT.INFO docs", ft_info_reply("docs__s")),
             ("FT.INFO docs__s", ft_info_reply("docs__s")),
             (f"FT.INFO {back}", ft_info_reply(back)),
             ("FT.INFO docs", ft_info_reply("docs__s")),
