@@ -512,6 +512,7 @@ def sync_keys(
     originals: Originals | None = None,
     missing_only: bool = False,
     pacer: Pacer | None = None,
+    captured: bool = False,
 ) -> Step[Synced]:
     """Bring ``keys`` (old names) in line: their new representation written where it is
     missing or stale (``contract``: and their old representation removed), one WATCH group
@@ -522,12 +523,14 @@ def sync_keys(
     missing, never correct what exists (after the keys that have originals were done).
     ``pacer``: the keys go in batches of its pace (groups no larger than the batch), with
     its pause flag and pauses before each batch and its measurements after.
+    ``captured``: the keys are writes change capture saw; the pacer sizes their batches
+    but never pauses between them (see :meth:`~ftctl.steps.pace.Pacer.gate`).
     """
     total = Synced()
     position = 0
     while position < len(keys):
         if pacer is not None:
-            yield from pacer.gate()
+            yield from pacer.gate(pause=not captured)
         size = pacer.batch if pacer is not None else max(1, spec.batch_size)
         batch = keys[position : position + size]
         group = max(1, min(GROUP, size))

@@ -256,10 +256,15 @@ class Pacer:
         """A write transaction's round trip (seconds)."""
         self._writes = max(self._writes, seconds)
 
-    def gate(self) -> Step[None]:
-        """Before a batch: hold while the run is paused, then pause as the pace says."""
+    def gate(self, *, pause: bool = True) -> Step[None]:
+        """Before a batch: hold while the run is paused, then pause as the pace says.
+
+        ``pause=False`` for writes the application made (captured changes): they are
+        applied in batches of the pace but never slept on. Their work follows the
+        application's write rate; held below it, the backlog grows without end (seen under
+        a reader and a writer that kept the server over ``--max-cpu`` by themselves)."""
         yield from self._hold()
-        if self.throttle and self.pace.sleep > 0:
+        if pause and self.throttle and self.pace.sleep > 0:
             yield Sleep(self.pace.sleep)
 
     def after(self, documents: int) -> Step[None]:

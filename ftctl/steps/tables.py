@@ -845,7 +845,7 @@ def _drain(
         elif got.lost:
             total += yield from expand.reconcile(spec, phase, pacer=pacer)
         if got.keys:
-            total += yield from expand.sync_keys(spec, got.keys, phase, pacer=pacer)
+            total += yield from expand.sync_keys(spec, got.keys, phase, pacer=pacer, captured=True)
         if not got.lost and len(got.keys) < expand.GROUP:
             break
     return total

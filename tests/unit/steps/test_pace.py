@@ -267,6 +267,20 @@ def test_the_pause_between_batches_is_slept_before_the_next_batch() -> None:
     assert scripted.slept == [MIN_SLEEP]
 
 
+def test_captured_writes_are_never_slept_on() -> None:
+    """The gate of captured changes holds for the pause flag only: the pace's pause (here
+    the CPU ceiling's) is for passes over existing documents, not for following the
+    application's writes, which a pause would leave further behind."""
+    pacer = _pacer()
+    pacer.pace = Pace(batch=FLOOR, cpu_sleep=1.5)
+    scripted = ScriptedRedis([])
+
+    scripted.run(pacer.gate(pause=False))
+    assert scripted.slept == []
+    scripted.run(pacer.gate())
+    assert scripted.slept == [1.5]
+
+
 def test_a_probe_that_fails_is_looked_up_again_and_writes_still_count() -> None:
     """The live index changed under a probe that worked (a cut-over to another datatype):
     the failed probe gives no latency, the write transactions still do, and the next

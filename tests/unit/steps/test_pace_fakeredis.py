@@ -17,7 +17,7 @@ from ftctl.journal.events import RunPaused, RunResumed
 from ftctl.journal.pause import clear_pause, request_pause
 from ftctl.plan.pacing import Pacing
 from ftctl.steps import expand
-from ftctl.steps.effects import Effect, Timed
+from ftctl.steps.effects import Effect, Sleep, Timed
 from ftctl.steps.pace import Pace, Pacer
 from ftctl.steps.spec import OnlineSpec, RunSpec
 
@@ -75,6 +75,30 @@ def test_unpaced_writes_keep_groups_of_fifty(store: FakeStore) -> None:
     driver.run(expand.sync_keys(_run_spec(), keys, "expand", pacer=pacer))
 
     assert driver.transactions == [50, 10]
+
+
+def test_captured_keys_go_in_paced_batches_without_its_pauses(store: FakeStore) -> None:
+    """Keys change capture saw are written in transactions of the pace's batch, and the
+    pace's pause is not slept between them (a plain key list is)."""
+    keys = _docs(store, 25)
+    slept: list[float] = []
+
+    class _Sleepless(_Counting):
+        def execute(self, effect: Effect) -> object:
+            if isinstance(effect, Sleep):
+                slept.append(effect.seconds)
+                return None
+            return super().execute(effect)
+
+    driver = _Sleepless(store.r, store.journal)
+    pacer = Pacer(Pacing(max_latency_ms=10_000), 40, ["docs"])
+    pacer.pace = Pace(batch=10, cpu_sleep=0.7)
+
+    driver.run(expand.sync_keys(_run_spec(40), keys, "expand", pacer=pacer, captured=True))
+
+    assert driver.transactions[0] == 10 and sum(driver.transactions) == 25
+    assert slept == []
+    assert all(store.r.hexists(key, TEMP) for key in keys)
 
 
 def _wait_for(store: FakeStore, kind: type, timeout: float = 5.0) -> None:
