@@ -15,7 +15,9 @@ from the first to the last of them and the longest run of them with no good answ
 total time, the server's CPU seconds during the run (``INFO cpu``: used_cpu_sys +
 used_cpu_user, reader and writer included; "net" subtracts the reader-alone rate) and the
 indexes the server builds (the plan's ``online.index_builds``; drop_recreate builds one).
-Benchmarks print numbers, they assert nothing. drop_recreate's validation fails under the
+Online runs are paced by ``expand_load.PACING``: the latency target on, the CPU ceiling
+off (the reader alone keeps the server over it). Benchmarks print numbers, they assert
+nothing. drop_recreate's validation fails under the
 writer (the guide pauses writers for it): its result is shown, not hidden.
 
     .venv/bin/python bench/online.py [--cases hnsw:20000x128] [--change float16] [--url URL]
@@ -39,7 +41,17 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "integration"))
 
-from expand_load import INDEX, SCENARIOS, Reader, Scenario, Size, load, percentile, under_load
+from expand_load import (
+    INDEX,
+    PACING,
+    SCENARIOS,
+    Reader,
+    Scenario,
+    Size,
+    load,
+    percentile,
+    under_load,
+)
 
 from ftctl.errors import FtctlError
 from ftctl.executor import MigrationExecutor
@@ -104,7 +116,9 @@ def measure(url: str, scenario: Scenario, size: Size, mode: str, idle: float) ->
     with tempfile.TemporaryDirectory() as backup, under_load(url, scenario, size) as running:
         cpu_before, start = _cpu(r), time.monotonic()
         try:
-            report = MigrationExecutor().apply(plan, redis_client=r, backup_dir=backup)
+            report = MigrationExecutor().apply(
+                plan, redis_client=r, backup_dir=backup, pacing=PACING
+            )
             check = re.search(r"validation failed: (\w+)", report.error)
             result = report.result
             if report.result != "succeeded":

@@ -30,12 +30,18 @@ import redis
 
 from ftctl import QueryEncoder
 from ftctl.plan.codecs import encode
+from ftctl.plan.pacing import Pacing
 
 INDEX = "docs"
 """The public name: the reader queries it, the writer's encoder follows it."""
 OLD_PREFIX, NEW_PREFIX = "doc:", "item:"
 STEADY = "steady"
 """Title word of the documents the writer never touches (odd ``i``)."""
+PACING = Pacing(max_cpu=1.0)
+"""The pacing of the runs under load: the latency target stays on, the CPU ceiling is off.
+The reader is a tight loop that alone keeps the server's main thread over the default
+``--max-cpu`` at 20k x 128 (82-91% here), where the ceiling slows every pass over the
+documents to ten per 2 s; the ceiling itself is tested in ``test_online_pacing.py``."""
 ROLLBACK_INDEX = f"{INDEX}__ftctl_rb"
 """How the indexes a rollback cuts back to are named (``ftctl.steps.tables.rollback_name``)."""
 K = 10

@@ -30,6 +30,7 @@ from expand_load import (
     INDEX,
     NEW_PREFIX,
     OLD_PREFIX,
+    PACING,
     SCENARIOS,
     Running,
     Scenario,
@@ -135,12 +136,12 @@ def _online(
     plan = _plan(r, scenario, "online")
     assert plan.online is not None and plan.online.strategy == "expand"
     with under_load(url, scenario, SIZE) as running:
-        report = MigrationExecutor().apply(plan, redis_client=r, backup_dir=backup)
+        report = MigrationExecutor().apply(plan, redis_client=r, backup_dir=backup, pacing=PACING)
         if report.result == "awaiting_cutover":
             assert running.writer is not None
             running.writer.dual_create = True
             time.sleep(GATE_SECONDS)
-            report = MigrationExecutor().cutover(backup, redis_client=r)
+            report = MigrationExecutor().cutover(backup, redis_client=r, pacing=PACING)
     assert report.result == "succeeded", report.error
     return running, report, plan
 

@@ -41,6 +41,7 @@ from expand_load import (
     INDEX,
     NEW_PREFIX,
     OLD_PREFIX,
+    PACING,
     ROLLBACK_INDEX,
     SCENARIOS,
     Size,
@@ -132,14 +133,14 @@ def test_rollback_under_load_restores_the_source(
             monkeypatch.setenv(FAULT_ENV, "after:step_finished:cutover")
             monkeypatch.setenv(FAULT_SIGNAL_ENV, "SIGINT")
         with pytest.raises(Interrupted) if moment == "cutover" and not gated else nullcontext():
-            applied = executor.apply(plan, redis_client=r, backup_dir=backup)
+            applied = executor.apply(plan, redis_client=r, backup_dir=backup, pacing=PACING)
         if gated:
             assert applied.result == "awaiting_cutover", applied.error
             assert running.writer is not None
             running.writer.dual_create = True
             time.sleep(GATE_SECONDS)
             with pytest.raises(Interrupted) if moment == "cutover" else nullcontext():
-                applied = executor.cutover(backup, redis_client=r)
+                applied = executor.cutover(backup, redis_client=r, pacing=PACING)
         if moment == "contract":
             assert applied.result == "succeeded", applied.error
         monkeypatch.delenv(FAULT_ENV, raising=False)
@@ -149,7 +150,7 @@ def test_rollback_under_load_restores_the_source(
             assert running.writer is not None
             running.writer.dual_back = True
         rolled_back_from = time.time()
-        report = executor.rollback(backup, redis_client=r)
+        report = executor.rollback(backup, redis_client=r, pacing=PACING)
         rolled_back_at = time.time()
         time.sleep(SETTLE)
     assert report.result == "rolled_back", report.error
