@@ -29,8 +29,8 @@ def test_the_online_bench_smoke_run_prints_both_modes_side_by_side(
     assert done.returncode == 0, done.stderr[-2000:]
     tables = done.stdout.strip().split("\n\n")
     assert [t.splitlines()[0] for t in tables] == [
-        "HNSW 300 x 8, float16, reader + writer",
-        "FLAT 500 x 8, float16, reader + writer",
+        "HNSW 300 x 8, float16, reader + writer (drop_recreate: reader alone)",
+        "FLAT 500 x 8, float16, reader + writer (drop_recreate: reader alone)",
     ]
     for text in tables:
         _, header, *lines = text.splitlines()
@@ -39,3 +39,4 @@ def test_the_online_bench_smoke_run_prints_both_modes_side_by_side(
         assert rows["result"][1] == "succeeded"
         assert rows["failed queries"][1].startswith("0 of ")
         assert rows["index builds"] == ["1", "2"]
+        assert rows["result"][0] == "succeeded" and rows["writes during the run"][0] == "0"
