@@ -635,8 +635,7 @@ def _rb_cutover(ctx: RunContext) -> Step[Counts]:
     # The reverse of an expand cut-over: writers write the new layout until the swap, the
     # old one from then on (README); a last catch-up while the new layout is the truth,
     # then what was written through it in the moment of the swap, at once.
-    back = expand.reverse(ctx.spec)
-    yield from _follow_back(back)
+    back = yield from _follow_back(ctx)
     live = yield from index_ops.live_info(ctx.spec.online_names().serving_name)
     if live is None or live.index_name != swap.new:
         yield from _drain(ctx, "expand", back=back)
@@ -815,10 +814,13 @@ def _capture(ctx: RunContext) -> Step[bool]:
     return got.lost or bool(got.keys)
 
 
-def _follow_back(back: RunSpec) -> Step[None]:
+def _follow_back(ctx: RunContext) -> Step[RunSpec]:
     """A rollback's change capture: writes under the prefixes of the layout it undoes (where
-    writers not switched back yet write). Keys captured so far stay to be taken."""
+    writers not switched back yet write). Keys captured so far stay to be taken. Returns
+    the reverse migration the rollback follows."""
+    back = expand.reverse(ctx.spec)
     yield StartCapture(back.source_schema.prefixes or [""])
+    return back
 
 
 def _drain(
@@ -1093,8 +1095,7 @@ def _relayout(ctx: RunContext) -> Step[Counts]:
     """Write the old layout back beside the new one, from the new one (originals of converted
     vectors from the backup where the migration's bytes are unchanged; documents written
     since are converted back), following what writers write in the new layout meanwhile."""
-    back = expand.reverse(ctx.spec)
-    yield from _follow_back(back)
+    back = yield from _follow_back(ctx)
     yield TakeCaptured()  # the passes below cover what came before
     done = yield from _with_originals(ctx, "expand")
     done += yield from expand.reconcile(back, "expand", missing_only=True, pacer=ctx.pacer)
@@ -1111,8 +1112,7 @@ def _rb_rewrite_skip(ctx: RunContext) -> Step[str | None]:
 
 
 def _rb_rewrite(ctx: RunContext) -> Step[Counts]:
-    back = expand.reverse(ctx.spec)
-    yield from _follow_back(back)
+    back = yield from _follow_back(ctx)
     done = yield from _with_originals(ctx, "rewrite")
     # What is left (documents written since) already holds the source's format or widens.
     done += yield from expand.reconcile(back, "rewrite", pacer=ctx.pacer)
@@ -1143,8 +1143,7 @@ def _rb_final_wait(ctx: RunContext) -> Step[Counts]:
 def _rb_final_verify(ctx: RunContext) -> Step[Counts]:
     # as _final_verify: what writers not switched back yet wrote in the new datatype
     # failed in the index being verified; convert it first
-    back = expand.reverse(ctx.spec)
-    yield from _follow_back(back)
+    back = yield from _follow_back(ctx)
     yield from _drain(ctx, "rewrite", back=back)
     first, final = _rb_final(ctx)
     passed = yield from online.verify_shadow(
@@ -1161,8 +1160,7 @@ def _rb_final_verify(ctx: RunContext) -> Step[Counts]:
 def _rb_final_cutover(ctx: RunContext) -> Step[Counts]:
     first, final = _rb_final(ctx)
     names = _Swap(ctx, rollback_side=True).names
-    back = expand.reverse(ctx.spec)
-    yield from _follow_back(back)
+    back = yield from _follow_back(ctx)
     yield from _drain(ctx, "rewrite", back=back)
     did = yield from online.cutover(first, final, names)
     yield from _settle(ctx, "rewrite", spec=back)
@@ -1179,8 +1177,7 @@ def _unexpand(ctx: RunContext) -> Step[Counts]:
     # Cut back: the old layout is the truth wherever it is (writers switching back remove
     # the new layout in the same transaction, README); what only the new layout holds was
     # written there by a writer not switched back yet, and is moved back, not discarded.
-    back = expand.reverse(ctx.spec)
-    yield from _follow_back(back)
+    back = yield from _follow_back(ctx)
     done = yield from expand.reconcile(ctx.spec, "discard", pacer=ctx.pacer, follow_deletes=False)
     done += yield from expand.reconcile(back, "contract", pacer=ctx.pacer)
     done += yield from _drain(ctx, "contract", back=back)
