@@ -117,6 +117,14 @@ class _Core:
                 )
             self._seen = fmt.index
 
+    def search(self, field: str, vector: npt.ArrayLike, **options: Any) -> Step[SearchResult]:
+        """The KNN search step both encoders run (see :meth:`QueryEncoder.search`)."""
+        result = yield from query.search(
+            self.cache, self.clock(), field, vector, self.quantization, **options
+        )
+        self.seen(self.cache.last)
+        return result
+
 
 class QueryEncoder:
     """Encodes query and document vectors for whatever index a public name serves now.
@@ -204,24 +212,12 @@ class QueryEncoder:
         search retried once (``SearchResult.retried``). Other errors raise
         :class:`~ftctl.errors.RedisCommandError`.
         """
-        core = self._core
-        result = self._run(
-            query.search(
-                core.cache,
-                core.clock(),
-                field,
-                vector,
-                core.quantization,
-                k=k,
-                filter=filter,
-                return_fields=return_fields,
-                distance_field=distance_field,
-                params=params,
-                dialect=dialect,
+        return self._run(
+            self._core.search(
+                field, vector, k=k, filter=filter, return_fields=return_fields,
+                distance_field=distance_field, params=params, dialect=dialect,
             )
-        )
-        core.seen(core.cache.last)
-        return result
+        )  # fmt: skip
 
     def close(self) -> None:
         """Close the client the encoder opened (a caller's client stays open)."""
@@ -315,24 +311,12 @@ class AsyncQueryEncoder:
         dialect: int = 2,
     ) -> SearchResult:
         """As :meth:`QueryEncoder.search`."""
-        core = self._core
-        result = await self._run(
-            query.search(
-                core.cache,
-                core.clock(),
-                field,
-                vector,
-                core.quantization,
-                k=k,
-                filter=filter,
-                return_fields=return_fields,
-                distance_field=distance_field,
-                params=params,
-                dialect=dialect,
+        return await self._run(
+            self._core.search(
+                field, vector, k=k, filter=filter, return_fields=return_fields,
+                distance_field=distance_field, params=params, dialect=dialect,
             )
-        )
-        core.seen(core.cache.last)
-        return result
+        )  # fmt: skip
 
     async def aclose(self) -> None:
         """Close the client the encoder opened (a caller's client stays open)."""
